@@ -1,0 +1,107 @@
+"""Pure NumPy aggregation of client updates: validation and FedAvg.
+
+FedAvg is the weighted mean of client parameters, weights being the number of
+local training examples (McMahan et al., 2017, "Communication-Efficient
+Learning of Deep Networks from Decentralized Data", Algorithm 1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from fednet.exceptions import AggregationError
+from fednet.typing import NDArrays
+
+
+def validate_update(reference: NDArrays, update: NDArrays) -> None:
+    """Check that an update matches the global model and holds only finite values.
+
+    Args:
+        reference: the global model the update must match.
+        update: a client's parameters.
+
+    Raises:
+        AggregationError: on a different array count, shape or dtype, or a
+            NaN or infinite value.
+    """
+    if len(update) != len(reference):
+        raise AggregationError(
+            f"expected {len(reference)} arrays, got {len(update)}"
+        )
+    for index, (ref, arr) in enumerate(zip(reference, update)):
+        if arr.shape != ref.shape:
+            raise AggregationError(
+                f"array {index}: expected shape {ref.shape}, got {arr.shape}"
+            )
+        if arr.dtype != ref.dtype:
+            raise AggregationError(
+                f"array {index}: expected dtype {ref.dtype}, got {arr.dtype}"
+            )
+        # A float64 sum of float32 values cannot overflow, and any NaN or inf
+        # makes it non-finite: one pass, no boolean temporary.
+        if not math.isfinite(float(np.sum(arr, dtype=np.float64))):
+            raise AggregationError(f"array {index}: contains NaN or infinite values")
+
+
+class StreamingFedAvg:
+    """Fold updates into a float64 accumulator as they arrive (O(model) memory).
+
+    Args:
+        reference: the current global model; fixes shapes and dtypes.
+    """
+
+    def __init__(self, reference: NDArrays) -> None:
+        self._reference = reference
+        self._sums = [np.zeros(r.shape, dtype=np.float64) for r in reference]
+        self._scratch = [np.empty(r.shape, dtype=np.float64) for r in reference]
+        self.total_examples = 0
+        self.count = 0
+
+    def add(self, update: NDArrays, num_examples: int) -> None:
+        """Validate an update and fold it in, weighted by ``num_examples``.
+
+        Raises:
+            AggregationError: if the update is invalid; nothing is folded in.
+        """
+        if num_examples <= 0:
+            raise AggregationError(f"num_examples must be positive, got {num_examples}")
+        validate_update(self._reference, update)
+        for total, scratch, arr in zip(self._sums, self._scratch, update):
+            np.multiply(arr, num_examples, out=scratch, casting="unsafe")
+            total += scratch
+        self.total_examples += num_examples
+        self.count += 1
+
+    def result(self) -> NDArrays:
+        """Return the weighted mean, cast back to the global model's dtypes.
+
+        Raises:
+            AggregationError: if no update was added.
+        """
+        if not self.count:
+            raise AggregationError("no updates to aggregate")
+        return [
+            (total / self.total_examples).astype(ref.dtype)
+            for total, ref in zip(self._sums, self._reference)
+        ]
+
+
+def fedavg(updates: Sequence[tuple[NDArrays, int]]) -> NDArrays:
+    """Return the example-weighted mean of client parameters.
+
+    Args:
+        updates: ``(parameters, num_examples)`` per client; every parameter
+            list must match the first in shapes and dtypes.
+
+    Raises:
+        AggregationError: if there are no updates, or they do not match.
+    """
+    if not updates:
+        raise AggregationError("no updates to aggregate")
+    acc = StreamingFedAvg(updates[0][0])
+    for params, num_examples in updates:
+        acc.add(params, num_examples)
+    return acc.result()

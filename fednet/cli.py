@@ -1,0 +1,271 @@
+"""The ``fednet`` command: the only place that reads argv and the environment.
+
+Every flag ``--foo-bar`` can also be set as ``FEDNET_FOO_BAR``; a flag given on
+the command line wins over the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import os
+import random
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fednet import __version__
+from fednet.config import ClientSettings, RunConfig, ServerSettings
+from fednet.exceptions import ConfigError, DataError, FednetError
+from fednet.logs import JsonFormatter
+
+logger = logging.getLogger(__name__)
+
+
+def _env_name(flag: str) -> str:
+    return "FEDNET_" + flag.lstrip("-").upper().replace("-", "_")
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def partition_arg(text: str) -> tuple[int, int]:
+    """Parse ``i/n`` (the i-th of n slices, counted from 1)."""
+    i, sep, n = text.partition("/")
+    if not sep or not i.strip().isdigit() or not n.strip().isdigit():
+        raise ValueError(f"expected i/n such as 2/5, got {text!r}")
+    return int(i), int(n)
+
+
+class _Flags:
+    """Add flags whose defaults come from ``FEDNET_*`` variables."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+
+    def add(
+        self,
+        flag: str,
+        *,
+        type: Callable[[str], Any] = str,
+        default: Any = None,
+        help: str,
+        env: str | None = None,
+    ) -> None:
+        env = env or _env_name(flag)
+        raw = os.environ.get(env)
+        if raw is not None:
+            try:
+                default = type(raw)
+            except ValueError as e:
+                self.parser.error(f"{env}={raw!r}: {e}")
+        self.parser.add_argument(
+            flag, type=type, default=default, help=f"{help} (env {env})"
+        )
+
+    def switch(self, flag: str, *, help: str) -> None:
+        self.add(flag, type=_bool, default=False, help=help)
+        action = self.parser._option_string_actions[flag]
+        action.nargs, action.const = "?", True
+
+
+def _common(parser: argparse.ArgumentParser) -> _Flags:
+    flags = _Flags(parser)
+    flags.add("--log-level", default="INFO", help="logging level")
+    flags.add("--log-format", default="text", help="text or json")
+    return flags
+
+
+def _server_parser(sub: Any) -> None:
+    p = sub.add_parser("server", help="run the coordinator (dashboard, API, /ws)")
+    f = _common(p)
+    f.add("--host", default="0.0.0.0", help="address to bind")
+    f.add("--port", type=int, default=5000, help="HTTP and WebSocket port")
+    f.add("--state-dir", type=Path, default=Path("state"), help="SQLite + models")
+    f.add("--join-token", help="token clients must present to join")
+    f.add("--admin-token", help="token needed to launch and stop runs")
+    f.add("--heartbeat-s", type=float, default=10.0, help="WebSocket ping interval")
+    f.add("--max-message-mb", type=int, default=1024, help="largest frame accepted")
+    f.switch("--no-resume", help="do not resume an unfinished run at start")
+
+
+def _client_parser(sub: Any) -> None:
+    p = sub.add_parser("client", help="join a coordinator with this site's data")
+    f = _common(p)
+    f.add("--server", default="ws://localhost:5000/ws", help="coordinator URL")
+    f.add("--name", default=None, help="client name (default: host name)")
+    f.add("--data", type=Path, help="this site's CSV file")
+    f.add("--label-column", help="the CSV column holding the label")
+    f.add("--dataset", help="built-in data set: digits, breast_cancer, synthetic")
+    f.add("--partition", type=partition_arg, default=(1, 1), help="slice i/n")
+    f.add("--alpha", type=float, help="Dirichlet label skew (default: IID)")
+    f.add("--seed", type=int, default=0, help="seed of partition and splits")
+    f.add("--join-token", help="token presented to the coordinator")
+    f.add("--client-port", type=int, default=5001, help="status page port (0: any)")
+    f.add("--client-host", default="0.0.0.0", help="status page address")
+    f.add("--heartbeat-s", type=float, default=10.0, help="WebSocket ping interval")
+    f.add("--max-retries", type=int, help="give up after this many reconnects")
+
+
+def _run_flags(f: _Flags) -> None:
+    for field in dataclasses.fields(RunConfig):
+        flag = "--" + field.name.replace("_", "-")
+        kind = {"int": int, "float": float}.get(str(field.type), str)
+        f.add(flag, type=kind, default=field.default, help=f"RunConfig {field.name}",
+              env=f"FEDNET_RUN_{field.name.upper()}")
+
+
+def _run_parser(sub: Any) -> None:
+    p = sub.add_parser("run", help="launch a run on a coordinator and follow it")
+    f = _common(p)
+    f.add("--server", default="http://localhost:5000", help="coordinator HTTP URL",
+          env="FEDNET_API")
+    f.add("--admin-token", help="admin token of the coordinator")
+    f.switch("--no-follow", help="print the run id and return at once")
+    _run_flags(f)
+
+
+def _demo_parser(sub: Any) -> None:
+    p = sub.add_parser("demo", help="a coordinator + 3 non-IID clients, 10 rounds")
+    f = _common(p)
+    f.add("--port", type=int, default=5000, help="coordinator port")
+    f.add("--host", default="127.0.0.1", help="coordinator address")
+    f.add("--clients", type=int, default=3, help="number of client processes")
+    f.add("--rounds", type=int, default=10, help="FedAvg rounds")
+    f.add("--state-dir", type=Path, help="state folder (default: a new temp dir)")
+    f.switch("--exit-after", help="exit when the run ends instead of serving on")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of every ``fednet`` subcommand."""
+    parser = argparse.ArgumentParser(prog="fednet", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for build in (_server_parser, _client_parser, _run_parser, _demo_parser):
+        build(sub)
+    return parser
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """Send logs to stderr as text or JSON lines."""
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _server(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from fednet.server.app import create_app
+
+    settings = ServerSettings(
+        host=args.host,
+        port=args.port,
+        state_dir=args.state_dir,
+        join_token=args.join_token or None,
+        admin_token=args.admin_token or None,
+        heartbeat_s=args.heartbeat_s,
+        max_message_bytes=args.max_message_mb << 20,
+        resume=not args.no_resume,
+    )
+    _use_uvloop()
+    web.run_app(create_app(settings), host=settings.host, port=settings.port,
+                print=lambda msg: logger.info("%s", msg.strip()), access_log=None)
+    return 0
+
+
+def _client(args: argparse.Namespace) -> int:
+    from fednet.client.main import run_client
+
+    settings = ClientSettings(
+        server=args.server,
+        name=args.name or os.uname().nodename,
+        data=args.data,
+        label_column=args.label_column,
+        dataset=args.dataset,
+        partition=args.partition,
+        alpha=args.alpha,
+        seed=args.seed,
+        join_token=args.join_token or None,
+        host=args.client_host,
+        port=args.client_port,
+        heartbeat_s=args.heartbeat_s,
+        max_retries=args.max_retries,
+    )
+    _use_uvloop()
+    return run_client(settings, random.Random())
+
+
+def _run(args: argparse.Namespace) -> int:
+    from fednet.follow import follow_run, launch_run
+
+    config = RunConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)})
+
+    async def main() -> int:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            run_id = await launch_run(http, args.server.rstrip("/"), config.to_dict(), args.admin_token)
+            if args.no_follow:
+                print(run_id)
+                return 0
+            run = await follow_run(http, args.server.rstrip("/"), run_id)
+            return 0 if run["status"] == "finished" else 1
+
+    return asyncio.run(main())
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from fednet.demo import run_demo
+
+    return run_demo(args)
+
+
+def _use_uvloop() -> None:
+    try:
+        import uvloop  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "server": _server,
+    "client": _client,
+    "run": _run,
+    "demo": _demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``fednet`` command; return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level, args.log_format)
+    command = COMMANDS[args.command]
+    try:
+        return command(args)
+    except ConfigError as e:
+        for name, message in sorted(e.errors.items()):
+            print(f"fednet {args.command}: {name}: {message}", file=sys.stderr)
+        return 2
+    except (DataError, FednetError) as e:
+        print(f"fednet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,91 @@
+"""Start a client process: load its data, serve its status page, join the coordinator."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+
+from aiohttp import web
+
+from fednet.client.runner import ClientRunner
+from fednet.client.status import create_status_app
+from fednet.client.trainer import Trainer
+from fednet.config import ClientSettings
+from fednet.learning.datasets import ClientData, load_builtin_partition, load_csv
+
+logger = logging.getLogger(__name__)
+
+
+def load_client_data(settings: ClientSettings) -> tuple[ClientData | None, str]:
+    """Load the client's data as its settings say; return it and a summary.
+
+    Raises:
+        DataError: if the CSV file cannot be used (names file, line and column).
+    """
+    if settings.data is not None:
+        assert settings.label_column is not None
+        data = load_csv(
+            settings.data,
+            settings.label_column,
+            val_fraction=settings.val_fraction,
+            seed=settings.seed,
+        )
+        return data, data.description
+    if settings.dataset == "synthetic":
+        i, n = settings.partition
+        return None, f"synthetic task, client {i} of {n} (no data)"
+    assert settings.dataset is not None
+    data = load_builtin_partition(
+        settings.dataset,
+        settings.partition,
+        alpha=settings.alpha,
+        seed=settings.seed,
+        val_fraction=settings.val_fraction,
+    )
+    return data, data.description
+
+
+async def serve_client(runner: ClientRunner, description: str) -> None:
+    """Serve the status page and keep the runner connected until cancelled."""
+    status = web.AppRunner(create_status_app(runner, description), access_log=None)
+    await status.setup()
+    site = web.TCPSite(status, runner.settings.host, runner.settings.port)
+    await site.start()
+    for sock in site._server.sockets if site._server else ():  # type: ignore[attr-defined]
+        logger.info("status page on http://%s:%d/", *sock.getsockname()[:2])
+    try:
+        await runner.run()
+    finally:
+        await status.cleanup()
+
+
+def run_client(settings: ClientSettings, rng: random.Random) -> int:
+    """Run a client process until SIGINT/SIGTERM; return the exit code.
+
+    Raises:
+        DataError: if the client's data cannot be loaded.
+    """
+    data, description = load_client_data(settings)
+    logger.info("data: %s", description)
+    trainer = Trainer(data, client_number=settings.partition[0])
+    runner = ClientRunner(settings, trainer, rng)
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        await serve_client(runner, description)
+
+    try:
+        asyncio.run(main())
+    except asyncio.CancelledError:
+        logger.info("client %s stopped", settings.name)
+        return 0
+    except ConnectionError as e:
+        logger.error("%s", e)
+        return 1
+    return 0

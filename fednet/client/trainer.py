@@ -1,0 +1,170 @@
+"""Local fit and evaluate on a client's data, as asked by the coordinator; no I/O."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fednet.exceptions import DataError, SchemaError
+from fednet.learning import models
+from fednet.learning.datasets import ClientData
+from fednet.learning.schema import Schema, check_schema
+from fednet.typing import NDArray, NDArrays
+
+logger = logging.getLogger(__name__)
+
+SYNTHETIC_OFFSET = 1e-3
+
+
+def _get(config: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    """Return ``config[key]`` if it has the expected type, else raise ValueError."""
+    if key not in config:
+        raise ValueError(f"config is missing {key!r}")
+    value = config[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        names = [k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,))]
+        raise ValueError(f"config {key!r} must be {' or '.join(names)}, got {value!r}")
+    return value
+
+
+class Trainer:
+    """Train and evaluate the run's model on one client's local data.
+
+    Args:
+        data: the client's data, or None for the synthetic task (no data).
+        client_number: this client's number, used to seed its randomness and
+            to offset its synthetic updates.
+    """
+
+    def __init__(self, data: ClientData | None, *, client_number: int = 1) -> None:
+        self._data = data
+        self._client_number = client_number
+
+    @property
+    def schema(self) -> Schema | None:
+        """Return the schema of the client's data (None without data)."""
+        return None if self._data is None else self._data.schema
+
+    @property
+    def num_examples(self) -> int:
+        """Return how many training examples this client holds (synthetic: 1)."""
+        return 1 if self._data is None else self._data.num_examples
+
+    @property
+    def task(self) -> str:
+        """Return the task this client's data serves."""
+        return "synthetic" if self._data is None else self._data.task
+
+    def fit(
+        self, params: Sequence[NDArray], config: Mapping[str, Any]
+    ) -> tuple[NDArrays, int, dict[str, float]]:
+        """Train ``params`` on the local train split for one round.
+
+        Args:
+            params: the global model (never written to).
+            config: task, model, classes, local_epochs, batch_size,
+                learning_rate, seed, server_round, hidden_units; optionally
+                proximal_mu (FedProx) and feature_names.
+
+        Returns:
+            ``(new_params, num_examples, metrics)``.
+
+        Raises:
+            DataError: if the run's task is not the one this client's data serves.
+            SchemaError: if the run's classes miss one of this client's labels
+                or its feature names differ.
+            ValueError: on a malformed config or parameters of the wrong shapes.
+        """
+        data = self._task_data(config)
+        if data is None:
+            offset = np.float32(SYNTHETIC_OFFSET * self._client_number)
+            new = [np.asarray(p, dtype=np.float32) + offset for p in params]
+            return [p.astype(np.float32, copy=False) for p in new], 1, {}
+        num_classes, y_train = self._labels_for_run(config, data.y_train)
+        seed = _get(config, "seed", int)
+        server_round = _get(config, "server_round", int)
+        rng = np.random.default_rng([seed, server_round, self._client_number])
+        mu_given = config.get("proximal_mu") is not None
+        new_params, metrics = models.fit(
+            _get(config, "model", str),
+            params,
+            data.x_train,
+            y_train,
+            num_classes=num_classes,
+            epochs=_get(config, "local_epochs", int),
+            batch_size=_get(config, "batch_size", int),
+            learning_rate=_get(config, "learning_rate", float),
+            rng=rng,
+            proximal_mu=_get(config, "proximal_mu", float) if mu_given else 0.0,
+        )
+        logger.debug(
+            "fit: round %d, %d examples, train_loss %.4f",
+            server_round,
+            data.num_examples,
+            metrics["train_loss"],
+            extra={"server_round": server_round},
+        )
+        return new_params, data.num_examples, metrics
+
+    def evaluate(
+        self, params: Sequence[NDArray], config: Mapping[str, Any]
+    ) -> tuple[float, int, dict[str, float]]:
+        """Measure ``params`` on the local validation split.
+
+        Returns:
+            ``(loss, num_examples, {"accuracy": ...})``; synthetic: ``(0.0, 1, {})``.
+
+        Raises:
+            DataError, SchemaError, ValueError: as for :meth:`fit`.
+        """
+        data = self._task_data(config)
+        if data is None:
+            return 0.0, 1, {}
+        num_classes, y_val = self._labels_for_run(config, data.y_val)
+        loss, accuracy = models.evaluate(
+            _get(config, "model", str),
+            params,
+            data.x_val,
+            y_val,
+            num_classes=num_classes,
+        )
+        return loss, len(y_val), {"accuracy": accuracy}
+
+    def _task_data(self, config: Mapping[str, Any]) -> ClientData | None:
+        """Return the data for the run's task, or None for the synthetic task."""
+        task = _get(config, "task", str)
+        if task != self.task:
+            held = (
+                "no data (started for the synthetic task)"
+                if self._data is None
+                else f"data for task {self.task!r} ({self._data.description})"
+            )
+            raise DataError(f"run task is {task!r} but this client holds {held}")
+        return self._data
+
+    def _labels_for_run(
+        self, config: Mapping[str, Any], y: npt.NDArray[np.int64]
+    ) -> tuple[int, npt.NDArray[np.int64]]:
+        """Map this client's label indices onto the run's class list."""
+        assert self._data is not None
+        classes = _get(config, "classes", (list, tuple))
+        if not all(isinstance(c, str) for c in classes):
+            raise ValueError(
+                f"config 'classes' must be a list of strings, got {classes!r}"
+            )
+        names = config.get("feature_names")
+        features = self._data.feature_names if names is None else tuple(names)
+        try:
+            run = Schema(feature_names=features, classes=tuple(classes))
+        except SchemaError as e:
+            raise SchemaError(f"the run's schema is invalid: {e}") from None
+        check_schema(run, self._data.schema)
+        position = {label: k for k, label in enumerate(run.classes)}
+        mapping = np.array([position[c] for c in self._data.classes], dtype=np.int64)
+        return len(run.classes), mapping[y]

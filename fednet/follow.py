@@ -1,0 +1,124 @@
+"""Launch a run over the HTTP API and follow it with a progress bar and a table."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any, TextIO
+
+import aiohttp
+
+from fednet.exceptions import FednetError
+
+TABLE_HEADER = (
+    f"{'round':>5}  {'clients':>7}  {'examples':>8}  {'loss':>8}  {'accuracy':>8}"
+    f"  {'seconds':>7}"
+)
+END_STATUSES = frozenset({"finished", "failed", "stopped"})
+
+
+class ApiError(FednetError):
+    """The server answered an API call with an error."""
+
+
+def _headers(admin_token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+
+
+async def launch_run(
+    http: aiohttp.ClientSession,
+    server: str,
+    config: dict[str, Any],
+    admin_token: str | None = None,
+) -> int:
+    """POST a RunConfig and return the new run's id.
+
+    Raises:
+        ApiError: with the server's reasons (one per invalid field, or a conflict).
+    """
+    async with http.post(
+        f"{server}/api/runs", json=config, headers=_headers(admin_token)
+    ) as resp:
+        body = await resp.json(content_type=None)
+        if resp.status != 201:
+            fields = body.get("fields") or {}
+            detail = "; ".join(f"{k}: {v}" for k, v in sorted(fields.items()))
+            raise ApiError(f"{resp.status} {body.get('error')}{': ' if detail else ''}{detail}")
+        return int(body["id"])
+
+
+def format_round(entry: dict[str, Any]) -> str:
+    """Return one table row for a completed round."""
+
+    def num(value: Any, spec: str) -> str:
+        return format(value, spec) if value is not None else "-"
+
+    return (
+        f"{entry['server_round']:>5}  {entry['num_clients']:>7}  "
+        f"{entry['num_examples']:>8}  {num(entry['loss'], '>8.4f')}  "
+        f"{num(entry['accuracy'], '>8.4f')}  {entry['duration_s']:>7.2f}"
+    )
+
+
+def _bar(run: dict[str, Any], width: int = 30) -> str:
+    total = run["config"]["rounds"]
+    done = len(run["rounds"])
+    filled = int(width * done / total) if total else width
+    progress = run.get("progress") or {}
+    detail = ""
+    if progress.get("phase") in ("fit", "evaluate"):
+        detail = (
+            f" round {progress['server_round']}: {progress['phase']}"
+            f" {len(progress.get('reported', []))}/{len(progress.get('selected', []))}"
+        )
+    elif progress.get("phase") == "waiting":
+        detail = " waiting for clients"
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}{detail}"
+
+
+async def follow_run(
+    http: aiohttp.ClientSession,
+    server: str,
+    run_id: int,
+    *,
+    out: TextIO = sys.stdout,
+    interval_s: float = 0.5,
+) -> dict[str, Any]:
+    """Poll a run until it ends, printing a row per finished round.
+
+    On a terminal a progress bar is redrawn in place; elsewhere only rows are
+    printed. Connection errors are retried (the server may be restarting).
+
+    Returns:
+        The final run as ``GET /api/runs/{id}`` returns it.
+    """
+    tty = out.isatty()
+    printed = 0
+    started = time.monotonic()
+    print(f"run {run_id}: following {server}/api/runs/{run_id}", file=out)
+    print(TABLE_HEADER, file=out)
+    while True:
+        try:
+            async with http.get(f"{server}/api/runs/{run_id}") as resp:
+                if resp.status != 200:
+                    raise ApiError(f"GET run {run_id}: HTTP {resp.status}")
+                run = await resp.json()
+        except (aiohttp.ClientError, OSError):
+            if tty:
+                print("\r(server unreachable, retrying)", end="", file=out, flush=True)
+            await asyncio.sleep(1.0)
+            continue
+        if tty:
+            print("\r\033[K", end="", file=out)
+        for entry in run["rounds"][printed:]:
+            print(format_round(entry), file=out, flush=True)
+        printed = len(run["rounds"])
+        if run["status"] in END_STATUSES:
+            elapsed = time.monotonic() - started
+            reason = f" ({run['error']})" if run.get("error") else ""
+            print(f"run {run_id} {run['status']} in {elapsed:.1f} s{reason}", file=out)
+            return dict(run)
+        if tty:
+            print(_bar(run), end="", file=out, flush=True)
+        await asyncio.sleep(interval_s)

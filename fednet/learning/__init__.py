@@ -1,0 +1,1 @@
+"""Tasks and data of a client: datasets, partitioning, schema and models."""

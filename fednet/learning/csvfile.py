@@ -1,0 +1,202 @@
+"""Read a client's CSV file into raw features and labels, with precise errors.
+
+Every problem raises :class:`~fednet.exceptions.DataError` naming the file
+and, where there is one, the line (1-based, as an editor shows it; the header
+is line 1 unless blank lines precede it) and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from fednet.exceptions import DataError
+from fednet.learning.schema import MAX_CLASSES, MAX_FEATURES
+
+logger = logging.getLogger(__name__)
+
+_MAX_LISTED_COLUMNS = 20
+
+
+@dataclass(frozen=True, eq=False)
+class CsvTable:
+    """The contents of a CSV file: raw float64 features and string labels."""
+
+    path: Path
+    feature_names: tuple[str, ...]
+    x: npt.NDArray[np.float64]
+    labels: tuple[str, ...]
+
+
+def read_csv_table(path: Path, label_column: str) -> CsvTable:
+    """Parse a comma-separated file with a header row.
+
+    Every column except ``label_column`` is a numeric feature. Blank lines are
+    skipped; cells are stripped of surrounding spaces. Labels are kept as
+    strings; when every label is an integer they are normalised (``"01"``
+    becomes ``"1"``).
+
+    Args:
+        path: the CSV file (UTF-8, an optional byte-order mark is ignored).
+        label_column: name of the column holding the class labels.
+
+    Raises:
+        DataError: if the file is missing or unreadable, empty, has no header,
+            lacks the label column, has a duplicated column, a ragged row, a
+            missing, non-numeric or non-finite feature value, a missing label,
+            or fewer than 2 data rows.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            try:
+                return _parse(path, reader, label_column)
+            except csv.Error as e:
+                raise DataError(f"{path}: line {reader.line_num}: {e}") from None
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a CSV file") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason})") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+
+
+def _rows(reader: Iterator[list[str]]) -> Iterator[list[str]]:
+    """Yield the non-blank rows."""
+    for row in reader:
+        if any(cell.strip() for cell in row):
+            yield row
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class _Reader(Protocol):
+    line_num: int
+
+    def __iter__(self) -> Iterator[list[str]]: ...
+
+    def __next__(self) -> list[str]: ...
+
+
+def _parse(path: Path, reader: _Reader, label_column: str) -> CsvTable:
+    rows = _rows(reader)
+    header = [cell.strip() for cell in next(rows, [])]
+    if not header:
+        raise DataError(f"{path}: file is empty (expected a header row)")
+    _check_header(path, reader.line_num, header, label_column)
+    label_at = header.index(label_column)
+    feature_at = [i for i in range(len(header)) if i != label_at]
+    features: list[list[float]] = []
+    labels: list[str] = []
+    lines: list[int] = []
+    for row in rows:
+        line = reader.line_num
+        if len(row) != len(header):
+            raise DataError(
+                f"{path}: line {line}: {len(row)} fields, expected {len(header)}"
+                " as in the header"
+            )
+        label = row[label_at].strip()
+        if not label:
+            raise DataError(
+                f"{path}: line {line}, column {label_column!r}: missing label"
+            )
+        try:
+            values = [float(row[i]) for i in feature_at]
+        except ValueError:
+            _raise_bad_cell(path, line, header, row, feature_at)
+        if not all(map(math.isfinite, values)):
+            _raise_bad_cell(path, line, header, row, feature_at)
+        features.append(values)
+        labels.append(label)
+        lines.append(line)
+    if len(labels) < 2:
+        raise DataError(
+            f"{path}: {len(labels)} data row(s); need at least 2"
+            " (one to train on, one to validate on)"
+        )
+    labels = _normalise_labels(path, labels)
+    logger.debug("read %s: %d rows, %d features", path, len(labels), len(feature_at))
+    return CsvTable(
+        path=path,
+        feature_names=tuple(header[i] for i in feature_at),
+        x=np.array(features, dtype=np.float64).reshape(len(labels), len(feature_at)),
+        labels=tuple(labels),
+    )
+
+
+def _check_header(path: Path, line: int, header: list[str], label_column: str) -> None:
+    unnamed = [i + 1 for i, name in enumerate(header) if not name]
+    if unnamed:
+        raise DataError(
+            f"{path}: line {line}: column {unnamed[0]} of the header has no name"
+        )
+    if all(_is_number(name) for name in header):
+        raise DataError(
+            f"{path}: line {line} holds numbers, not column names;"
+            " the first row must be a header naming each column"
+        )
+    if label_column not in header:
+        listed = ", ".join(repr(n) for n in header[:_MAX_LISTED_COLUMNS])
+        if len(header) > _MAX_LISTED_COLUMNS:
+            listed += f", ... ({len(header) - _MAX_LISTED_COLUMNS} more)"
+        raise DataError(
+            f"{path}: no label column {label_column!r}; the columns are: {listed}"
+        )
+    duplicated = sorted(name for name, count in Counter(header).items() if count > 1)
+    if duplicated:
+        raise DataError(
+            f"{path}: line {line}: column {duplicated[0]!r} appears more than once"
+        )
+    if len(header) == 1:
+        raise DataError(f"{path}: no feature columns besides {label_column!r}")
+    if len(header) - 1 > MAX_FEATURES:
+        raise DataError(
+            f"{path}: {len(header) - 1} feature columns, at most {MAX_FEATURES}"
+        )
+
+
+def _raise_bad_cell(
+    path: Path, line: int, header: list[str], row: list[str], feature_at: list[int]
+) -> NoReturn:
+    """Raise the DataError for the first feature cell that is not a finite number."""
+    for i in feature_at:
+        cell = row[i].strip()
+        if not cell:
+            problem = "missing value"
+        elif not _is_number(cell):
+            problem = f"non-numeric value {cell!r}"
+        elif not math.isfinite(float(cell)):
+            problem = f"non-finite value {cell!r}"
+        else:
+            continue
+        raise DataError(f"{path}: line {line}, column {header[i]!r}: {problem}")
+    raise AssertionError("no bad cell in a row that failed to parse")
+
+
+def _normalise_labels(path: Path, labels: list[str]) -> list[str]:
+    try:
+        labels = [str(int(label)) for label in labels]
+    except ValueError:
+        pass
+    distinct = len(set(labels))
+    if distinct > MAX_CLASSES:
+        raise DataError(f"{path}: {distinct} distinct labels, at most {MAX_CLASSES}")
+    return labels

@@ -1,0 +1,186 @@
+"""Feature/label schema of a client's data, and how schemas of a run combine."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fednet.exceptions import SchemaError
+
+logger = logging.getLogger(__name__)
+
+MAX_FEATURES = 100_000
+MAX_CLASSES = 10_000
+_SHOWN = 10  # how many names an error message lists before eliding the rest
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Column names and class labels of a data set.
+
+    The model's input columns follow ``feature_names`` and its output columns
+    follow ``classes``; label ``k`` of a client means ``classes[k]``.
+
+    Raises:
+        SchemaError: if a name is not a non-empty string, a list is empty or
+            too long, or a name is repeated.
+    """
+
+    feature_names: tuple[str, ...]
+    classes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        _check_names("feature_names", self.feature_names, MAX_FEATURES)
+        _check_names("classes", self.classes, MAX_CLASSES)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form accepted by :meth:`from_dict`."""
+        return {
+            "feature_names": list(self.feature_names),
+            "classes": list(self.classes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Schema:
+        """Validate untrusted JSON and build a Schema (unknown keys are ignored).
+
+        Raises:
+            SchemaError: on a missing key, a wrong type, an empty or too long
+                list, or a duplicated name.
+        """
+        if not isinstance(data, Mapping):
+            raise SchemaError(f"schema must be an object, got {type(data).__name__}")
+        values: dict[str, tuple[str, ...]] = {}
+        for key in ("feature_names", "classes"):
+            if key not in data:
+                raise SchemaError(f"schema is missing {key!r}")
+            items = data[key]
+            if not isinstance(items, (list, tuple)):
+                raise SchemaError(
+                    f"schema {key} must be a list, got {type(items).__name__}"
+                )
+            values[key] = tuple(items)
+        return cls(feature_names=values["feature_names"], classes=values["classes"])
+
+
+def _check_names(field: str, names: Any, cap: int) -> None:
+    if not isinstance(names, tuple):
+        raise SchemaError(f"{field} must be a tuple, got {type(names).__name__}")
+    if not names:
+        raise SchemaError(f"{field} is empty")
+    if len(names) > cap:
+        raise SchemaError(f"{field} has {len(names)} entries, at most {cap} allowed")
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise SchemaError(
+                f"{field} entries must be non-empty strings, got {name!r}"
+            )
+    if len(set(names)) != len(names):
+        counts = Counter(names)
+        dups = sorted(n for n, c in counts.items() if c > 1)
+        raise SchemaError(f"{field} has duplicates: {_show(dups)}")
+
+
+def _show(names: Sequence[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:_SHOWN])
+    if len(names) > _SHOWN:
+        shown += f", ... ({len(names) - _SHOWN} more)"
+    return shown
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def sort_labels(labels: Iterable[str]) -> tuple[str, ...]:
+    """Return the distinct labels in canonical order.
+
+    Numeric order when every label parses as an integer ("2" before "10"),
+    string order otherwise. Every data source orders its classes this way, so
+    a client holding all labels agrees with the merged schema of the run.
+    """
+    unique = set(labels)
+    if unique and all(_is_int(label) for label in unique):
+        return tuple(sorted(unique, key=lambda label: (int(label), label)))
+    return tuple(sorted(unique))
+
+
+def describe_feature_difference(
+    expected: Sequence[str], got: Sequence[str]
+) -> str | None:
+    """Say how the columns ``got`` differ from ``expected``, or None if equal."""
+    if tuple(expected) == tuple(got):
+        return None
+    expected_set, got_set = set(expected), set(got)
+    missing = [name for name in expected if name not in got_set]
+    extra = [name for name in got if name not in expected_set]
+    parts = []
+    if missing:
+        parts.append(f"missing columns {_show(missing)}")
+    if extra:
+        parts.append(f"unexpected columns {_show(extra)}")
+    if parts:
+        return "; ".join(parts)
+    pos = next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b), None)
+    if pos is None:
+        return f"{len(got)} columns, expected {len(expected)}"
+    return (
+        f"same columns in a different order (column {pos + 1} is {got[pos]!r},"
+        f" expected {expected[pos]!r})"
+    )
+
+
+def merge_schemas(schemas: Sequence[Schema]) -> Schema:
+    """Combine the schemas of a run's clients into the run's schema.
+
+    Clients must share the feature columns (same names, same order). Classes
+    are the union in canonical order (see :func:`sort_labels`): a client
+    with label-skewed data may hold only some of the labels.
+
+    Raises:
+        SchemaError: if no schema is given or two clients' features differ;
+            the message names the differing columns.
+    """
+    if not schemas:
+        raise SchemaError("no client schemas to merge")
+    first = schemas[0]
+    for number, schema in enumerate(schemas[1:], start=2):
+        diff = describe_feature_difference(first.feature_names, schema.feature_names)
+        if diff is not None:
+            raise SchemaError(
+                f"features of client {number} differ from client 1: {diff}"
+            )
+    classes = sort_labels(label for schema in schemas for label in schema.classes)
+    logger.debug(
+        "merged %d schemas: %d features, %d classes",
+        len(schemas),
+        len(first.feature_names),
+        len(classes),
+    )
+    return Schema(feature_names=first.feature_names, classes=classes)
+
+
+def check_schema(run: Schema, client: Schema) -> None:
+    """Check that a client's data fits a run.
+
+    Raises:
+        SchemaError: if the client's features differ from the run's, or the
+            client holds a label that is not one of the run's classes.
+    """
+    diff = describe_feature_difference(run.feature_names, client.feature_names)
+    if diff is not None:
+        raise SchemaError(f"client features do not match the run: {diff}")
+    run_classes = set(run.classes)
+    unknown = [label for label in client.classes if label not in run_classes]
+    if unknown:
+        raise SchemaError(
+            f"client labels {_show(unknown)} are not among the run's classes"
+            f" ({_show(run.classes)})"
+        )

@@ -1,0 +1,168 @@
+"""NumPy arrays to and from binary frames: a JSON header, then the raw bytes.
+
+Frame layout (all integers big-endian)::
+
+    +----------+----------------------+---------+--------+---------+-----
+    | uint32 H | H bytes UTF-8 JSON   | pad to 8| array 0| pad to 8| ...
+    +----------+----------------------+---------+--------+---------+-----
+
+The JSON header is an object whose ``"arrays"`` member lists, per array,
+``{"dtype": "<f4", "shape": [64, 10]}``. Array *i* starts at the first offset
+(counted from the start of the frame) that is a multiple of 8 after the end of
+the previous part, so arrays decode aligned with :func:`numpy.frombuffer`
+without a copy. Only little-endian numeric dtypes are accepted; nothing is
+ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fednet.exceptions import ProtocolError
+from fednet.typing import NDArray, NDArrays
+
+ALIGN = 8
+ALLOWED_DTYPES = frozenset({"<f2", "<f4", "<f8", "|i1", "|u1", "<i4", "<i8"})
+_LEN = struct.Struct(">I")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds a decoder enforces before it trusts a frame."""
+
+    max_header_bytes: int = 1 << 20
+    max_arrays: int = 1024
+    max_total_bytes: int = 1 << 30
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def _pad(offset: int) -> int:
+    return -offset % ALIGN
+
+
+def _dtype_str(array: NDArray) -> str:
+    dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
+    return str(dtype.str)
+
+
+def arrays_to_frame(header: dict[str, Any], arrays: Sequence[NDArray]) -> bytearray:
+    """Serialize a JSON header and arrays into one binary frame.
+
+    Args:
+        header: JSON-serialisable fields; ``"arrays"`` is added here.
+        arrays: numeric arrays; non-contiguous or big-endian ones are
+            converted, others are copied once into the frame.
+
+    Returns:
+        The frame, ready for ``send_bytes``.
+
+    Raises:
+        ProtocolError: if an array has a dtype the wire does not carry.
+    """
+    prepared = []
+    for array in arrays:
+        array = np.asarray(array)
+        if array.dtype.byteorder == ">":
+            array = array.astype(array.dtype.newbyteorder("<"))
+        dtype = _dtype_str(array)
+        if dtype not in ALLOWED_DTYPES:
+            raise ProtocolError(f"unsupported array dtype {array.dtype}")
+        prepared.append(np.ascontiguousarray(array))
+    meta = [{"dtype": _dtype_str(a), "shape": list(a.shape)} for a in prepared]
+    head = json.dumps({**header, "arrays": meta}, separators=(",", ":")).encode()
+    offset = _LEN.size + len(head)
+    layout = []
+    for array in prepared:
+        offset += _pad(offset)
+        layout.append(offset)
+        offset += array.nbytes
+    frame = bytearray(offset)
+    _LEN.pack_into(frame, 0, len(head))
+    frame[_LEN.size : _LEN.size + len(head)] = head
+    view = memoryview(frame)
+    for start, array in zip(layout, prepared):
+        view[start : start + array.nbytes] = array.reshape(-1).view(np.uint8)
+    return frame
+
+
+def frame_to_arrays(
+    frame: bytes | bytearray | memoryview, limits: Limits = DEFAULT_LIMITS
+) -> tuple[dict[str, Any], NDArrays]:
+    """Decode a binary frame into its JSON header and read-only array views.
+
+    Args:
+        frame: the bytes of one binary WebSocket message.
+        limits: bounds checked before anything is allocated.
+
+    Returns:
+        The header (without ``"arrays"``) and the arrays, as views on ``frame``.
+
+    Raises:
+        ProtocolError: on any malformed, truncated or oversized frame.
+    """
+    view = memoryview(frame)
+    if len(view) > limits.max_total_bytes:
+        raise ProtocolError(f"frame of {len(view)} bytes exceeds the limit")
+    if len(view) < _LEN.size:
+        raise ProtocolError(f"frame of {len(view)} bytes has no header length")
+    (head_len,) = _LEN.unpack_from(view, 0)
+    if head_len > limits.max_header_bytes:
+        raise ProtocolError(f"header of {head_len} bytes exceeds the limit")
+    end = _LEN.size + head_len
+    if end > len(view):
+        raise ProtocolError(f"header of {head_len} bytes is truncated")
+    header = _parse_header(view[_LEN.size : end])
+    metas = header.pop("arrays")
+    if len(metas) > limits.max_arrays:
+        raise ProtocolError(f"{len(metas)} arrays exceed the limit")
+    arrays: NDArrays = []
+    offset = end
+    for index, meta in enumerate(metas):
+        dtype, shape = _parse_array_meta(index, meta)
+        offset += _pad(offset)
+        nbytes = dtype.itemsize * math.prod(shape)
+        if offset + nbytes > len(view):
+            raise ProtocolError(f"array {index} is truncated")
+        array = np.frombuffer(view, dtype=dtype, count=math.prod(shape), offset=offset)
+        arrays.append(array.reshape(shape))
+        offset += nbytes
+    if offset != len(view):
+        raise ProtocolError(f"{len(view) - offset} trailing bytes after the arrays")
+    return header, arrays
+
+
+def _parse_header(raw: memoryview) -> dict[str, Any]:
+    try:
+        header = json.loads(bytes(raw))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ProtocolError(f"header is not valid JSON: {e}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("header must be a JSON object")
+    if not isinstance(header.get("arrays"), list):
+        raise ProtocolError("header has no 'arrays' list")
+    return header
+
+
+def _parse_array_meta(index: int, meta: Any) -> tuple[np.dtype[Any], tuple[int, ...]]:
+    if not isinstance(meta, dict):
+        raise ProtocolError(f"array {index}: metadata must be an object")
+    dtype_str, shape = meta.get("dtype"), meta.get("shape")
+    if dtype_str not in ALLOWED_DTYPES:
+        raise ProtocolError(f"array {index}: unsupported dtype {dtype_str!r}")
+    if (
+        not isinstance(shape, list)
+        or len(shape) > 32
+        or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+        or any(d < 0 for d in shape)
+    ):
+        raise ProtocolError(f"array {index}: invalid shape {shape!r}")
+    return np.dtype(dtype_str), tuple(shape)

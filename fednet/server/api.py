@@ -1,0 +1,137 @@
+"""JSON API handlers: status, clients, runs, launch, stop, model download."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from fednet import __version__
+from fednet.config import RunConfig
+from fednet.exceptions import ConfigError
+from fednet.protocol import PROTOCOL_VERSION
+from fednet.server.keys import REGISTRY, RUNS, SETTINGS, STARTED, STATS, STORE
+from fednet.server.runs import RunConflict
+
+logger = logging.getLogger(__name__)
+
+
+def _json_error(status: type[web.HTTPException], message: str, **extra: Any) -> web.HTTPException:
+    body = json.dumps({"error": message, **extra})
+    return status(text=body, content_type="application/json")
+
+
+def require_admin(request: web.Request) -> None:
+    """Raise 401 unless the request carries the admin token (when one is set).
+
+    The token comes as ``Authorization: Bearer`` from API clients; the
+    dashboard adds its own session check on top of this.
+    """
+    token = request.app[SETTINGS].admin_token
+    if token is None:
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        raise _json_error(web.HTTPUnauthorized, "admin token required")
+
+
+def _run_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["run_id"])
+    except ValueError:
+        raise _json_error(web.HTTPNotFound, "no such run") from None
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Answer load balancers' liveness checks."""
+    return web.Response(text="ok\n")
+
+
+async def status(request: web.Request) -> web.Response:
+    """Return the server's state, its clients count and the active run's progress."""
+    app = request.app
+    runs = app[RUNS]
+    return web.json_response(
+        {
+            "version": __version__,
+            "protocol_version": PROTOCOL_VERSION,
+            "uptime_s": time.time() - app[STARTED],
+            "clients_connected": len(app[REGISTRY].connected()),
+            "active_run": runs.progress(),
+            "join_token_required": app[SETTINGS].join_token is not None,
+            "admin_token_required": app[SETTINGS].admin_token is not None,
+            "stats": dict(app[STATS]),
+        }
+    )
+
+
+async def list_clients(request: web.Request) -> web.Response:
+    """Return every known client, connected first."""
+    return web.json_response([c.to_dict() for c in request.app[REGISTRY].all()])
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    """Return the newest runs first."""
+    return web.json_response(request.app[STORE].list_runs())
+
+
+async def get_run(request: web.Request) -> web.Response:
+    """Return one run with its config, status, error and per-round history."""
+    run = request.app[STORE].get_run(_run_id(request))
+    if run is None:
+        raise _json_error(web.HTTPNotFound, "no such run")
+    progress = request.app[RUNS].progress()
+    run["progress"] = progress if progress and progress["run_id"] == run["id"] else None
+    return web.json_response(run)
+
+
+async def launch_run(request: web.Request) -> web.Response:
+    """Validate a RunConfig and start it: 201, 400 per field, or 409."""
+    require_admin(request)
+    try:
+        body = await request.json()
+    except ValueError:
+        raise _json_error(
+            web.HTTPBadRequest, "body must be a JSON object", fields={}
+        ) from None
+    try:
+        config = RunConfig.from_dict(body)
+    except ConfigError as e:
+        raise _json_error(web.HTTPBadRequest, "invalid run config", fields=e.errors) from e
+    try:
+        run_id = request.app[RUNS].launch(config)
+    except RunConflict as e:
+        raise _json_error(web.HTTPConflict, str(e)) from e
+    logger.info("run: %d launched with %s", run_id, config)
+    return web.json_response({"id": run_id}, status=201)
+
+
+async def stop_run(request: web.Request) -> web.Response:
+    """Stop the active run; 404 if unknown, 409 if it is not active."""
+    require_admin(request)
+    run_id = _run_id(request)
+    if request.app[STORE].get_run(run_id, with_rounds=False) is None:
+        raise _json_error(web.HTTPNotFound, "no such run")
+    if not await request.app[RUNS].stop(run_id):
+        raise _json_error(web.HTTPConflict, f"run {run_id} is not active")
+    return web.json_response(request.app[STORE].get_run(run_id, with_rounds=False))
+
+
+async def download_model(request: web.Request) -> web.Response:
+    """Return the latest global model of a run as an .npz file."""
+    run_id = _run_id(request)
+    path = request.app[STORE].latest_model_path(run_id)
+    if path is None:
+        raise _json_error(web.HTTPNotFound, "no model for this run")
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Disposition": f'attachment; filename="fednet-run-{run_id}.npz"',
+        },
+    )

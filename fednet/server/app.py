@@ -1,0 +1,77 @@
+"""The coordinator's aiohttp application factory."""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections import Counter
+from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import WSCloseCode, web
+
+from fednet.config import ServerSettings
+from fednet.server.events import EventHub
+from fednet.server.keys import EVENTS, REGISTRY, RUNS, SETTINGS, SOCKETS, STARTED, STATS, STORE
+from fednet.server.registry import Registry
+from fednet.server.routes import setup_routes
+from fednet.server.runs import RunManager
+from fednet.server.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+def default_web_dir() -> Path:
+    """Return the folder of the dashboard's templates and static files.
+
+    ``web/`` ships inside the wheel as the ``fednet.web`` package data.
+    """
+    return Path(str(resources.files("fednet.web")))
+
+
+def create_app(settings: ServerSettings) -> web.Application:
+    """Build the coordinator: client WebSocket, JSON API, dashboard, state.
+
+    Args:
+        settings: validated server settings.
+    """
+    app = web.Application(client_max_size=1 << 20)
+    app[SETTINGS] = settings
+    app[EVENTS] = EventHub()
+    app[STATS] = Counter()
+    app[STARTED] = time.time()
+    app[SOCKETS] = weakref.WeakSet()
+    web_dir = settings.web_dir or default_web_dir()
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(web_dir / "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+    )
+    setup_routes(app, web_dir / "static")
+    app.cleanup_ctx.append(_state_ctx)
+    app.on_shutdown.append(_close_sockets)
+    if settings.join_token is None:
+        logger.warning("no join token set: anyone who reaches this server may join")
+    return app
+
+
+async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store = Store(settings.state_dir)
+    app[STORE] = store
+    app[REGISTRY] = Registry(app[EVENTS])
+    app[RUNS] = RunManager(store, app[REGISTRY], app[EVENTS])
+    if settings.resume:
+        app[RUNS].resume_unfinished()
+    yield
+    await app[RUNS].close()
+    store.close()
+
+
+async def _close_sockets(app: web.Application) -> None:
+    for ws in list(app[SOCKETS]):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")

@@ -1,0 +1,23 @@
+"""Typed keys of the shared state stored on the aiohttp application."""
+
+from __future__ import annotations
+
+import weakref
+from collections import Counter
+
+from aiohttp import web
+
+from fednet.config import ServerSettings
+from fednet.server.events import EventHub
+from fednet.server.registry import Registry
+from fednet.server.runs import RunManager
+from fednet.server.store import Store
+
+SETTINGS = web.AppKey("settings", ServerSettings)
+STORE = web.AppKey("store", Store)
+REGISTRY = web.AppKey("registry", Registry)
+RUNS = web.AppKey("runs", RunManager)
+EVENTS = web.AppKey("events", EventHub)
+STATS = web.AppKey("stats", Counter[str])
+STARTED = web.AppKey("started", float)
+SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])

@@ -1,0 +1,151 @@
+"""One client connection's protocol state: hello first, then results and status."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import Counter
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from fednet.exceptions import ProtocolError
+from fednet.params import Limits
+from fednet.protocol import (
+    PROTOCOL_VERSION,
+    Error,
+    EvaluateResult,
+    FitResult,
+    Hello,
+    Message,
+    Status,
+    Welcome,
+    parse,
+    serialize,
+)
+from fednet.server.registry import ClientConn, Registry
+from fednet.server.runs import RunManager
+from fednet.typing import ClientId
+
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+CLIENT_STATES = frozenset({"idle", "training", "evaluating", "sending"})
+
+
+class ClientSession:
+    """Turn one socket's frames into registry and run-manager calls.
+
+    Args:
+        ws: the prepared WebSocket.
+        address: the peer address, for the dashboard and logs.
+    """
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        address: str,
+        *,
+        registry: Registry,
+        runs: RunManager,
+        stats: Counter[str],
+        limits: Limits,
+        heartbeat_s: float,
+    ) -> None:
+        self.ws = ws
+        self.address = address
+        self.registry = registry
+        self.runs = runs
+        self.stats = stats
+        self.limits = limits
+        self.heartbeat_s = heartbeat_s
+        self.conn: ClientConn | None = None
+
+    async def receive(self, frame: web.WSMessage) -> None:
+        """Handle one incoming WebSocket message."""
+        if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            return
+        self.stats["bytes_received"] += len(frame.data)
+        try:
+            message = parse(frame.data, self.limits)
+        except ProtocolError as e:
+            self.stats["rejected:protocol_error"] += 1
+            logger.warning("malformed frame from %s: %s", self._who(), e)
+            await self._send(Error("protocol_error", str(e)))
+            return
+        if self.conn is None:
+            await self._hello(message)
+            return
+        self.conn.last_seen = time.time()
+        self.conn.bytes_received += len(frame.data)
+        await self._dispatch(self.conn, message)
+
+    async def _dispatch(self, conn: ClientConn, message: Message) -> None:
+        if isinstance(message, FitResult):
+            self.registry.set_status(conn, "idle")
+            self.runs.update_received(conn, message)
+        elif isinstance(message, EvaluateResult):
+            self.registry.set_status(conn, "idle")
+            self.runs.evaluate_received(conn, message)
+        elif isinstance(message, Status) and message.state in CLIENT_STATES:
+            self.registry.set_status(conn, message.state)
+        elif isinstance(message, Error):
+            logger.warning("client %s reports %s: %s", conn.client_id, message.code, message.message)
+        else:
+            await self._send(Error("unexpected_message", f"unexpected {message.type}"))
+
+    async def _hello(self, message: Message) -> None:
+        if not isinstance(message, Hello):
+            await self._refuse("hello_required", f"expected hello, got {message.type}")
+            return
+        if message.protocol_version != PROTOCOL_VERSION:
+            await self._refuse(
+                "protocol_version",
+                f"server speaks protocol {PROTOCOL_VERSION}, "
+                f"client {message.protocol_version}",
+            )
+            return
+        if not _NAME.match(message.name) or message.num_examples < 0:
+            await self._refuse("invalid_hello", f"invalid client name {message.name!r}")
+            return
+        client_id = ClientId(message.name)
+        old = self.registry.get(client_id)
+        if old is not None and old.connected:
+            if old.hello.instance != message.instance:
+                await self._refuse("name_in_use", f"client name {message.name!r} is connected")
+                return
+            logger.info("client %s reconnected; closing its old socket", client_id)
+            assert old.ws is not None
+            await old.ws.close(code=WSCloseCode.GOING_AWAY, message=b"replaced")
+        now = time.time()
+        self.conn = ClientConn(client_id, message, self.ws, self.address, now, now)
+        await self._send(Welcome(client_id, self.heartbeat_s))
+        self.registry.add(self.conn)
+        self.runs.client_joined(self.conn)
+        logger.info(
+            "client %s joined from %s with %d examples of %s",
+            client_id, self.address, message.num_examples, message.task,
+        )
+
+    def close(self) -> None:
+        """Unregister the client after its socket closed."""
+        if self.conn is not None:
+            logger.info("client %s left", self.conn.client_id)
+            self.registry.remove(self.conn)
+            self.runs.client_left(self.conn)
+
+    async def _refuse(self, code: str, reason: str) -> None:
+        logger.warning("refused %s: %s", self.address, reason)
+        await self._send(Error(code, reason))
+        await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=code.encode())
+
+    async def _send(self, message: Message) -> None:
+        if self.conn is not None:
+            await self.conn.send(serialize(message))
+        elif not self.ws.closed:
+            frame = serialize(message)
+            assert isinstance(frame, str)
+            await self.ws.send_str(frame)
+
+    def _who(self) -> str:
+        return self.conn.client_id if self.conn is not None else self.address

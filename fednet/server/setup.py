@@ -1,0 +1,149 @@
+"""What a run needs before its first round: schema, initial model, evaluation."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fednet.config import RunConfig
+from fednet.exceptions import SchemaError
+from fednet.learning import models
+from fednet.learning.datasets import load_builtin_test
+from fednet.learning.schema import Schema, check_schema, merge_schemas
+from fednet.protocol import Hello
+from fednet.rounds import CentralEvaluate
+from fednet.server.store import Store
+from fednet.typing import Metrics, NDArrays
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """The fixed facts of a run: its data schema, start model and evaluators."""
+
+    task: str
+    schema: Schema | None
+    parameters: NDArrays
+    fit_config: dict[str, Any]
+    central_evaluate: CentralEvaluate | None
+    federated_evaluate: bool
+
+    @property
+    def schema_dict(self) -> dict[str, Any] | None:
+        """Return the schema as stored with the run."""
+        return self.schema.to_dict() if self.schema is not None else None
+
+    def check_client(self, hello: Hello) -> None:
+        """Raise SchemaError with a reason if a client cannot take part."""
+        if hello.task != self.task:
+            raise SchemaError(
+                f"the client holds {hello.task} data but the run trains on {self.task}"
+            )
+        if self.schema is None:
+            return
+        if hello.schema is None:
+            raise SchemaError("the client announced no feature names or labels")
+        check_schema(self.schema, Schema.from_dict(hello.schema))
+
+
+def run_schema(config: RunConfig, stored: dict[str, Any] | None, hellos: Sequence[Hello]) -> Schema | None:
+    """Fix the run's schema: stored (resumed run), built-in, or agreed by CSV clients.
+
+    CSV clients are grouped by feature names; the largest group (the earliest
+    on a tie) sets the features and the union of its labels the classes.
+    """
+    if config.task == "synthetic":
+        return None
+    if stored is not None:
+        return Schema.from_dict(stored)
+    if config.task != "csv":
+        return load_builtin_test(config.task)[2]
+    schemas = []
+    for hello in hellos:
+        try:
+            schemas.append(Schema.from_dict(hello.schema))
+        except SchemaError as e:
+            logger.warning("client %s sent an invalid schema: %s", hello.name, e)
+    if not schemas:
+        raise SchemaError("no connected client announced a valid CSV schema")
+    groups = Counter(s.feature_names for s in schemas)
+    features = max(groups, key=lambda f: (groups[f], -_first(schemas, f)))
+    return merge_schemas([s for s in schemas if s.feature_names == features])
+
+
+def _first(schemas: Sequence[Schema], features: tuple[str, ...]) -> int:
+    return next(i for i, s in enumerate(schemas) if s.feature_names == features)
+
+
+def prepare_run(
+    store: Store,
+    run_id: int,
+    config: RunConfig,
+    completed_rounds: int,
+    hellos: Sequence[Hello],
+    stored_schema: dict[str, Any] | None,
+) -> RunSetup:
+    """Build the RunSetup; load the checkpoint of a resumed run or initialise one.
+
+    Blocking (loads data sets and files, never the database): call it from a
+    worker thread.
+
+    Raises:
+        SchemaError: if CSV clients announce no usable schema.
+        FileNotFoundError: if a resumed run's checkpoint is missing.
+    """
+    schema = run_schema(config, stored_schema, hellos)
+    if completed_rounds:
+        params = store.load_model(run_id, completed_rounds)
+        if params is None:
+            raise FileNotFoundError(
+                f"checkpoint of run {run_id} round {completed_rounds} is missing"
+            )
+    else:
+        params = _initial_params(config, schema)
+        store.save_model(run_id, 0, params)
+    fit_config: dict[str, Any] = {}
+    central: CentralEvaluate | None = None
+    if schema is not None:
+        fit_config = {"classes": list(schema.classes)}
+    if config.task in ("digits", "breast_cancer"):
+        central = _central_evaluator(config)
+    return RunSetup(
+        task=config.task,
+        schema=schema,
+        parameters=params,
+        fit_config=fit_config,
+        central_evaluate=central,
+        federated_evaluate=config.task != "synthetic",
+    )
+
+
+def _initial_params(config: RunConfig, schema: Schema | None) -> NDArrays:
+    if schema is None:
+        return [np.zeros(config.synthetic_params, dtype=np.float32)]
+    return models.init_params(
+        config.model,
+        len(schema.feature_names),
+        len(schema.classes),
+        hidden_units=config.hidden_units,
+        seed=config.seed,
+    )
+
+
+def _central_evaluator(config: RunConfig) -> CentralEvaluate:
+    x_test, y_test, schema = load_builtin_test(config.task)
+    num_classes = len(schema.classes)
+
+    def evaluate(params: NDArrays) -> tuple[float, Metrics]:
+        loss, accuracy = models.evaluate(
+            config.model, params, x_test, y_test, num_classes=num_classes
+        )
+        return loss, {"accuracy": accuracy}
+
+    return evaluate

@@ -1,0 +1,78 @@
+"""Strategies: which clients train each round and how their results combine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from fednet.aggregation import StreamingFedAvg
+from fednet.config import RunConfig
+from fednet.exceptions import ConfigError
+from fednet.typing import ClientId, NDArrays
+
+
+class Aggregator(Protocol):
+    """Collects one round's updates and produces the next global model."""
+
+    count: int
+    total_examples: int
+
+    def add(self, update: NDArrays, num_examples: int) -> None:
+        """Validate and take in one client's update."""
+
+    def result(self) -> NDArrays:
+        """Return the aggregated parameters."""
+
+
+class Strategy(Protocol):
+    """A federated optimisation strategy."""
+
+    name: str
+
+    def sample_clients(
+        self, available: Sequence[ClientId], rng: np.random.Generator
+    ) -> list[ClientId]:
+        """Choose the clients that train in a round."""
+
+    def aggregator(self, global_params: NDArrays) -> Aggregator:
+        """Return a fresh aggregator for one round."""
+
+
+class FedAvg:
+    """Federated averaging, weighted by examples, aggregated as results stream in.
+
+    Args:
+        clients_per_round: how many clients train each round; 0 means all.
+    """
+
+    name = "fedavg"
+
+    def __init__(self, *, clients_per_round: int = 0) -> None:
+        self.clients_per_round = clients_per_round
+
+    def sample_clients(
+        self, available: Sequence[ClientId], rng: np.random.Generator
+    ) -> list[ClientId]:
+        """Sample ``clients_per_round`` clients uniformly without replacement."""
+        ordered = sorted(available)
+        if not self.clients_per_round or self.clients_per_round >= len(ordered):
+            return ordered
+        picks = rng.choice(len(ordered), size=self.clients_per_round, replace=False)
+        return sorted(ordered[int(i)] for i in picks)
+
+    def aggregator(self, global_params: NDArrays) -> Aggregator:
+        """Return a streaming FedAvg accumulator shaped like the global model."""
+        return StreamingFedAvg(global_params)
+
+
+def strategy_from_config(config: RunConfig) -> Strategy:
+    """Build the strategy a RunConfig names.
+
+    Raises:
+        ConfigError: for an unknown strategy name.
+    """
+    if config.strategy == "fedavg":
+        return FedAvg(clients_per_round=config.clients_per_round)
+    raise ConfigError({"strategy": f"unknown strategy {config.strategy!r}"})

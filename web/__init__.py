@@ -1,0 +1,1 @@
+"""Dashboard templates and static files, shipped as package data of fednet."""
