@@ -64,7 +64,7 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
     store = Store(settings.state_dir)
     app[STORE] = store
     app[REGISTRY] = Registry(app[EVENTS])
-    app[RUNS] = RunManager(store, app[REGISTRY], app[EVENTS])
+    app[RUNS] = RunManager(store, app[REGISTRY], app[EVENTS], app[STATS])
     if settings.resume:
         app[RUNS].resume_unfinished()
     yield

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ class ClientConn:
     last_round: dict[str, Any] | None = None
     bytes_received: int = 0
     bytes_sent: int = 0
+    stats: Counter[str] = field(default_factory=Counter, repr=False)
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
@@ -56,6 +57,7 @@ class ClientConn:
             logger.info("send to %s failed: %s", self.client_id, e)
             return False
         self.bytes_sent += len(frame)
+        self.stats["bytes_sent"] += len(frame)
         return True
 
     def to_dict(self) -> dict[str, Any]:

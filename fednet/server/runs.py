@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,8 +60,11 @@ class ActiveRun:
 class RunManager:
     """Launch, stop and resume runs; route client results to the active one."""
 
-    def __init__(self, store: Store, registry: Registry, events: EventHub) -> None:
+    def __init__(
+        self, store: Store, registry: Registry, events: EventHub, stats: Counter[str]
+    ) -> None:
         self.store = store
+        self.stats = stats
         self.registry = registry
         self.events = events
         self.active: ActiveRun | None = None
@@ -255,6 +259,8 @@ class RunManager:
         assert machine is not None
         while outgoing := machine.messages_to_send():
             for out in outgoing:
+                if isinstance(out.message, Error):
+                    self.stats[f"rejected:{out.message.code}"] += len(out.recipients)
                 frame = serialize(out.message)
                 conns = [self.registry.get(cid) for cid in out.recipients]
                 sent = await asyncio.gather(

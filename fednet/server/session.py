@@ -118,7 +118,9 @@ class ClientSession:
             assert old.ws is not None
             await old.ws.close(code=WSCloseCode.GOING_AWAY, message=b"replaced")
         now = time.time()
-        self.conn = ClientConn(client_id, message, self.ws, self.address, now, now)
+        self.conn = ClientConn(
+            client_id, message, self.ws, self.address, now, now, stats=self.stats
+        )
         await self._send(Welcome(client_id, self.heartbeat_s))
         self.registry.add(self.conn)
         self.runs.client_joined(self.conn)
