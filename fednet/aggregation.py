@@ -42,7 +42,9 @@ def validate_update(reference: NDArrays, update: NDArrays) -> None:
             )
         # A float64 sum of float32 values cannot overflow, and any NaN or inf
         # makes it non-finite: one pass, no boolean temporary.
-        if not math.isfinite(float(np.sum(arr, dtype=np.float64))):
+        with np.errstate(invalid="ignore", over="ignore"):
+            total = float(np.sum(arr, dtype=np.float64))
+        if not math.isfinite(total):
             raise AggregationError(f"array {index}: contains NaN or infinite values")
 
 

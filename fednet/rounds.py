@@ -383,7 +383,7 @@ class RoundMachine:
         loss = self._eval_loss.result().get("loss")
         record = RoundRecord(
             server_round=self.server_round,
-            clients=tuple(self._reported),
+            clients=tuple(sorted(self._reported)),
             num_examples=self._num_examples,
             fit_metrics=self._fit_metrics.result(),
             federated_loss=loss,

@@ -1,0 +1,163 @@
+"""The client WebSocket: hello, refusals, malformed frames, a whole run."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import random
+
+import aiohttp
+import numpy as np
+
+from fednet.client.runner import ClientRunner
+from fednet.client.trainer import Trainer
+from fednet.config import ClientSettings
+from fednet.learning.datasets import load_builtin_partition
+from fednet.protocol import Error, Fit, FitResult, Hello, Status, Welcome
+from tests.server.conftest import AppFactory, hello, receive, send
+
+
+async def test_hello_gets_welcome_and_the_client_is_listed(make_client: AppFactory) -> None:
+    """A client that says hello is welcomed and shows up in /api/clients."""
+    client = await make_client()
+    async with client.ws_connect("/ws") as ws:
+        await send(ws, hello("site-a"))
+        welcome = await receive(ws)
+        assert isinstance(welcome, Welcome) and welcome.client_id == "site-a"
+        clients = await (await client.get("/api/clients")).json()
+        assert [(c["name"], c["status"], c["num_examples"]) for c in clients] == [
+            ("site-a", "idle", 100)
+        ]
+        await send(ws, Status("training"))
+        await asyncio.sleep(0.05)
+        clients = await (await client.get("/api/clients")).json()
+        assert clients[0]["status"] == "training"
+    await asyncio.sleep(0.05)
+    clients = await (await client.get("/api/clients")).json()
+    assert clients[0]["status"] == "disconnected"
+
+
+async def test_first_message_must_be_hello(make_client: AppFactory) -> None:
+    """Anything before hello is refused and the socket closed with 1008."""
+    client = await make_client()
+    async with client.ws_connect("/ws") as ws:
+        await send(ws, Status("idle"))
+        error = await receive(ws)
+        assert isinstance(error, Error) and error.code == "hello_required"
+        closing = await ws.receive()
+        assert closing.type is aiohttp.WSMsgType.CLOSE and closing.data == 1008
+
+
+async def test_wrong_protocol_version_is_refused(make_client: AppFactory) -> None:
+    """A client speaking another protocol version is told so."""
+    client = await make_client()
+    async with client.ws_connect("/ws") as ws:
+        await send(ws, Hello("a", "i", 1, "digits", protocol_version=99))
+        error = await receive(ws)
+        assert isinstance(error, Error) and "protocol 1" in error.message
+
+
+async def test_malformed_frames_get_errors_and_the_socket_stays_open(
+    make_client: AppFactory,
+) -> None:
+    """Garbage text and binary frames are answered with error; serving goes on."""
+    client = await make_client()
+    async with client.ws_connect("/ws") as ws:
+        await send(ws, hello())
+        await receive(ws)
+        await ws.send_str("{not json")
+        await ws.send_bytes(b"\x00\x00\x00\x05{}")
+        for _ in range(2):
+            error = await receive(ws)
+            assert isinstance(error, Error) and error.code == "protocol_error"
+        await send(ws, Status("idle"))
+        status = await (await client.get("/api/status")).json()
+        assert status["clients_connected"] == 1
+        assert status["stats"]["rejected:protocol_error"] == 2
+
+
+async def test_join_token_is_required_when_set(make_client: AppFactory) -> None:
+    """Without the bearer join token the upgrade is refused with 401."""
+    client = await make_client(join_token="tok")
+    try:
+        await client.ws_connect("/ws")
+        raise AssertionError("connected without a token")
+    except aiohttp.WSServerHandshakeError as e:
+        assert e.status == 401
+    async with client.ws_connect("/ws", headers={"Authorization": "Bearer tok"}) as ws:
+        await send(ws, hello())
+        assert isinstance(await receive(ws), Welcome)
+
+
+async def test_same_name_from_another_process_is_refused(make_client: AppFactory) -> None:
+    """Two live clients cannot share a name; the same process may reconnect."""
+    client = await make_client()
+    async with client.ws_connect("/ws") as first:
+        await send(first, hello("site-a", instance="one"))
+        await receive(first)
+        async with client.ws_connect("/ws") as second:
+            await send(second, hello("site-a", instance="two"))
+            error = await receive(second)
+            assert isinstance(error, Error) and error.code == "name_in_use"
+        async with client.ws_connect("/ws") as again:
+            await send(again, hello("site-a", instance="one"))
+            assert isinstance(await receive(again), Welcome)
+
+
+async def test_wrong_shaped_update_gets_error_and_run_goes_on(make_client: AppFactory) -> None:
+    """A bad update is answered with invalid_update; the model is untouched."""
+    client = await make_client()
+    run_id = (await (await client.post("/api/runs", json={"min_clients": 1, "rounds": 1})).json())["id"]
+    async with client.ws_connect("/ws") as ws:
+        await send(ws, hello())
+        await receive(ws)
+        fit = await receive(ws)
+        assert isinstance(fit, Fit) and fit.run_id == run_id
+        before = [p.copy() for p in fit.parameters]
+        await send(ws, FitResult(run_id, 1, 10, {}, [np.zeros((2, 2), np.float32)]))
+        error = await receive(ws)
+        assert isinstance(error, Error) and error.code == "invalid_update"
+    for _ in range(100):
+        run = await (await client.get(f"/api/runs/{run_id}")).json()
+        if run["status"] == "failed":
+            break
+        await asyncio.sleep(0.05)
+    assert run["status"] == "failed" and "min_clients is 1" in run["error"]
+    model = await (await client.get(f"/api/runs/{run_id}/model")).read()
+    with np.load(io.BytesIO(model)) as saved:
+        for i, p in enumerate(before):
+            np.testing.assert_array_equal(saved[f"arr_{i}"], p)
+
+
+async def test_two_real_clients_finish_a_digits_run(make_client: AppFactory) -> None:
+    """ClientRunners over real sockets train 3 rounds; history and model are kept."""
+    client = await make_client()
+    url = str(client.make_url("/ws")).replace("http://", "ws://")
+    runners = []
+    for i in (1, 2):
+        settings = ClientSettings(
+            server=url, name=f"site-{i}", dataset="digits", partition=(i, 2), alpha=0.5
+        )
+        data = load_builtin_partition("digits", (i, 2), alpha=0.5, seed=0)
+        runners.append(ClientRunner(settings, Trainer(data, client_number=i), random.Random(i)))
+    tasks = [asyncio.create_task(r.run()) for r in runners]
+    try:
+        body = {"rounds": 3, "local_epochs": 3, "min_clients": 2}
+        run_id = (await (await client.post("/api/runs", json=body)).json())["id"]
+        for _ in range(400):
+            run = await (await client.get(f"/api/runs/{run_id}")).json()
+            if run["status"] not in ("queued", "running"):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert run["status"] == "finished", run
+    assert [r["server_round"] for r in run["rounds"]] == [1, 2, 3]
+    assert all(r["clients"] == ["site-1", "site-2"] for r in run["rounds"])
+    assert run["rounds"][-1]["accuracy"] > 0.8
+    assert run["rounds"][-1]["federated_accuracy"] is not None
+    model = await (await client.get(f"/api/runs/{run_id}/model")).read()
+    with np.load(io.BytesIO(model)) as saved:
+        assert [saved[k].shape for k in saved.files] == [(64, 10), (10,)]

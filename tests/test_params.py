@@ -1,0 +1,96 @@
+"""Binary frames: arrays round-trip without copies; malformed frames raise."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from fednet.exceptions import ProtocolError
+from fednet.params import Limits, arrays_to_frame, frame_to_arrays
+
+
+def _arrays() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [
+        rng.standard_normal((64, 10)).astype(np.float32),
+        rng.standard_normal(10).astype(np.float32),
+        np.arange(7, dtype=np.int64),
+        np.float16(1.5) * np.ones((3, 1, 2), dtype=np.float16),
+        np.zeros((0, 5), dtype=np.float32),
+    ]
+
+
+def test_round_trip_keeps_values_shapes_and_dtypes() -> None:
+    """Arrays of several dtypes and shapes come back equal."""
+    arrays = _arrays()
+    header, back = frame_to_arrays(arrays_to_frame({"type": "fit", "x": 1}, arrays))
+    assert header == {"type": "fit", "x": 1}
+    for a, b in zip(arrays, back, strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+
+
+def test_decoded_arrays_are_aligned_read_only_views_of_the_frame() -> None:
+    """Decoding does not copy: arrays share the frame's memory."""
+    frame = bytes(arrays_to_frame({}, _arrays()))
+    _, back = frame_to_arrays(frame)
+    for array in back:
+        assert not array.flags.writeable
+        assert array.ctypes.data % 8 == 0 or array.size == 0
+        assert array.base is not None
+
+
+def test_non_contiguous_and_big_endian_inputs_are_normalised() -> None:
+    """Transposed and big-endian arrays are sent little-endian and contiguous."""
+    a = np.arange(12, dtype=">f4").reshape(3, 4).T
+    _, (back,) = frame_to_arrays(arrays_to_frame({}, [a]))
+    assert back.dtype == np.dtype("<f4")
+    np.testing.assert_array_equal(back, a)
+
+
+def test_object_arrays_are_refused() -> None:
+    """Nothing that would need pickle can be sent."""
+    with pytest.raises(ProtocolError, match="dtype"):
+        arrays_to_frame({}, [np.array([{"a": 1}], dtype=object)])
+
+
+def _frame(header: object, payload: bytes = b"") -> bytes:
+    head = json.dumps(header).encode()
+    return struct.pack(">I", len(head)) + head + payload
+
+
+@pytest.mark.parametrize(
+    ("frame", "match"),
+    [
+        (b"", "no header length"),
+        (b"\x00\x00\x00\x10{}", "truncated"),
+        (struct.pack(">I", 3) + b"{{{", "not valid JSON"),
+        (_frame([1, 2]), "JSON object"),
+        (_frame({"type": "fit"}), "'arrays'"),
+        (_frame({"arrays": [{"dtype": "|O", "shape": [1]}]}), "unsupported dtype"),
+        (_frame({"arrays": [{"dtype": "<f4", "shape": [-1]}]}), "invalid shape"),
+        (_frame({"arrays": [{"dtype": "<f4", "shape": "3"}]}), "invalid shape"),
+        (_frame({"arrays": ["x"]}), "metadata"),
+        (_frame({"arrays": [{"dtype": "<f4", "shape": [1000]}]}), "truncated"),
+        (_frame({"arrays": []}, b"junk"), "trailing"),
+        (struct.pack(">I", 5) + b"\xff\xfe{}!", "not valid JSON"),
+    ],
+)
+def test_malformed_frames_raise_protocol_error(frame: bytes, match: str) -> None:
+    """Each kind of malformed frame raises ProtocolError, never another error."""
+    with pytest.raises(ProtocolError, match=match):
+        frame_to_arrays(frame)
+
+
+def test_limits_are_enforced_before_decoding() -> None:
+    """Header size, array count and total size are bounded."""
+    frame = arrays_to_frame({"pad": "x" * 100}, [np.zeros(4, np.float32)] * 3)
+    with pytest.raises(ProtocolError, match="header"):
+        frame_to_arrays(frame, Limits(max_header_bytes=50))
+    with pytest.raises(ProtocolError, match="arrays exceed"):
+        frame_to_arrays(frame, Limits(max_arrays=2))
+    with pytest.raises(ProtocolError, match="exceeds the limit"):
+        frame_to_arrays(frame, Limits(max_total_bytes=64))
