@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.fednet-installed
+# checkov pins old dependencies (packaging<24): it lives in a venv of its own.
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
-.PHONY: demo test lint typecheck bench system-deps clean
+.PHONY: demo test lint typecheck bench system-deps templates clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,11 +18,19 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(BIN)/fednet demo
 
+$(CHECKOV):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov>=3.2'
+
 system-deps:
 	bash .ci/system-deps
 
-test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -ra
+test: $(STAMP) $(CHECKOV) system-deps
+	PATH="$(CURDIR)/$(CHECKOV_VENV)/bin:$$PATH" $(BIN)/python -m pytest -ra
+
+templates: $(STAMP)
+	$(BIN)/python deploy/gen_templates.py
 
 lint: $(STAMP)
 	$(BIN)/flake8 fednet tests deploy benchmarks
@@ -31,4 +42,4 @@ bench: $(STAMP)
 	$(BIN)/fednet bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) build *.egg-info

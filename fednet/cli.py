@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for build in (_server_parser, _client_parser, _run_parser, _demo_parser):
         build(sub)
+    from fednet.bench.cli import add_bench_parser
+
+    add_bench_parser(sub, _common)
     return parser
 
 
@@ -171,6 +174,8 @@ def configure_logging(level: str, fmt: str) -> None:
 def _server(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from fednet.bench.swarm import raise_fd_limit
+
     from fednet.server.app import create_app
 
     settings = ServerSettings(
@@ -184,6 +189,7 @@ def _server(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
     )
     _use_uvloop()
+    raise_fd_limit()
     web.run_app(create_app(settings), host=settings.host, port=settings.port,
                 print=lambda msg: logger.info("%s", msg.strip()), access_log=None)
     return 0
@@ -257,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level, args.log_format)
-    command = COMMANDS[args.command]
+    command = COMMANDS.get(args.command) or args.func
     try:
         return command(args)
     except ConfigError as e:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import aiohttp
 
 from fednet.follow import follow_run, launch_run
+from fednet.processes import Processes
 
 DEMO_CONFIG: dict[str, Any] = {
     "task": "digits",
@@ -28,44 +27,6 @@ DEMO_CONFIG: dict[str, Any] = {
 }
 SITES = ("hospital-a", "hospital-b", "hospital-c", "bank-d", "bank-e", "plant-f")
 TARGET_ACCURACY = 0.90
-
-
-class Processes:
-    """Child processes whose output goes to log files, stopped together."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.children: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
-
-    def start(self, name: str, *args: str) -> None:
-        """Start ``python -m fednet ARGS`` with its output in ``<name>.log``."""
-        log = open(self.log_dir / f"{name}.log", "wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fednet", *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        self.children.append((name, proc, log))
-
-    def exited(self) -> list[str]:
-        """Return the names of children that have exited."""
-        return [name for name, proc, _ in self.children if proc.poll() is not None]
-
-    def stop(self) -> None:
-        """Terminate every child, then kill those that linger."""
-        for _, proc, _ in self.children:
-            if proc.poll() is None:
-                proc.terminate()
-        deadline = time.monotonic() + 10
-        for _, proc, log in self.children:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.close()
 
 
 async def _wait_for(

@@ -1,0 +1,153 @@
+"""The simple stack: one coordinator and one client instance in the default VPC."""
+
+from __future__ import annotations
+
+from troposphere import (
+    Base64,
+    GetAtt,
+    Output,
+    Ref,
+    Sub,
+    Template,
+    ec2,
+)
+from troposphere.policies import CreationPolicy, ResourceSignal
+
+import cfn_common as common
+import cfn_params as params
+import cfn_userdata as userdata
+
+SIGNAL_TIMEOUT = "PT15M"
+
+
+def _add_security_group(t: Template) -> ec2.SecurityGroup:
+    """Add the instances' security group: SSH, HTTP and the coordinator port."""
+    sg = t.add_resource(
+        ec2.SecurityGroup(
+            "InstanceSecurityGroup",
+            GroupDescription="fednet instances: SSH, HTTP, coordinator port",
+            Metadata=common.skip_checks(
+                (
+                    "CKV_AWS_260",
+                    "The dashboard is public by default (runs need the admin "
+                    "token); narrow it with HttpCidr",
+                ),
+            ),
+            SecurityGroupIngress=[
+                common.ingress(22, "SSH from SshCidr", CidrIp=Ref("SshCidr")),
+                common.ingress(80, "Dashboard and status page", CidrIp=Ref("HttpCidr")),
+            ],
+            Tags=common.name_tags("instances"),
+        )
+    )
+    group_id = GetAtt(sg, "GroupId")
+    t.add_resource(
+        ec2.SecurityGroupIngress(
+            "CoordinatorIngress",
+            GroupId=group_id,
+            IpProtocol="tcp",
+            FromPort=userdata.SERVER_PORT,
+            ToPort=userdata.SERVER_PORT,
+            SourceSecurityGroupId=group_id,
+            Description="Clients to the coordinator WebSocket",
+        )
+    )
+    return sg
+
+
+def _instance(
+    name: str, profile: object, sg: ec2.SecurityGroup, script: str
+) -> ec2.Instance:
+    """Return one fednet EC2 instance that signals once it is healthy."""
+    return ec2.Instance(
+        name,
+        ImageId=Ref("LatestAmiId"),
+        InstanceType=Ref("InstanceType"),
+        KeyName=common.key_name(),
+        IamInstanceProfile=Ref(profile),
+        SecurityGroupIds=[GetAtt(sg, "GroupId")],
+        MetadataOptions=ec2.MetadataOptions(**common.metadata_options()),
+        BlockDeviceMappings=[common.root_volume()],
+        EbsOptimized=True,
+        UserData=Base64(Sub(script)),
+        CreationPolicy=CreationPolicy(
+            ResourceSignal=ResourceSignal(Count=1, Timeout=SIGNAL_TIMEOUT)
+        ),
+        Tags=common.name_tags(name.removesuffix("Instance").lower()),
+    )
+
+
+def build_simple() -> Template:
+    """Build the simple stack: a coordinator and a client on two EC2 instances.
+
+    Returns:
+        The CloudFormation template.
+    """
+    t = Template(
+        Description="fednet simple stack: one coordinator (dashboard and WebSocket "
+        "on port 5000, served on port 80) and one client, each on an EC2 "
+        "instance in the default VPC."
+    )
+    params.add_instance_parameters(t)
+    params.add_client_data_parameters(t)
+    params.add_common_conditions_and_rules(t)
+    sg = _add_security_group(t)
+    server_profile = common.add_instance_profile(t, "Server")
+    client_profile = common.add_instance_profile(t, "Client")
+    server = t.add_resource(
+        _instance(
+            "ServerInstance",
+            server_profile,
+            sg,
+            userdata.server_script(
+                "ServerInstance", publish_http=True, state_bucket=False
+            ),
+        )
+    )
+    client = t.add_resource(
+        _instance(
+            "ClientInstance",
+            client_profile,
+            sg,
+            userdata.client_script(
+                "ClientInstance",
+                server_url="ws://${ServerInstance.PrivateIp}:5000/ws",
+                publish_http=True,
+            ),
+        )
+    )
+    _add_outputs(t, server, client)
+    return t
+
+
+def _add_outputs(t: Template, server: ec2.Instance, client: ec2.Instance) -> None:
+    """Add the dashboard URL and the addresses of both instances."""
+    t.add_output(
+        [
+            Output(
+                "DashboardUrl",
+                Description="The coordinator's dashboard",
+                Value=Sub("http://${ServerInstance.PublicDnsName}/"),
+            ),
+            Output(
+                "ServerWebSocketUrl",
+                Description="Where clients in the default VPC connect",
+                Value=Sub("ws://${ServerInstance.PrivateIp}:5000/ws"),
+            ),
+            Output(
+                "ClientStatusUrl",
+                Description="The client's status page",
+                Value=Sub("http://${ClientInstance.PublicDnsName}/"),
+            ),
+            Output(
+                "ServerInstanceId",
+                Description="Coordinator instance (aws ssm start-session --target)",
+                Value=Ref(server),
+            ),
+            Output(
+                "ClientInstanceId",
+                Description="Client instance (aws ssm start-session --target)",
+                Value=Ref(client),
+            ),
+        ]
+    )

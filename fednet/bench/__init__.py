@@ -1,0 +1,1 @@
+"""Benchmarks of fednet itself: workloads, harness, many-client swarm."""
