@@ -15,6 +15,8 @@ import numpy as np
 from fednet.exceptions import AggregationError
 from fednet.typing import NDArrays
 
+BLOCK = 1 << 16
+
 
 def validate_update(reference: NDArrays, update: NDArrays) -> None:
     """Check that an update matches the global model and holds only finite values.
@@ -57,8 +59,9 @@ class StreamingFedAvg:
 
     def __init__(self, reference: NDArrays) -> None:
         self._reference = reference
-        self._sums = [np.zeros(r.shape, dtype=np.float64) for r in reference]
-        self._scratch = [np.empty(r.shape, dtype=np.float64) for r in reference]
+        self._sums = [np.zeros(r.size, dtype=np.float64) for r in reference]
+        largest = max((r.size for r in reference), default=0)
+        self._scratch = np.empty(min(largest, BLOCK), dtype=np.float64)
         self.total_examples = 0
         self.count = 0
 
@@ -71,9 +74,14 @@ class StreamingFedAvg:
         if num_examples <= 0:
             raise AggregationError(f"num_examples must be positive, got {num_examples}")
         validate_update(self._reference, update)
-        for total, scratch, arr in zip(self._sums, self._scratch, update):
-            np.multiply(arr, num_examples, out=scratch, casting="unsafe")
-            total += scratch
+        for total, arr in zip(self._sums, update):
+            flat = arr.reshape(-1)
+            # Block by block, so the float64 scratch stays small and hot in cache.
+            for start in range(0, flat.size, BLOCK):
+                chunk = flat[start : start + BLOCK]
+                scratch = self._scratch[: chunk.size]
+                np.multiply(chunk, num_examples, out=scratch, casting="unsafe")
+                total[start : start + chunk.size] += scratch
         self.total_examples += num_examples
         self.count += 1
 
@@ -86,7 +94,7 @@ class StreamingFedAvg:
         if not self.count:
             raise AggregationError("no updates to aggregate")
         return [
-            (total / self.total_examples).astype(ref.dtype)
+            (total / self.total_examples).astype(ref.dtype).reshape(ref.shape)
             for total, ref in zip(self._sums, self._reference)
         ]
 

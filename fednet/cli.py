@@ -35,14 +35,14 @@ def _bool(text: str) -> bool:
         return True
     if value in ("0", "false", "no", "off", ""):
         return False
-    raise ValueError(f"not a boolean: {text!r}")
+    raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
 
 
 def partition_arg(text: str) -> tuple[int, int]:
     """Parse ``i/n`` (the i-th of n slices, counted from 1)."""
     i, sep, n = text.partition("/")
     if not sep or not i.strip().isdigit() or not n.strip().isdigit():
-        raise ValueError(f"expected i/n such as 2/5, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected i/n such as 2/5, got {text!r}")
     return int(i), int(n)
 
 
@@ -66,7 +66,7 @@ class _Flags:
         if raw is not None:
             try:
                 default = type(raw)
-            except ValueError as e:
+            except (ValueError, argparse.ArgumentTypeError) as e:
                 self.parser.error(f"{env}={raw!r}: {e}")
         self.parser.add_argument(
             flag, type=type, default=default, help=f"{help} (env {env})"
@@ -218,13 +218,13 @@ def _client(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import aiohttp
+
     from fednet.follow import follow_run, launch_run
 
     config = RunConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)})
 
     async def main() -> int:
-        import aiohttp
-
         async with aiohttp.ClientSession() as http:
             run_id = await launch_run(http, args.server.rstrip("/"), config.to_dict(), args.admin_token)
             if args.no_follow:
@@ -233,7 +233,11 @@ def _run(args: argparse.Namespace) -> int:
             run = await follow_run(http, args.server.rstrip("/"), run_id)
             return 0 if run["status"] == "finished" else 1
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except (aiohttp.ClientError, OSError) as e:
+        print(f"fednet run: cannot reach {args.server}: {e}", file=sys.stderr)
+        return 2
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -54,6 +54,35 @@ def _dtype_str(array: NDArray) -> str:
     return str(dtype.str)
 
 
+def _prepare(arrays: Sequence[NDArray]) -> list[NDArray]:
+    prepared = []
+    for array in arrays:
+        array = np.asarray(array)
+        if array.dtype.byteorder == ">":
+            array = array.astype(array.dtype.newbyteorder("<"))
+        if _dtype_str(array) not in ALLOWED_DTYPES:
+            raise ProtocolError(f"unsupported array dtype {array.dtype}")
+        prepared.append(np.ascontiguousarray(array))
+    return prepared
+
+
+def _segments(header: dict[str, Any], arrays: Sequence[NDArray]) -> list[memoryview]:
+    """Return the frame as a list of buffers: prefix + header, pads, array bytes."""
+    prepared = _prepare(arrays)
+    meta = [{"dtype": _dtype_str(a), "shape": list(a.shape)} for a in prepared]
+    head = json.dumps({**header, "arrays": meta}, separators=(",", ":")).encode()
+    offset = _LEN.size + len(head)
+    segments = [memoryview(_LEN.pack(len(head)) + head)]
+    for array in prepared:
+        if pad := _pad(offset):
+            segments.append(memoryview(bytes(pad)))
+            offset += pad
+        if array.nbytes:
+            segments.append(memoryview(array.reshape(-1).view(np.uint8)))
+        offset += array.nbytes
+    return segments
+
+
 def arrays_to_frame(header: dict[str, Any], arrays: Sequence[NDArray]) -> bytearray:
     """Serialize a JSON header and arrays into one binary frame.
 
@@ -68,30 +97,110 @@ def arrays_to_frame(header: dict[str, Any], arrays: Sequence[NDArray]) -> bytear
     Raises:
         ProtocolError: if an array has a dtype the wire does not carry.
     """
-    prepared = []
-    for array in arrays:
-        array = np.asarray(array)
-        if array.dtype.byteorder == ">":
-            array = array.astype(array.dtype.newbyteorder("<"))
-        dtype = _dtype_str(array)
-        if dtype not in ALLOWED_DTYPES:
-            raise ProtocolError(f"unsupported array dtype {array.dtype}")
-        prepared.append(np.ascontiguousarray(array))
-    meta = [{"dtype": _dtype_str(a), "shape": list(a.shape)} for a in prepared]
-    head = json.dumps({**header, "arrays": meta}, separators=(",", ":")).encode()
-    offset = _LEN.size + len(head)
-    layout = []
-    for array in prepared:
-        offset += _pad(offset)
-        layout.append(offset)
-        offset += array.nbytes
-    frame = bytearray(offset)
-    _LEN.pack_into(frame, 0, len(head))
-    frame[_LEN.size : _LEN.size + len(head)] = head
-    view = memoryview(frame)
-    for start, array in zip(layout, prepared):
-        view[start : start + array.nbytes] = array.reshape(-1).view(np.uint8)
+    segments = _segments(header, arrays)
+    frame = bytearray(sum(len(s) for s in segments))
+    view, offset = memoryview(frame), 0
+    for segment in segments:
+        view[offset : offset + len(segment)] = segment
+        offset += len(segment)
     return frame
+
+
+def arrays_to_parts(
+    header: dict[str, Any], arrays: Sequence[NDArray], part_bytes: int
+) -> list[memoryview | bytes]:
+    """Serialize like :func:`arrays_to_frame`, split into parts of ``part_bytes``.
+
+    The first part holds the whole prefix and header; the others are the
+    following bytes of the same frame. Parts that fall inside one array are
+    views of its memory (no copy), so a large model is sent without ever being
+    copied into one buffer.
+    """
+    parts: list[memoryview | bytes] = []
+    pending: list[memoryview] = []
+    size = 0
+    segments = _segments(header, arrays)
+    capacity = max(part_bytes, len(segments[0]))
+    for segment in segments:
+        while len(segment):
+            take = min(len(segment), capacity - size)
+            pending.append(segment[:take])
+            size += take
+            segment = segment[take:]
+            if size == capacity:
+                parts.append(pending[0] if len(pending) == 1 else b"".join(pending))
+                pending, size, capacity = [], 0, part_bytes
+    if pending:
+        parts.append(pending[0] if len(pending) == 1 else b"".join(pending))
+    return parts
+
+
+def frame_length(first_part: bytes | bytearray | memoryview, limits: Limits = DEFAULT_LIMITS) -> int:
+    """Return the total length of the frame whose first part is given.
+
+    Raises:
+        ProtocolError: if the prefix or header is malformed or over the limits.
+    """
+    view = memoryview(first_part)
+    end = _header_end(view, limits)
+    metas = _parse_header(view[_LEN.size : end])["arrays"]
+    if len(metas) > limits.max_arrays:
+        raise ProtocolError(f"{len(metas)} arrays exceed the limit")
+    total = end
+    for index, meta in enumerate(metas):
+        dtype, shape = _parse_array_meta(index, meta)
+        total += _pad(total) + dtype.itemsize * math.prod(shape)
+        if total > limits.max_total_bytes:
+            raise ProtocolError(f"frame of more than {total} bytes exceeds the limit")
+    return total
+
+
+class FrameAssembler:
+    """Join the parts of one binary frame (sans-I/O).
+
+    Feed each binary message; :meth:`feed` returns the whole frame once its
+    last part arrived, else None. A single-part frame is returned as is.
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self._buffer: bytearray | None = None
+        self._filled = 0
+
+    @property
+    def in_progress(self) -> bool:
+        """Return whether a frame has started but not completed."""
+        return self._buffer is not None
+
+    def reset(self) -> None:
+        """Forget a partly received frame."""
+        self._buffer, self._filled = None, 0
+
+    def feed(self, data: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview | None:
+        """Take one part; return the completed frame or None.
+
+        Raises:
+            ProtocolError: on a malformed first part or a frame that overflows.
+        """
+        if self._buffer is None:
+            total = frame_length(data, self.limits)
+            if len(data) >= total:
+                return data
+            self._buffer = bytearray(total)
+            self._buffer[: len(data)] = data
+            self._filled = len(data)
+            return None
+        end = self._filled + len(data)
+        if end > len(self._buffer):
+            self.reset()
+            raise ProtocolError("frame part overflows the announced length")
+        self._buffer[self._filled : end] = data
+        self._filled = end
+        if end < len(self._buffer):
+            return None
+        frame = self._buffer
+        self.reset()
+        return frame
 
 
 def frame_to_arrays(
@@ -112,14 +221,7 @@ def frame_to_arrays(
     view = memoryview(frame)
     if len(view) > limits.max_total_bytes:
         raise ProtocolError(f"frame of {len(view)} bytes exceeds the limit")
-    if len(view) < _LEN.size:
-        raise ProtocolError(f"frame of {len(view)} bytes has no header length")
-    (head_len,) = _LEN.unpack_from(view, 0)
-    if head_len > limits.max_header_bytes:
-        raise ProtocolError(f"header of {head_len} bytes exceeds the limit")
-    end = _LEN.size + head_len
-    if end > len(view):
-        raise ProtocolError(f"header of {head_len} bytes is truncated")
+    end = _header_end(view, limits)
     header = _parse_header(view[_LEN.size : end])
     metas = header.pop("arrays")
     if len(metas) > limits.max_arrays:
@@ -138,6 +240,18 @@ def frame_to_arrays(
     if offset != len(view):
         raise ProtocolError(f"{len(view) - offset} trailing bytes after the arrays")
     return header, arrays
+
+
+def _header_end(view: memoryview, limits: Limits) -> int:
+    if len(view) < _LEN.size:
+        raise ProtocolError(f"frame of {len(view)} bytes has no header length")
+    (head_len,) = _LEN.unpack_from(view, 0)
+    if head_len > limits.max_header_bytes:
+        raise ProtocolError(f"header of {head_len} bytes exceeds the limit")
+    end = _LEN.size + head_len
+    if end > len(view):
+        raise ProtocolError(f"header of {head_len} bytes is truncated")
+    return int(end)
 
 
 def _parse_header(raw: memoryview) -> dict[str, Any]:

@@ -3,7 +3,14 @@
 Control messages travel as text frames holding a JSON object with a ``type``
 member. Messages that carry model parameters (``fit``, ``fit_result``,
 ``evaluate``) travel as binary frames: the same JSON object as the header of
-:func:`fednet.params.arrays_to_frame`, followed by the raw array bytes.
+:func:`fednet.params.arrays_to_frame`, followed by the raw array bytes. A
+binary frame larger than the peer's ``part_bytes`` is sent as consecutive
+binary WebSocket messages (:func:`serialize_parts`, :class:`MessageReader`).
+
+A client whose ``fit_result`` exceeds ``direct_upload_bytes`` (both announced
+in ``welcome``) first sends ``upload_request`` and waits for ``upload_grant``:
+the coordinator lets only a few large uploads in at once, which bounds its
+memory whatever the number of clients.
 """
 
 from __future__ import annotations
@@ -15,11 +22,20 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Union
 
 from fednet.exceptions import ProtocolError
-from fednet.params import DEFAULT_LIMITS, Limits, arrays_to_frame, frame_to_arrays
+from fednet.params import (
+    DEFAULT_LIMITS,
+    FrameAssembler,
+    Limits,
+    arrays_to_frame,
+    arrays_to_parts,
+    frame_to_arrays,
+)
 from fednet.typing import NDArrays
 
 PROTOCOL_VERSION = 1
 MAX_TEXT_BYTES = 1 << 20
+DEFAULT_PART_BYTES = 1 << 20
+DEFAULT_DIRECT_UPLOAD_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -38,12 +54,33 @@ class Hello:
 
 @dataclass(frozen=True)
 class Welcome:
-    """The coordinator's answer to ``hello``: the client's id."""
+    """The coordinator's answer to ``hello``: the client's id and transfer limits."""
 
     type: ClassVar[str] = "welcome"
     client_id: str
     heartbeat_s: float
+    part_bytes: int = DEFAULT_PART_BYTES
+    direct_upload_bytes: int = DEFAULT_DIRECT_UPLOAD_BYTES
     protocol_version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    """A client's large ``fit_result`` of ``nbytes`` is ready to send."""
+
+    type: ClassVar[str] = "upload_request"
+    run_id: int
+    server_round: int
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class UploadGrant:
+    """The coordinator is ready to receive the requested ``fit_result``."""
+
+    type: ClassVar[str] = "upload_grant"
+    run_id: int
+    server_round: int
 
 
 @dataclass(frozen=True)
@@ -111,12 +148,48 @@ class Error:
     server_round: int | None = None
 
 
-Message = Union[Hello, Welcome, Status, Fit, FitResult, Evaluate, EvaluateResult, Error]
+Message = Union[
+    Hello,
+    Welcome,
+    Status,
+    Fit,
+    FitResult,
+    Evaluate,
+    EvaluateResult,
+    UploadRequest,
+    UploadGrant,
+    Error,
+]
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.type: cls
-    for cls in (Hello, Welcome, Status, Fit, FitResult, Evaluate, EvaluateResult, Error)
+    for cls in (
+        Hello,
+        Welcome,
+        Status,
+        Fit,
+        FitResult,
+        Evaluate,
+        EvaluateResult,
+        UploadRequest,
+        UploadGrant,
+        Error,
+    )
 }
 BINARY_TYPES = frozenset({"fit", "fit_result", "evaluate"})
+
+
+def _header(message: Message) -> dict[str, Any]:
+    fields = {
+        f.name: getattr(message, f.name)
+        for f in dataclasses.fields(message)
+        if f.name != "parameters"
+    }
+    header = {"type": message.type, **fields}
+    try:
+        json.dumps(header, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ProtocolError(f"cannot serialize {message.type}: {e}") from None
+    return header
 
 
 def serialize(message: Message) -> str | bytearray:
@@ -125,27 +198,33 @@ def serialize(message: Message) -> str | bytearray:
     Raises:
         ProtocolError: if a field cannot travel (NaN, unsupported dtype).
     """
-    fields = {
-        f.name: getattr(message, f.name)
-        for f in dataclasses.fields(message)
-        if f.name != "parameters"
-    }
-    header = {"type": message.type, **fields}
-    try:
-        if message.type in BINARY_TYPES:
-            params: NDArrays = getattr(message, "parameters")
-            _check_json(header)
-            return arrays_to_frame(header, params)
-        return json.dumps(header, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise ProtocolError(f"cannot serialize {message.type}: {e}") from None
+    header = _header(message)
+    if message.type in BINARY_TYPES:
+        return arrays_to_frame(header, getattr(message, "parameters"))
+    return json.dumps(header, separators=(",", ":"))
 
 
-def _check_json(header: dict[str, Any]) -> None:
-    json.dumps(header, allow_nan=False)
+def serialize_parts(
+    message: Message, part_bytes: int = DEFAULT_PART_BYTES
+) -> list[str | bytes | memoryview]:
+    """Encode a message as the WebSocket messages that carry it, in order.
+
+    Binary messages are split into parts of at most ``part_bytes`` (the first
+    part holds the whole header); array bytes are not copied.
+
+    Raises:
+        ProtocolError: if a field cannot travel (NaN, unsupported dtype).
+    """
+    header = _header(message)
+    if message.type in BINARY_TYPES:
+        params: NDArrays = getattr(message, "parameters")
+        return list(arrays_to_parts(header, params, part_bytes))
+    return [json.dumps(header, separators=(",", ":"))]
 
 
-def parse(data: str | bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Message:
+def parse(
+    data: str | bytes | bytearray | memoryview, limits: Limits = DEFAULT_LIMITS
+) -> Message:
     """Decode one text or binary frame into a message.
 
     Raises:
@@ -171,6 +250,36 @@ def parse(data: str | bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Mes
         frame = "binary" if arrays is not None else "text"
         raise ProtocolError(f"{cls.type} cannot arrive in a {frame} frame")
     return _build(cls, obj, arrays)
+
+
+class MessageReader:
+    """Parse the messages of one connection, joining multi-part binary frames.
+
+    Args:
+        limits: bounds on binary frames (a joined frame included).
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self._assembler = FrameAssembler(limits)
+
+    def feed(self, data: str | bytes | bytearray) -> Message | None:
+        """Take one WebSocket message; return a complete message or None.
+
+        Raises:
+            ProtocolError: for malformed input; a partial frame is dropped.
+        """
+        if isinstance(data, str):
+            if self._assembler.in_progress:
+                self._assembler.reset()
+                raise ProtocolError("text frame inside a multi-part binary frame")
+            return parse(data, self.limits)
+        try:
+            frame = self._assembler.feed(data)
+        except ProtocolError:
+            self._assembler.reset()
+            raise
+        return None if frame is None else parse(frame, self.limits)
 
 
 def _reject_constant(name: str) -> Any:

@@ -25,10 +25,13 @@ from fednet.protocol import (
     FitResult,
     Hello,
     Message,
+    MessageReader,
     Status,
+    UploadGrant,
+    UploadRequest,
     Welcome,
     parse,
-    serialize,
+    serialize_parts,
 )
 
 logger = logging.getLogger(__name__)
@@ -104,6 +107,9 @@ class ClientRunner:
         ) as ws:
             await ws.send_str(self._hello())
             welcome = await self._welcome(ws)
+            self._welcome_msg = welcome
+            self._grants: dict[tuple[int, int], asyncio.Event] = {}
+            self._reader = MessageReader(self._limits)
             self.state.client_id = welcome.client_id
             self.state.state, self.state.connects = "connected", self.state.connects + 1
             self.state.connected_since = time.time()
@@ -129,9 +135,7 @@ class ClientRunner:
             schema=schema.to_dict() if schema is not None else None,
             client_version=__version__,
         )
-        frame = serialize(hello)
-        assert isinstance(frame, str)
-        return frame
+        return _text(hello)
 
     async def _welcome(self, ws: aiohttp.ClientWebSocketResponse) -> Welcome:
         frame = await ws.receive(timeout=30)
@@ -147,28 +151,54 @@ class ClientRunner:
 
     async def _receive(self, data: str | bytes, work: asyncio.Queue[Fit | Evaluate]) -> None:
         try:
-            message = parse(data, self._limits)
+            message = self._reader.feed(data)
         except ProtocolError as e:
             logger.warning("malformed frame from the server: %s", e)
             return
         if isinstance(message, (Fit, Evaluate)):
             work.put_nowait(message)
+        elif isinstance(message, UploadGrant):
+            key = (message.run_id, message.server_round)
+            self._grants.setdefault(key, asyncio.Event()).set()
         elif isinstance(message, Error):
             self.state.last_error = f"{message.code}: {message.message}"
             logger.warning("server says %s: %s", message.code, message.message)
 
-    async def _work(self, ws: aiohttp.ClientWebSocketResponse, work: asyncio.Queue[Fit | Evaluate]) -> None:
+    async def _work(
+        self, ws: aiohttp.ClientWebSocketResponse, work: asyncio.Queue[Fit | Evaluate]
+    ) -> None:
+        part_bytes = self._welcome_msg.part_bytes
         while True:
             request = await work.get()
+            reply: Message | None = None
             try:
                 reply = await self._answer(ws, request)
-                frame = await asyncio.to_thread(serialize, reply)
+                parts = await asyncio.to_thread(serialize_parts, reply, part_bytes)
             except (FednetError, ValueError) as e:
-                logger.error("cannot answer %s of round %d: %s", request.type, request.server_round, e)
+                logger.error(
+                    "cannot answer %s of round %d: %s", request.type, request.server_round, e
+                )
                 error = Error("client_error", str(e), request.run_id, request.server_round)
-                frame = serialize(error)
-            await ws.send_str(frame) if isinstance(frame, str) else await ws.send_bytes(frame)
+                parts = serialize_parts(error)
+            nbytes = sum(len(p) for p in parts)
+            if isinstance(reply, FitResult) and nbytes > self._welcome_msg.direct_upload_bytes:
+                await self._wait_for_grant(ws, reply, nbytes)
+            for part in parts:
+                if isinstance(part, str):
+                    await ws.send_str(part)
+                else:
+                    await ws.send_bytes(part)  # type: ignore[arg-type]
+            del parts, reply
             await self._status(ws, "idle")
+
+    async def _wait_for_grant(
+        self, ws: aiohttp.ClientWebSocketResponse, reply: FitResult, nbytes: int
+    ) -> None:
+        key = (reply.run_id, reply.server_round)
+        granted = self._grants.setdefault(key, asyncio.Event())
+        await ws.send_str(_text(UploadRequest(reply.run_id, reply.server_round, nbytes)))
+        await granted.wait()
+        self._grants.pop(key, None)
 
     async def _answer(self, ws: aiohttp.ClientWebSocketResponse, request: Fit | Evaluate) -> Message:
         if isinstance(request, Fit):
@@ -199,6 +229,10 @@ class ClientRunner:
     async def _status(self, ws: aiohttp.ClientWebSocketResponse, state: str) -> None:
         self.state.state = state if state != "idle" else "connected"
         if not ws.closed:
-            frame = serialize(Status(state))
-            assert isinstance(frame, str)
-            await ws.send_str(frame)
+            await ws.send_str(_text(Status(state)))
+
+
+def _text(message: Message) -> str:
+    (frame,) = serialize_parts(message)
+    assert isinstance(frame, str)
+    return frame

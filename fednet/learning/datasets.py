@@ -26,9 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.datasets import load_breast_cancer, load_digits
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 
 from fednet.learning.csvfile import read_csv_table
 from fednet.learning.partition import (
@@ -139,6 +136,12 @@ def _load_builtin(name: str) -> _Builtin:
         raise ValueError(
             f"unknown dataset {name!r}; expected one of {', '.join(BUILTIN_DATASETS)}"
         )
+    # Imported here: scikit-learn costs ~85 MB of memory, which processes of
+    # the synthetic and CSV tasks never need.
+    from sklearn.datasets import load_breast_cancer, load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
     bunch = load_digits() if name == "digits" else load_breast_cancer()
     x, targets = bunch.data, bunch.target.astype(np.int64)
     x_tr, x_te, t_tr, t_te = train_test_split(

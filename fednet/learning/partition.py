@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.model_selection import train_test_split
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +140,8 @@ def split_train_val(
     Raises:
         ValueError: with fewer than two examples or ``val_fraction`` not in (0, 1).
     """
+    from sklearn.model_selection import train_test_split  # ~85 MB: only when used
+
     n = len(y)
     if n < 2 or not 0.0 < val_fraction < 1.0:
         raise ValueError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,21 +44,28 @@ class ClientConn:
         """Return whether the client's socket is open."""
         return self.ws is not None and not self.ws.closed
 
-    async def send(self, frame: str | bytes | bytearray) -> bool:
-        """Send one frame; return False if the socket is gone."""
+    async def send(self, parts: Sequence[str | bytes | bytearray | memoryview]) -> bool:
+        """Send one message's WebSocket parts in order; False if the socket is gone.
+
+        The lock keeps the parts of one message together on the connection.
+        """
         if self.ws is None or self.ws.closed:
             return False
+        size = 0
         try:
             async with self._send_lock:
-                if isinstance(frame, str):
-                    await self.ws.send_str(frame)
-                else:
-                    await self.ws.send_bytes(frame)
+                for part in parts:
+                    if isinstance(part, str):
+                        await self.ws.send_str(part)
+                    else:
+                        await self.ws.send_bytes(part)  # type: ignore[arg-type]
+                    size += len(part)
         except (ConnectionError, RuntimeError) as e:
             logger.info("send to %s failed: %s", self.client_id, e)
             return False
-        self.bytes_sent += len(frame)
-        self.stats["bytes_sent"] += len(frame)
+        finally:
+            self.bytes_sent += size
+            self.stats["bytes_sent"] += size
         return True
 
     def to_dict(self) -> dict[str, Any]:

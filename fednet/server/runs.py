@@ -13,7 +13,7 @@ import numpy as np
 
 from fednet.config import RunConfig
 from fednet.exceptions import FednetError, SchemaError
-from fednet.protocol import Error, EvaluateResult, FitResult, serialize
+from fednet.protocol import Error, EvaluateResult, FitResult, serialize_parts
 from fednet.rounds import (
     Phase,
     RoundFinished,
@@ -25,10 +25,15 @@ from fednet.server.events import EventHub
 from fednet.server.registry import ClientConn, Registry
 from fednet.server.setup import RunSetup, prepare_run
 from fednet.server.store import Store
+from fednet.server.uploads import UploadGate
 from fednet.strategies import strategy_from_config
 from fednet.typing import ClientId
 
 logger = logging.getLogger(__name__)
+
+# Updates at least this large are folded in a worker thread (numpy releases
+# the GIL), so the event loop keeps reading other clients' uploads meanwhile.
+OFFLOAD_BYTES = 1 << 20
 
 
 class RunConflict(FednetError):
@@ -51,6 +56,7 @@ class ActiveRun:
     deadline: float = 0.0
     started: float = field(default_factory=time.monotonic)
     outcome: tuple[str, str | None] = ("failed", "ended without a result")
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def kick(self) -> None:
         """Wake the driver after an input changed the machine."""
@@ -65,6 +71,8 @@ class RunManager:
     ) -> None:
         self.store = store
         self.stats = stats
+        self.uploads = UploadGate()
+        self._background: set[asyncio.Future[bool]] = set()
         self.registry = registry
         self.events = events
         self.active: ActiveRun | None = None
@@ -126,24 +134,47 @@ class RunManager:
         if run is not None:
             run.kick()
 
-    def client_left(self, conn: ClientConn) -> None:
+    async def client_left(self, conn: ClientConn) -> None:
         """Drop a disconnected client from the round in progress."""
+        await self.uploads.finished(conn)
         run = self.active
         if run is not None and run.machine is not None:
-            run.machine.client_left(conn.client_id)
+            async with run.lock:
+                run.machine.client_left(conn.client_id)
             run.kick()
 
-    def update_received(self, conn: ClientConn, msg: FitResult) -> None:
-        """Hand a fit_result to the round machine."""
-        self._route(conn, lambda m: m.update_received(conn.client_id, msg), msg.run_id)
+    async def update_received(self, conn: ClientConn, msg: FitResult) -> None:
+        """Hand a fit_result to the round machine, freeing the client's upload slot.
 
-    def evaluate_received(self, conn: ClientConn, msg: EvaluateResult) -> None:
+        Large updates are validated and folded in a worker thread, so the
+        event loop keeps receiving other uploads meanwhile.
+        """
+        try:
+            run = self._target(conn, msg.run_id)
+            if run is not None:
+                assert run.machine is not None
+                nbytes = sum(p.nbytes for p in msg.parameters)
+                async with run.lock:
+                    if nbytes >= OFFLOAD_BYTES:
+                        await asyncio.to_thread(
+                            run.machine.update_received, conn.client_id, msg
+                        )
+                    else:
+                        run.machine.update_received(conn.client_id, msg)
+                self._after_input(run)
+        finally:
+            await self.uploads.finished(conn)
+
+    async def evaluate_received(self, conn: ClientConn, msg: EvaluateResult) -> None:
         """Hand an evaluate_result to the round machine."""
-        self._route(
-            conn, lambda m: m.evaluate_received(conn.client_id, msg), msg.run_id
-        )
+        run = self._target(conn, msg.run_id)
+        if run is not None:
+            assert run.machine is not None
+            async with run.lock:
+                run.machine.evaluate_received(conn.client_id, msg)
+            self._after_input(run)
 
-    def _route(self, conn: ClientConn, call: Any, run_id: int) -> None:
+    def _target(self, conn: ClientConn, run_id: int) -> ActiveRun | None:
         run = self.active
         if run is None or run.machine is None or run.run_id != run_id:
             logger.warning(
@@ -151,8 +182,10 @@ class RunManager:
                 conn.client_id,
                 run_id,
             )
-            return
-        call(run.machine)
+            return None
+        return run
+
+    def _after_input(self, run: ActiveRun) -> None:
         self._publish_progress(run)
         run.kick()
 
@@ -167,7 +200,8 @@ class RunManager:
                 if run.machine.phase is Phase.IDLE:
                     eligible = await self._wait_for_clients(run)
                     run.round_started = time.monotonic()
-                    run.machine.start_round(eligible)
+                    async with run.lock:
+                        run.machine.start_round(eligible)
                     self._publish_progress(run)
                 else:
                     await self._wait_phase(run)
@@ -252,24 +286,30 @@ class RunManager:
                 "%s: round %d timed out after %.1f s",
                 machine.phase.value, machine.server_round, run.config.round_timeout_s,
             )
-            machine.round_timed_out()
+            async with run.lock:
+                machine.round_timed_out()
 
     async def _flush(self, run: ActiveRun) -> None:
         machine = run.machine
         assert machine is not None
-        while outgoing := machine.messages_to_send():
+        state = {"fit": "training", "evaluate": "evaluating"}
+        while True:
+            async with run.lock:
+                outgoing = machine.messages_to_send()
+            if not outgoing:
+                return
             for out in outgoing:
                 if isinstance(out.message, Error):
                     self.stats[f"rejected:{out.message.code}"] += len(out.recipients)
-                frame = serialize(out.message)
+                parts = serialize_parts(out.message)
                 conns = [self.registry.get(cid) for cid in out.recipients]
                 sent = await asyncio.gather(
-                    *(c.send(frame) if c is not None else _false() for c in conns)
+                    *(c.send(parts) if c is not None else _false() for c in conns)
                 )
-                state = {"fit": "training", "evaluate": "evaluating"}
                 for cid, conn, ok in zip(out.recipients, conns, sent):
                     if not ok:
-                        machine.client_left(cid)
+                        async with run.lock:
+                            machine.client_left(cid)
                     elif conn is not None and out.message.type in state:
                         self.registry.set_status(conn, state[out.message.type])
 
@@ -277,7 +317,9 @@ class RunManager:
         """Persist what the machine produced; return False once the run is over."""
         machine = run.machine
         assert machine is not None
-        for event in machine.events():
+        async with run.lock:
+            events = machine.events()
+        for event in events:
             if isinstance(event, RoundFinished):
                 await self._record_round(run, event)
             elif isinstance(event, RunFinished):
@@ -307,9 +349,10 @@ class RunManager:
             run.setup.check_client(conn.hello)
         except SchemaError as e:
             conn.eligible, conn.note = False, str(e)
-            asyncio.ensure_future(
-                conn.send(serialize(Error("schema_mismatch", str(e), run.run_id)))
-            )
+            error = Error("schema_mismatch", str(e), run.run_id)
+            task = asyncio.ensure_future(conn.send(serialize_parts(error)))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
             logger.warning("client %s cannot join run %d: %s", conn.client_id, run.run_id, e)
         else:
             conn.eligible, conn.note = True, None

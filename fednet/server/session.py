@@ -12,16 +12,19 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from fednet.exceptions import ProtocolError
 from fednet.params import Limits
 from fednet.protocol import (
+    DEFAULT_DIRECT_UPLOAD_BYTES,
+    DEFAULT_PART_BYTES,
     PROTOCOL_VERSION,
     Error,
     EvaluateResult,
     FitResult,
     Hello,
     Message,
+    MessageReader,
     Status,
+    UploadRequest,
     Welcome,
-    parse,
-    serialize,
+    serialize_parts,
 )
 from fednet.server.registry import ClientConn, Registry
 from fednet.server.runs import RunManager
@@ -51,6 +54,8 @@ class ClientSession:
         stats: Counter[str],
         limits: Limits,
         heartbeat_s: float,
+        part_bytes: int = DEFAULT_PART_BYTES,
+        direct_upload_bytes: int = DEFAULT_DIRECT_UPLOAD_BYTES,
     ) -> None:
         self.ws = ws
         self.address = address
@@ -59,38 +64,50 @@ class ClientSession:
         self.stats = stats
         self.limits = limits
         self.heartbeat_s = heartbeat_s
+        self.part_bytes = part_bytes
+        self.direct_upload_bytes = direct_upload_bytes
+        self.reader = MessageReader(limits)
         self.conn: ClientConn | None = None
 
     async def receive(self, frame: web.WSMessage) -> None:
-        """Handle one incoming WebSocket message."""
+        """Handle one incoming WebSocket message (possibly one part of several)."""
         if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             return
         self.stats["bytes_received"] += len(frame.data)
+        if self.conn is not None:
+            self.conn.last_seen = time.time()
+            self.conn.bytes_received += len(frame.data)
         try:
-            message = parse(frame.data, self.limits)
+            message = self.reader.feed(frame.data)
         except ProtocolError as e:
             self.stats["rejected:protocol_error"] += 1
             logger.warning("malformed frame from %s: %s", self._who(), e)
+            if self.conn is not None:
+                await self.runs.uploads.finished(self.conn)
             await self._send(Error("protocol_error", str(e)))
+            return
+        if message is None:
             return
         if self.conn is None:
             await self._hello(message)
             return
-        self.conn.last_seen = time.time()
-        self.conn.bytes_received += len(frame.data)
         await self._dispatch(self.conn, message)
 
     async def _dispatch(self, conn: ClientConn, message: Message) -> None:
         if isinstance(message, FitResult):
             self.registry.set_status(conn, "idle")
-            self.runs.update_received(conn, message)
+            await self.runs.update_received(conn, message)
         elif isinstance(message, EvaluateResult):
             self.registry.set_status(conn, "idle")
-            self.runs.evaluate_received(conn, message)
+            await self.runs.evaluate_received(conn, message)
+        elif isinstance(message, UploadRequest):
+            await self.runs.uploads.request(conn, message)
         elif isinstance(message, Status) and message.state in CLIENT_STATES:
             self.registry.set_status(conn, message.state)
         elif isinstance(message, Error):
-            logger.warning("client %s reports %s: %s", conn.client_id, message.code, message.message)
+            logger.warning(
+                "client %s reports %s: %s", conn.client_id, message.code, message.message
+            )
         else:
             await self._send(Error("unexpected_message", f"unexpected {message.type}"))
 
@@ -121,7 +138,14 @@ class ClientSession:
         self.conn = ClientConn(
             client_id, message, self.ws, self.address, now, now, stats=self.stats
         )
-        await self._send(Welcome(client_id, self.heartbeat_s))
+        await self._send(
+            Welcome(
+                client_id,
+                self.heartbeat_s,
+                part_bytes=self.part_bytes,
+                direct_upload_bytes=self.direct_upload_bytes,
+            )
+        )
         self.registry.add(self.conn)
         self.runs.client_joined(self.conn)
         logger.info(
@@ -129,12 +153,12 @@ class ClientSession:
             client_id, self.address, message.num_examples, message.task,
         )
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Unregister the client after its socket closed."""
         if self.conn is not None:
             logger.info("client %s left", self.conn.client_id)
             self.registry.remove(self.conn)
-            self.runs.client_left(self.conn)
+            await self.runs.client_left(self.conn)
 
     async def _refuse(self, code: str, reason: str) -> None:
         logger.warning("refused %s: %s", self.address, reason)
@@ -143,11 +167,11 @@ class ClientSession:
 
     async def _send(self, message: Message) -> None:
         if self.conn is not None:
-            await self.conn.send(serialize(message))
+            await self.conn.send(serialize_parts(message))
         elif not self.ws.closed:
-            frame = serialize(message)
-            assert isinstance(frame, str)
-            await self.ws.send_str(frame)
+            for part in serialize_parts(message):
+                assert isinstance(part, str)
+                await self.ws.send_str(part)
 
     def _who(self) -> str:
         return self.conn.client_id if self.conn is not None else self.address

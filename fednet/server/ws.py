@@ -49,5 +49,5 @@ async def client_ws(request: web.Request) -> web.WebSocketResponse:
         logger.exception("client connection from %s failed", request.remote)
         await ws.close(code=WSCloseCode.INTERNAL_ERROR)
     finally:
-        session.close()
+        await session.close()
     return ws
