@@ -30,9 +30,7 @@ def validate_update(reference: NDArrays, update: NDArrays) -> None:
             NaN or infinite value.
     """
     if len(update) != len(reference):
-        raise AggregationError(
-            f"expected {len(reference)} arrays, got {len(update)}"
-        )
+        raise AggregationError(f"expected {len(reference)} arrays, got {len(update)}")
     for index, (ref, arr) in enumerate(zip(reference, update)):
         if arr.shape != ref.shape:
             raise AggregationError(

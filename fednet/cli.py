@@ -120,15 +120,24 @@ def _run_flags(f: _Flags) -> None:
     for field in dataclasses.fields(RunConfig):
         flag = "--" + field.name.replace("_", "-")
         kind = {"int": int, "float": float}.get(str(field.type), str)
-        f.add(flag, type=kind, default=field.default, help=f"RunConfig {field.name}",
-              env=f"FEDNET_RUN_{field.name.upper()}")
+        f.add(
+            flag,
+            type=kind,
+            default=field.default,
+            help=f"RunConfig {field.name}",
+            env=f"FEDNET_RUN_{field.name.upper()}",
+        )
 
 
 def _run_parser(sub: Any) -> None:
     p = sub.add_parser("run", help="launch a run on a coordinator and follow it")
     f = _common(p)
-    f.add("--server", default="http://localhost:5000", help="coordinator HTTP URL",
-          env="FEDNET_API")
+    f.add(
+        "--server",
+        default="http://localhost:5000",
+        help="coordinator HTTP URL",
+        env="FEDNET_API",
+    )
     f.add("--admin-token", help="admin token of the coordinator")
     f.switch("--no-follow", help="print the run id and return at once")
     _run_flags(f)
@@ -190,8 +199,13 @@ def _server(args: argparse.Namespace) -> int:
     )
     _use_uvloop()
     raise_fd_limit()
-    web.run_app(create_app(settings), host=settings.host, port=settings.port,
-                print=lambda msg: logger.info("%s", msg.strip()), access_log=None)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=lambda msg: logger.info("%s", msg.strip()),
+        access_log=None,
+    )
     return 0
 
 
@@ -222,11 +236,15 @@ def _run(args: argparse.Namespace) -> int:
 
     from fednet.follow import follow_run, launch_run
 
-    config = RunConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)})
+    config = RunConfig(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)}
+    )
 
     async def main() -> int:
         async with aiohttp.ClientSession() as http:
-            run_id = await launch_run(http, args.server.rstrip("/"), config.to_dict(), args.admin_token)
+            run_id = await launch_run(
+                http, args.server.rstrip("/"), config.to_dict(), args.admin_token
+            )
             if args.no_follow:
                 print(run_id)
                 return 0

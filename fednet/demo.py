@@ -35,7 +35,9 @@ async def _wait_for(
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if procs.exited():
-            raise RuntimeError(f"{', '.join(procs.exited())} exited; see {procs.log_dir}")
+            raise RuntimeError(
+                f"{', '.join(procs.exited())} exited; see {procs.log_dir}"
+            )
         try:
             async with http.get(url) as resp:
                 if resp.status == 200 and ready(await resp.json(content_type=None)):
@@ -53,24 +55,44 @@ async def _demo(args: argparse.Namespace, procs: Processes) -> int:
         for i in range(1, args.clients + 1):
             name = SITES[i - 1] if i <= len(SITES) else f"site-{i}"
             procs.start(
-                name, "client", "--server", f"ws://{args.host}:{args.port}/ws",
-                "--name", name, "--dataset", "digits", "--partition",
-                f"{i}/{args.clients}", "--alpha", "0.5", "--seed", "0",
-                "--client-port", "0", "--client-host", "127.0.0.1",
+                name,
+                "client",
+                "--server",
+                f"ws://{args.host}:{args.port}/ws",
+                "--name",
+                name,
+                "--dataset",
+                "digits",
+                "--partition",
+                f"{i}/{args.clients}",
+                "--alpha",
+                "0.5",
+                "--seed",
+                "0",
+                "--client-port",
+                "0",
+                "--client-host",
+                "127.0.0.1",
             )
         await _wait_for(
-            http, f"{base}/api/clients", procs,
+            http,
+            f"{base}/api/clients",
+            procs,
             lambda cs: sum(c["status"] != "disconnected" for c in cs) >= args.clients,
             f"{args.clients} clients",
         )
-        print(f"{args.clients} clients joined, each with a Dirichlet(0.5) slice of digits")
+        print(
+            f"{args.clients} clients joined, each with a Dirichlet(0.5) slice of digits"
+        )
         config = {**DEMO_CONFIG, "rounds": args.rounds, "min_clients": args.clients}
         run_id = await launch_run(http, base, config)
         run = await follow_run(http, base, run_id)
     accuracy = run["rounds"][-1]["accuracy"] if run["rounds"] else None
     if accuracy is not None:
         verdict = "reached" if accuracy >= TARGET_ACCURACY else "MISSED"
-        print(f"test accuracy {accuracy:.4f}: {verdict} the {TARGET_ACCURACY:.2f} target")
+        print(
+            f"test accuracy {accuracy:.4f}: {verdict} the {TARGET_ACCURACY:.2f} target"
+        )
     return 0 if run["status"] == "finished" else 1
 
 
@@ -81,8 +103,15 @@ def run_demo(args: argparse.Namespace) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     procs = Processes(log_dir)
     procs.start(
-        "server", "server", "--host", args.host, "--port", str(args.port),
-        "--state-dir", str(state_dir), "--no-resume",
+        "server",
+        "server",
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--state-dir",
+        str(state_dir),
+        "--no-resume",
     )
     print(f"fednet demo: dashboard on http://localhost:{args.port} (logs in {log_dir})")
     try:

@@ -44,7 +44,9 @@ async def launch_run(
         if resp.status != 201:
             fields = body.get("fields") or {}
             detail = "; ".join(f"{k}: {v}" for k, v in sorted(fields.items()))
-            raise ApiError(f"{resp.status} {body.get('error')}{': ' if detail else ''}{detail}")
+            raise ApiError(
+                f"{resp.status} {body.get('error')}{': ' if detail else ''}{detail}"
+            )
         return int(body["id"])
 
 

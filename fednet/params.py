@@ -50,7 +50,9 @@ def _pad(offset: int) -> int:
 
 
 def _dtype_str(array: NDArray) -> str:
-    dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
+    dtype = (
+        array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
+    )
     return str(dtype.str)
 
 
@@ -78,7 +80,7 @@ def _segments(header: dict[str, Any], arrays: Sequence[NDArray]) -> list[memoryv
             segments.append(memoryview(bytes(pad)))
             offset += pad
         if array.nbytes:
-            segments.append(memoryview(array.reshape(-1).view(np.uint8)))
+            segments.append(array.reshape(-1).view(np.uint8).data)
         offset += array.nbytes
     return segments
 
@@ -135,7 +137,9 @@ def arrays_to_parts(
     return parts
 
 
-def frame_length(first_part: bytes | bytearray | memoryview, limits: Limits = DEFAULT_LIMITS) -> int:
+def frame_length(
+    first_part: bytes | bytearray | memoryview, limits: Limits = DEFAULT_LIMITS
+) -> int:
     """Return the total length of the frame whose first part is given.
 
     Raises:
@@ -176,7 +180,9 @@ class FrameAssembler:
         """Forget a partly received frame."""
         self._buffer, self._filled = None, 0
 
-    def feed(self, data: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview | None:
+    def feed(
+        self, data: bytes | bytearray | memoryview
+    ) -> bytes | bytearray | memoryview | None:
         """Take one part; return the completed frame or None.
 
         Raises:

@@ -21,7 +21,9 @@ class Processes:
         self.log_dir = log_dir
         self.children: dict[str, tuple[subprocess.Popen[bytes], IO[bytes]]] = {}
 
-    def start(self, name: str, *args: str, module: str = "fednet") -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, *args: str, module: str = "fednet"
+    ) -> subprocess.Popen[bytes]:
         """Start ``python -m MODULE ARGS`` with its output in ``<name>.log``."""
         log = open(self.log_dir / f"{name}.log", "wb")
         proc = subprocess.Popen(

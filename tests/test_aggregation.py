@@ -22,7 +22,9 @@ def test_fedavg_weights_by_num_examples() -> None:
 def test_streaming_equals_batch_mean_in_float64() -> None:
     """Folding updates one by one matches a float64 weighted mean."""
     rng = np.random.default_rng(1)
-    updates = [([rng.standard_normal(100).astype(np.float32)], int(n)) for n in (5, 17, 30)]
+    updates = [
+        ([rng.standard_normal(100).astype(np.float32)], int(n)) for n in (5, 17, 30)
+    ]
     expected = sum(p[0].astype(np.float64) * n for p, n in updates) / 52
     acc = StreamingFedAvg(updates[0][0])
     for params, n in updates:

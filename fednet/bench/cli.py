@@ -17,7 +17,9 @@ from fednet.bench.runner import run_workload
 from fednet.bench.workloads import SCALE, W1, W2, Workload, get_workload
 
 
-def select_workloads(names: str, clients: int | None, params: int | None) -> list[Workload]:
+def select_workloads(
+    names: str, clients: int | None, params: int | None
+) -> list[Workload]:
     """Return the workloads a ``--workloads`` value names (``all``, ``w2``, ...)."""
     chosen: list[Workload] = []
     for name in filter(None, (n.strip() for n in names.split(","))):
@@ -31,8 +33,16 @@ def select_workloads(names: str, clients: int | None, params: int | None) -> lis
         chosen = [
             dataclasses.replace(
                 w,
-                num_clients=clients if clients is not None and w.kind == "scale" else w.num_clients,
-                synthetic_params=params if params is not None and w.task == "synthetic" else w.synthetic_params,
+                num_clients=(
+                    clients
+                    if clients is not None and w.kind == "scale"
+                    else w.num_clients
+                ),
+                synthetic_params=(
+                    params
+                    if params is not None and w.task == "synthetic"
+                    else w.synthetic_params
+                ),
             )
             for w in chosen
         ]
@@ -45,10 +55,16 @@ def _fmt(value: Any, spec: str) -> str:
 
 def print_table(results: list[dict[str, Any]], loopback: float) -> None:
     """Print one row per workload result, with throughput against loopback."""
-    print(f"{'workload':<18} {'status':<8} {'acc':>6} {'s/round':>8} {'wall s':>7} "
-          f"{'srv MB':>7} {'cli MB':>7} {'GB/s':>6} {'%loop':>6} {'conn s':>7}")
+    print(
+        f"{'workload':<18} {'status':<8} {'acc':>6} {'s/round':>8} {'wall s':>7} "
+        f"{'srv MB':>7} {'cli MB':>7} {'GB/s':>6} {'%loop':>6} {'conn s':>7}"
+    )
     for r in results:
-        rate = r["bytes_per_round"] / r["s_per_round_median"] if r.get("s_per_round_median") else None
+        rate = (
+            r["bytes_per_round"] / r["s_per_round_median"]
+            if r.get("s_per_round_median")
+            else None
+        )
         share = 100 * rate / loopback if rate and loopback else None
         print(
             f"{r['workload']:<18} {r['status']:<8} {_fmt(r.get('final_accuracy'), '6.4f')} "
@@ -62,8 +78,11 @@ def add_bench_parser(sub: Any, common: Any) -> None:
     """Register ``fednet bench`` on the CLI's subparsers."""
     p = sub.add_parser("bench", help="benchmark workloads W1, W2 and scale")
     flags = common(p)
-    flags.add("--workloads", default="w1,w2-p1e6-n10,w2-p1e7-n10",
-              help="comma list: w1, w2, w2-p<P>-n<N>, scale, all")
+    flags.add(
+        "--workloads",
+        default="w1,w2-p1e6-n10,w2-p1e7-n10",
+        help="comma list: w1, w2, w2-p<P>-n<N>, scale, all",
+    )
     flags.add("--clients", type=int, help="clients of the scale workload")
     flags.add("--params", type=int, help="float32 parameters of synthetic workloads")
     flags.add("--json", type=Path, help="also write the results here")
@@ -74,20 +93,37 @@ def bench_command(args: argparse.Namespace) -> int:
     """Run the selected workloads one after another and report them."""
     workloads = select_workloads(args.workloads, args.clients, args.params)
     loopback = measure_loopback(1.0)
-    print(f"loopback TCP on 127.0.0.1: {loopback / 1e9:.2f} GB/s; "
-          f"{len(workloads)} workloads on {platform.node()}", flush=True)
+    print(
+        f"loopback TCP on 127.0.0.1: {loopback / 1e9:.2f} GB/s; "
+        f"{len(workloads)} workloads on {platform.node()}",
+        flush=True,
+    )
     results = []
     for w in workloads:
-        print(f"running {w.name} ({w.num_clients} clients, {w.rounds} rounds)...", flush=True)
+        print(
+            f"running {w.name} ({w.num_clients} clients, {w.rounds} rounds)...",
+            flush=True,
+        )
         try:
             results.append(asyncio.run(run_workload(w)))
         except (RuntimeError, OSError) as e:
-            results.append({"workload": w.name, "status": "error", "error": str(e),
-                            "bytes_per_round": w.bytes_per_round})
+            results.append(
+                {
+                    "workload": w.name,
+                    "status": "error",
+                    "error": str(e),
+                    "bytes_per_round": w.bytes_per_round,
+                }
+            )
             print(f"  {w.name}: {e}", file=sys.stderr)
     print_table(results, loopback)
     if args.json:
-        report = {"system": "fednet", "time": time.time(), "machine": platform.platform(),
-                  "loopback_bytes_per_s": loopback, "results": results}
+        report = {
+            "system": "fednet",
+            "time": time.time(),
+            "machine": platform.platform(),
+            "loopback_bytes_per_s": loopback,
+            "results": results,
+        }
         args.json.write_text(json.dumps(report, indent=2))
     return 0 if all(r["status"] == "finished" for r in results) else 1

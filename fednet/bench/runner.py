@@ -59,14 +59,38 @@ def _start_clients(procs: Processes, w: Workload, ws_url: str) -> None:
         for first in range(1, n + 1, SWARM_CLIENTS_PER_PROCESS):
             count = min(SWARM_CLIENTS_PER_PROCESS, n - first + 1)
             procs.start(
-                f"swarm-{first}", "--server", ws_url, "--clients", str(count),
-                "--first", str(first), "--total", str(n), module="fednet.bench.swarm",
+                f"swarm-{first}",
+                "--server",
+                ws_url,
+                "--clients",
+                str(count),
+                "--first",
+                str(first),
+                "--total",
+                str(n),
+                module="fednet.bench.swarm",
             )
         return
     for i in range(1, n + 1):
-        args = ["client", "--server", ws_url, "--name", f"client-{i}",
-                "--dataset", w.task, "--partition", f"{i}/{n}", "--seed", str(w.seed),
-                "--client-port", "0", "--client-host", "127.0.0.1", "--log-level", "WARNING"]
+        args = [
+            "client",
+            "--server",
+            ws_url,
+            "--name",
+            f"client-{i}",
+            "--dataset",
+            w.task,
+            "--partition",
+            f"{i}/{n}",
+            "--seed",
+            str(w.seed),
+            "--client-port",
+            "0",
+            "--client-host",
+            "127.0.0.1",
+            "--log-level",
+            "WARNING",
+        ]
         if w.alpha is not None:
             args += ["--alpha", str(w.alpha)]
         procs.start(f"client-{i}", *args)
@@ -85,16 +109,28 @@ async def run_workload(w: Workload, *, work_dir: Path | None = None) -> dict[str
     procs = Processes(work_dir / "logs")
     port = free_port()
     base, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws"
-    procs.start("server", "server", "--host", "127.0.0.1", "--port", str(port),
-                "--state-dir", str(work_dir / "state"), "--no-resume",
-                "--log-level", "WARNING")
+    procs.start(
+        "server",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--state-dir",
+        str(work_dir / "state"),
+        "--no-resume",
+        "--log-level",
+        "WARNING",
+    )
     try:
         async with aiohttp.ClientSession() as http:
             _start_clients(procs, w, ws_url)
             connect_s = await _wait_clients(http, base, w.num_clients, procs)
             config = {**w.to_run_config(), "round_timeout_s": 600.0}
             run_id = await launch_run(http, base, config)
-            while (run := await _get(http, f"{base}/api/runs/{run_id}"))["status"] not in END_STATUSES:
+            while (run := await _get(http, f"{base}/api/runs/{run_id}"))[
+                "status"
+            ] not in END_STATUSES:
                 if "server" in procs.exited():
                     raise RuntimeError(f"server exited; logs in {procs.log_dir}")
                 await asyncio.sleep(0.1)

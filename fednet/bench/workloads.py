@@ -124,9 +124,7 @@ def make_w2(num_params: int, num_clients: int, rounds: int = W2_ROUNDS) -> Workl
     )
 
 
-W2: tuple[Workload, ...] = tuple(
-    make_w2(p, n) for p in W2_PARAMS for n in W2_CLIENTS
-)
+W2: tuple[Workload, ...] = tuple(make_w2(p, n) for p in W2_PARAMS for n in W2_CLIENTS)
 
 SCALE = Workload(
     name="scale",

@@ -1,4 +1,4 @@
-"""Start a client process: load its data, serve its status page, join the coordinator."""
+"""Start a client process: load its data, serve its status page, join."""
 
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ async def serve_client(runner: ClientRunner, description: str) -> None:
     await status.setup()
     site = web.TCPSite(status, runner.settings.host, runner.settings.port)
     await site.start()
-    for sock in site._server.sockets if site._server else ():  # type: ignore[attr-defined]
-        logger.info("status page on http://%s:%d/", *sock.getsockname()[:2])
+    for address in status.addresses:
+        logger.info("status page on http://%s:%d/", *address[:2])
     try:
         await runner.run()
     finally:

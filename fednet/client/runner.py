@@ -51,8 +51,10 @@ class ClientState:
     started: float = field(default_factory=time.time)
 
 
-def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
-    """Return the wait before reconnect ``attempt`` (full jitter, capped exponential)."""
+def backoff_delay(
+    attempt: int, initial: float, maximum: float, rng: random.Random
+) -> float:
+    """Return the wait before reconnect ``attempt`` (full jitter, capped)."""
     return rng.uniform(0, min(maximum, initial * 2**attempt))
 
 
@@ -65,7 +67,9 @@ class ClientRunner:
         rng: randomness for reconnect jitter.
     """
 
-    def __init__(self, settings: ClientSettings, trainer: Trainer, rng: random.Random) -> None:
+    def __init__(
+        self, settings: ClientSettings, trainer: Trainer, rng: random.Random
+    ) -> None:
         self.settings = settings
         self.trainer = trainer
         self.rng = rng
@@ -84,15 +88,30 @@ class ClientRunner:
                 try:
                     await self._session(http)
                     attempt = 0
-                except (aiohttp.ClientError, OSError, ProtocolError, asyncio.TimeoutError) as e:
+                except (
+                    aiohttp.ClientError,
+                    OSError,
+                    ProtocolError,
+                    asyncio.TimeoutError,
+                ) as e:
                     self.state.last_error = str(e) or type(e).__name__
-                    logger.warning("connection to %s failed: %s", self.settings.server, self.state.last_error)
+                    logger.warning(
+                        "connection to %s failed: %s",
+                        self.settings.server,
+                        self.state.last_error,
+                    )
                 self.state.state = "disconnected"
                 self.state.connected_since = None
-                if self.settings.max_retries is not None and attempt >= self.settings.max_retries:
+                if (
+                    self.settings.max_retries is not None
+                    and attempt >= self.settings.max_retries
+                ):
                     raise ConnectionError(f"gave up after {attempt} retries")
                 delay = backoff_delay(
-                    attempt, self.settings.backoff_initial_s, self.settings.backoff_max_s, self.rng
+                    attempt,
+                    self.settings.backoff_initial_s,
+                    self.settings.backoff_max_s,
+                    self.rng,
                 )
                 attempt += 1
                 logger.info("reconnecting in %.1f s (attempt %d)", delay, attempt)
@@ -149,7 +168,9 @@ class ClientRunner:
             raise ProtocolError(f"expected welcome, got {message.type}")
         return message
 
-    async def _receive(self, data: str | bytes, work: asyncio.Queue[Fit | Evaluate]) -> None:
+    async def _receive(
+        self, data: str | bytes, work: asyncio.Queue[Fit | Evaluate]
+    ) -> None:
         try:
             message = self._reader.feed(data)
         except ProtocolError as e:
@@ -176,12 +197,20 @@ class ClientRunner:
                 parts = await asyncio.to_thread(serialize_parts, reply, part_bytes)
             except (FednetError, ValueError) as e:
                 logger.error(
-                    "cannot answer %s of round %d: %s", request.type, request.server_round, e
+                    "cannot answer %s of round %d: %s",
+                    request.type,
+                    request.server_round,
+                    e,
                 )
-                error = Error("client_error", str(e), request.run_id, request.server_round)
+                error = Error(
+                    "client_error", str(e), request.run_id, request.server_round
+                )
                 parts = serialize_parts(error)
             nbytes = sum(len(p) for p in parts)
-            if isinstance(reply, FitResult) and nbytes > self._welcome_msg.direct_upload_bytes:
+            if (
+                isinstance(reply, FitResult)
+                and nbytes > self._welcome_msg.direct_upload_bytes
+            ):
                 await self._wait_for_grant(ws, reply, nbytes)
             for part in parts:
                 if isinstance(part, str):
@@ -196,11 +225,15 @@ class ClientRunner:
     ) -> None:
         key = (reply.run_id, reply.server_round)
         granted = self._grants.setdefault(key, asyncio.Event())
-        await ws.send_str(_text(UploadRequest(reply.run_id, reply.server_round, nbytes)))
+        await ws.send_str(
+            _text(UploadRequest(reply.run_id, reply.server_round, nbytes))
+        )
         await granted.wait()
         self._grants.pop(key, None)
 
-    async def _answer(self, ws: aiohttp.ClientWebSocketResponse, request: Fit | Evaluate) -> Message:
+    async def _answer(
+        self, ws: aiohttp.ClientWebSocketResponse, request: Fit | Evaluate
+    ) -> Message:
         if isinstance(request, Fit):
             await self._status(ws, "training")
             started = time.monotonic()
@@ -215,16 +248,30 @@ class ClientRunner:
                 "train_s": round(time.monotonic() - started, 3),
                 **metrics,
             }
-            logger.info("fit: round %d trained on %d examples %s", request.server_round, num_examples, metrics)
+            logger.info(
+                "fit: round %d trained on %d examples %s",
+                request.server_round,
+                num_examples,
+                metrics,
+            )
             await self._status(ws, "sending")
-            return FitResult(request.run_id, request.server_round, num_examples, metrics, params)
+            return FitResult(
+                request.run_id, request.server_round, num_examples, metrics, params
+            )
         await self._status(ws, "evaluating")
         loss, num_examples, metrics = await asyncio.to_thread(
             self.trainer.evaluate, request.parameters, request.config
         )
-        if self.state.last_round and self.state.last_round.get("server_round") == request.server_round:
-            self.state.last_round.update(val_loss=loss, **{f"val_{k}": v for k, v in metrics.items()})
-        return EvaluateResult(request.run_id, request.server_round, num_examples, loss, metrics)
+        if (
+            self.state.last_round
+            and self.state.last_round.get("server_round") == request.server_round
+        ):
+            self.state.last_round.update(
+                val_loss=loss, **{f"val_{k}": v for k, v in metrics.items()}
+            )
+        return EvaluateResult(
+            request.run_id, request.server_round, num_examples, loss, metrics
+        )
 
     async def _status(self, ws: aiohttp.ClientWebSocketResponse, state: str) -> None:
         self.state.state = state if state != "idle" else "connected"

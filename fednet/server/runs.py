@@ -95,12 +95,16 @@ class RunManager:
         """Continue the newest run a previous server process left unfinished."""
         runs = self.store.unfinished_runs()
         for stale in runs[:-1]:
-            self.store.end_run(stale["id"], "failed", "superseded by a newer run", time.time())
+            self.store.end_run(
+                stale["id"], "failed", "superseded by a newer run", time.time()
+            )
         if runs and self.active is None:
             run = runs[-1]
             config = RunConfig.from_dict(run["config"])
             logger.info(
-                "run: resuming run %d after round %d", run["id"], run["completed_rounds"]
+                "run: resuming run %d after round %d",
+                run["id"],
+                run["completed_rounds"],
             )
             self._start(ActiveRun(run["id"], config, run["completed_rounds"]))
 
@@ -220,15 +224,22 @@ class RunManager:
                 for conn in self.registry.all():
                     conn.eligible, conn.note = True, None
         self.store.end_run(run.run_id, status, error, time.time())
-        logger.info("run: %d ended %s%s", run.run_id, status, f" ({error})" * bool(error))
+        logger.info(
+            "run: %d ended %s%s", run.run_id, status, f" ({error})" * bool(error)
+        )
         self._publish_status(run.run_id)
 
     async def _prepare(self, run: ActiveRun) -> None:
         candidates = await self._wait_for_candidates(run)
         stored = self.store.get_run(run.run_id, with_rounds=False)
         run.setup = await asyncio.to_thread(
-            prepare_run, self.store, run.run_id, run.config, run.completed_rounds,
-            [c.hello for c in candidates], stored["schema"] if stored else None,
+            prepare_run,
+            self.store,
+            run.run_id,
+            run.config,
+            run.completed_rounds,
+            [c.hello for c in candidates],
+            stored["schema"] if stored else None,
         )
         for conn in self.registry.connected():
             self._check_eligible(run, conn)
@@ -264,7 +275,9 @@ class RunManager:
                 return eligible
             logger.info(
                 "run: %d waits for clients (%d of %d connected)",
-                run.run_id, len(eligible), run.config.min_clients,
+                run.run_id,
+                len(eligible),
+                run.config.min_clients,
             )
             await changed.wait()
 
@@ -284,7 +297,9 @@ class RunManager:
         except TimeoutError:
             logger.info(
                 "%s: round %d timed out after %.1f s",
-                machine.phase.value, machine.server_round, run.config.round_timeout_s,
+                machine.phase.value,
+                machine.server_round,
+                run.config.round_timeout_s,
             )
             async with run.lock:
                 machine.round_timed_out()
@@ -341,7 +356,9 @@ class RunManager:
             if conn is not None:
                 conn.last_round = {"server_round": record.server_round, **metrics}
         rounds = self.store.get_rounds(run.run_id)
-        self.events.publish("round_finished", {"run_id": run.run_id, "round": rounds[-1]})
+        self.events.publish(
+            "round_finished", {"run_id": run.run_id, "round": rounds[-1]}
+        )
 
     def _check_eligible(self, run: ActiveRun, conn: ClientConn) -> None:
         assert run.setup is not None
@@ -353,7 +370,9 @@ class RunManager:
             task = asyncio.ensure_future(conn.send(serialize_parts(error)))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-            logger.warning("client %s cannot join run %d: %s", conn.client_id, run.run_id, e)
+            logger.warning(
+                "client %s cannot join run %d: %s", conn.client_id, run.run_id, e
+            )
         else:
             conn.eligible, conn.note = True, None
 

@@ -7,7 +7,7 @@ import re
 import time
 from collections import Counter
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
 from fednet.exceptions import ProtocolError
 from fednet.params import Limits
@@ -69,7 +69,7 @@ class ClientSession:
         self.reader = MessageReader(limits)
         self.conn: ClientConn | None = None
 
-    async def receive(self, frame: web.WSMessage) -> None:
+    async def receive(self, frame: WSMessage) -> None:
         """Handle one incoming WebSocket message (possibly one part of several)."""
         if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             return
@@ -106,7 +106,10 @@ class ClientSession:
             self.registry.set_status(conn, message.state)
         elif isinstance(message, Error):
             logger.warning(
-                "client %s reports %s: %s", conn.client_id, message.code, message.message
+                "client %s reports %s: %s",
+                conn.client_id,
+                message.code,
+                message.message,
             )
         else:
             await self._send(Error("unexpected_message", f"unexpected {message.type}"))
@@ -129,7 +132,9 @@ class ClientSession:
         old = self.registry.get(client_id)
         if old is not None and old.connected:
             if old.hello.instance != message.instance:
-                await self._refuse("name_in_use", f"client name {message.name!r} is connected")
+                await self._refuse(
+                    "name_in_use", f"client name {message.name!r} is connected"
+                )
                 return
             logger.info("client %s reconnected; closing its old socket", client_id)
             assert old.ws is not None
@@ -150,7 +155,10 @@ class ClientSession:
         self.runs.client_joined(self.conn)
         logger.info(
             "client %s joined from %s with %d examples of %s",
-            client_id, self.address, message.num_examples, message.task,
+            client_id,
+            self.address,
+            message.num_examples,
+            message.task,
         )
 
     async def close(self) -> None:

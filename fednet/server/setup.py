@@ -52,7 +52,9 @@ class RunSetup:
         check_schema(self.schema, Schema.from_dict(hello.schema))
 
 
-def run_schema(config: RunConfig, stored: dict[str, Any] | None, hellos: Sequence[Hello]) -> Schema | None:
+def run_schema(
+    config: RunConfig, stored: dict[str, Any] | None, hellos: Sequence[Hello]
+) -> Schema | None:
     """Fix the run's schema: stored (resumed run), built-in, or agreed by CSV clients.
 
     CSV clients are grouped by feature names; the largest group (the earliest

@@ -107,7 +107,9 @@ class Store:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
-    def mark_running(self, run_id: int, schema: dict[str, Any] | None, now: float) -> None:
+    def mark_running(
+        self, run_id: int, schema: dict[str, Any] | None, now: float
+    ) -> None:
         """Record that a run started, with the data schema it trains on."""
         self._db.execute(
             "UPDATE runs SET status='running', schema=?,"
@@ -129,7 +131,9 @@ class Store:
         ).fetchall()
         return [self.get_run(row["id"]) for row in rows]  # type: ignore[misc]
 
-    def get_run(self, run_id: int, *, with_rounds: bool = True) -> dict[str, Any] | None:
+    def get_run(
+        self, run_id: int, *, with_rounds: bool = True
+    ) -> dict[str, Any] | None:
         """Return a run as the API shows it, or None if there is no such run."""
         row = self._db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
@@ -160,7 +164,7 @@ class Store:
     def record_round(
         self, run_id: int, record: RoundRecord, duration_s: float, now: float
     ) -> None:
-        """Store a completed round and advance the run's completed_rounds, atomically."""
+        """Store a completed round and advance the run's completed rounds."""
         detail = {
             "fit_metrics": record.fit_metrics,
             "evaluated_clients": list(record.evaluated_clients),
@@ -280,4 +284,3 @@ def _run_from_row(row: sqlite3.Row) -> dict[str, Any]:
         "finished_at": row["finished_at"],
         "completed_rounds": row["completed_rounds"],
     }
-

@@ -29,7 +29,9 @@ class UploadGate:
             its slot (the client may be stuck or gone).
     """
 
-    def __init__(self, slots: int = DEFAULT_SLOTS, grant_timeout_s: float = GRANT_TIMEOUT_S) -> None:
+    def __init__(
+        self, slots: int = DEFAULT_SLOTS, grant_timeout_s: float = GRANT_TIMEOUT_S
+    ) -> None:
         self.slots = slots
         self.grant_timeout_s = grant_timeout_s
         self._granted: dict[ClientConn, float] = {}

@@ -19,8 +19,12 @@ def _check_join_token(request: web.Request) -> None:
     if token is None:
         return
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
-        logger.warning("refused a client from %s: bad or missing join token", request.remote)
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.encode(), token.encode()
+    ):
+        logger.warning(
+            "refused a client from %s: bad or missing join token", request.remote
+        )
         raise web.HTTPUnauthorized(text="join token required\n")
 
 

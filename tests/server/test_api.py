@@ -12,7 +12,9 @@ async def test_healthz_answers_ok(make_client: AppFactory) -> None:
     assert resp.status == 200 and (await resp.text()).strip() == "ok"
 
 
-async def test_status_reports_version_clients_and_tokens(make_client: AppFactory) -> None:
+async def test_status_reports_version_clients_and_tokens(
+    make_client: AppFactory,
+) -> None:
     """The status endpoint describes the server."""
     client = await make_client(join_token="j")
     body = await (await client.get("/api/status")).json()
@@ -20,7 +22,9 @@ async def test_status_reports_version_clients_and_tokens(make_client: AppFactory
     assert body["join_token_required"] is True and body["admin_token_required"] is False
 
 
-async def test_launch_with_invalid_fields_lists_every_field(make_client: AppFactory) -> None:
+async def test_launch_with_invalid_fields_lists_every_field(
+    make_client: AppFactory,
+) -> None:
     """400 with one message per bad or unknown field."""
     client = await make_client()
     resp = await client.post(
@@ -34,7 +38,9 @@ async def test_launch_with_invalid_fields_lists_every_field(make_client: AppFact
     assert fields["colour"] == "unknown field"
 
 
-async def test_launch_with_non_json_body_is_a_bad_request(make_client: AppFactory) -> None:
+async def test_launch_with_non_json_body_is_a_bad_request(
+    make_client: AppFactory,
+) -> None:
     """A body that is not JSON gets 400, not 500."""
     client = await make_client()
     resp = await client.post("/api/runs", data=b"rounds=3")

@@ -17,7 +17,9 @@ from fednet.protocol import Error, Fit, FitResult, Hello, Status, Welcome
 from tests.server.conftest import AppFactory, hello, receive, send
 
 
-async def test_hello_gets_welcome_and_the_client_is_listed(make_client: AppFactory) -> None:
+async def test_hello_gets_welcome_and_the_client_is_listed(
+    make_client: AppFactory,
+) -> None:
     """A client that says hello is welcomed and shows up in /api/clients."""
     client = await make_client()
     async with client.ws_connect("/ws") as ws:
@@ -89,7 +91,9 @@ async def test_join_token_is_required_when_set(make_client: AppFactory) -> None:
         assert isinstance(await receive(ws), Welcome)
 
 
-async def test_same_name_from_another_process_is_refused(make_client: AppFactory) -> None:
+async def test_same_name_from_another_process_is_refused(
+    make_client: AppFactory,
+) -> None:
     """Two live clients cannot share a name; the same process may reconnect."""
     client = await make_client()
     async with client.ws_connect("/ws") as first:
@@ -104,10 +108,16 @@ async def test_same_name_from_another_process_is_refused(make_client: AppFactory
             assert isinstance(await receive(again), Welcome)
 
 
-async def test_wrong_shaped_update_gets_error_and_run_goes_on(make_client: AppFactory) -> None:
+async def test_wrong_shaped_update_gets_error_and_run_goes_on(
+    make_client: AppFactory,
+) -> None:
     """A bad update is answered with invalid_update; the model is untouched."""
     client = await make_client()
-    run_id = (await (await client.post("/api/runs", json={"min_clients": 1, "rounds": 1})).json())["id"]
+    run_id = (
+        await (
+            await client.post("/api/runs", json={"min_clients": 1, "rounds": 1})
+        ).json()
+    )["id"]
     async with client.ws_connect("/ws") as ws:
         await send(ws, hello())
         await receive(ws)
@@ -139,7 +149,9 @@ async def test_two_real_clients_finish_a_digits_run(make_client: AppFactory) -> 
             server=url, name=f"site-{i}", dataset="digits", partition=(i, 2), alpha=0.5
         )
         data = load_builtin_partition("digits", (i, 2), alpha=0.5, seed=0)
-        runners.append(ClientRunner(settings, Trainer(data, client_number=i), random.Random(i)))
+        runners.append(
+            ClientRunner(settings, Trainer(data, client_number=i), random.Random(i))
+        )
     tasks = [asyncio.create_task(r.run()) for r in runners]
     try:
         body = {"rounds": 3, "local_epochs": 3, "min_clients": 2}
