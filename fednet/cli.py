@@ -114,6 +114,8 @@ def _client_parser(sub: Any) -> None:
     f.add("--client-host", default="0.0.0.0", help="status page address")
     f.add("--heartbeat-s", type=float, default=10.0, help="WebSocket ping interval")
     f.add("--max-retries", type=int, help="give up after this many reconnects")
+    f.add("--backoff-initial-s", type=float, default=0.5, help="first reconnect wait")
+    f.add("--backoff-max-s", type=float, default=30.0, help="longest reconnect wait")
 
 
 def _run_flags(f: _Flags) -> None:
@@ -226,6 +228,8 @@ def _client(args: argparse.Namespace) -> int:
         port=args.client_port,
         heartbeat_s=args.heartbeat_s,
         max_retries=args.max_retries,
+        backoff_initial_s=args.backoff_initial_s,
+        backoff_max_s=args.backoff_max_s,
     )
     _use_uvloop()
     return run_client(settings, random.Random())

@@ -212,5 +212,8 @@ class ClientSettings:
             errors["server"] = f"must be a ws:// or wss:// URL, got {self.server!r}"
         if not 0 <= self.port <= 65535:
             errors["port"] = f"must be between 0 and 65535, got {self.port}"
+        for name in ("backoff_initial_s", "backoff_max_s"):
+            if not getattr(self, name) > 0:
+                errors[name] = f"must be positive, got {getattr(self, name)}"
         if errors:
             raise ConfigError(errors)
