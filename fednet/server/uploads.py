@@ -36,6 +36,7 @@ class UploadGate:
         self.grant_timeout_s = grant_timeout_s
         self._granted: dict[ClientConn, float] = {}
         self._waiting: deque[tuple[ClientConn, UploadRequest]] = deque()
+        self.granted_total = 0
 
     @property
     def in_flight(self) -> int:
@@ -70,6 +71,7 @@ class UploadGate:
             if not conn.connected:
                 continue
             self._granted[conn] = now
+            self.granted_total += 1
             grant = UploadGrant(message.run_id, message.server_round)
             if not await conn.send(serialize_parts(grant)):
                 self._granted.pop(conn, None)
