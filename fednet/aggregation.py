@@ -91,10 +91,13 @@ class StreamingFedAvg:
         """
         if not self.count:
             raise AggregationError("no updates to aggregate")
-        return [
-            (total / self.total_examples).astype(ref.dtype).reshape(ref.shape)
-            for total, ref in zip(self._sums, self._reference)
-        ]
+        result = []
+        for total, ref in zip(self._sums, self._reference):
+            # Divide straight into the model's dtype: no float64 temporary.
+            out = np.empty(ref.shape, dtype=ref.dtype)
+            np.divide(total, self.total_examples, out=out.reshape(-1), casting="unsafe")
+            result.append(out)
+        return result
 
 
 def fedavg(updates: Sequence[tuple[NDArrays, int]]) -> NDArrays:
