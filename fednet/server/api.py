@@ -14,29 +14,36 @@ from fednet import __version__
 from fednet.config import RunConfig
 from fednet.exceptions import ConfigError
 from fednet.protocol import PROTOCOL_VERSION
+from fednet.server import auth
 from fednet.server.keys import REGISTRY, RUNS, SETTINGS, STARTED, STATS, STORE
 from fednet.server.runs import RunConflict
 
 logger = logging.getLogger(__name__)
 
 
-def _json_error(status: type[web.HTTPException], message: str, **extra: Any) -> web.HTTPException:
+def _json_error(
+    status: type[web.HTTPException], message: str, **extra: Any
+) -> web.HTTPException:
     body = json.dumps({"error": message, **extra})
     return status(text=body, content_type="application/json")
 
 
-def require_admin(request: web.Request) -> None:
+async def require_admin(request: web.Request) -> None:
     """Raise 401 unless the request carries the admin token (when one is set).
 
     The token comes as ``Authorization: Bearer`` from API clients; the
-    dashboard adds its own session check on top of this.
+    dashboard's logged-in session (with its CSRF header) is accepted too.
     """
     token = request.app[SETTINGS].admin_token
     if token is None:
         return
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+    if scheme.lower() == "bearer" and hmac.compare_digest(
+        given.encode(), token.encode()
+    ):
+        return
+    if not await auth.check_admin_session(request):
         raise _json_error(web.HTTPUnauthorized, "admin token required")
 
 
@@ -65,7 +72,7 @@ async def status(request: web.Request) -> web.Response:
             "active_run": runs.progress(),
             "join_token_required": app[SETTINGS].join_token is not None,
             "admin_token_required": app[SETTINGS].admin_token is not None,
-            "stats": dict(app[STATS]),
+            "stats": {k: v for k, v in app[STATS].items()},
         }
     )
 
@@ -92,7 +99,7 @@ async def get_run(request: web.Request) -> web.Response:
 
 async def launch_run(request: web.Request) -> web.Response:
     """Validate a RunConfig and start it: 201, 400 per field, or 409."""
-    require_admin(request)
+    await require_admin(request)
     try:
         body = await request.json()
     except ValueError:
@@ -102,7 +109,9 @@ async def launch_run(request: web.Request) -> web.Response:
     try:
         config = RunConfig.from_dict(body)
     except ConfigError as e:
-        raise _json_error(web.HTTPBadRequest, "invalid run config", fields=e.errors) from e
+        raise _json_error(
+            web.HTTPBadRequest, "invalid run config", fields=e.errors
+        ) from e
     try:
         run_id = request.app[RUNS].launch(config)
     except RunConflict as e:
@@ -113,7 +122,7 @@ async def launch_run(request: web.Request) -> web.Response:
 
 async def stop_run(request: web.Request) -> web.Response:
     """Stop the active run; 404 if unknown, 409 if it is not active."""
-    require_admin(request)
+    await require_admin(request)
     run_id = _run_id(request)
     if request.app[STORE].get_run(run_id, with_rounds=False) is None:
         raise _json_error(web.HTTPNotFound, "no such run")
@@ -122,7 +131,7 @@ async def stop_run(request: web.Request) -> web.Response:
     return web.json_response(request.app[STORE].get_run(run_id, with_rounds=False))
 
 
-async def download_model(request: web.Request) -> web.Response:
+async def download_model(request: web.Request) -> web.StreamResponse:
     """Return the latest global model of a run as an .npz file."""
     run_id = _run_id(request)
     path = request.app[STORE].latest_model_path(run_id)

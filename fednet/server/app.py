@@ -15,8 +15,19 @@ import jinja2
 from aiohttp import WSCloseCode, web
 
 from fednet.config import ServerSettings
+from fednet.server.auth import setup_auth
 from fednet.server.events import EventHub
-from fednet.server.keys import EVENTS, REGISTRY, RUNS, SETTINGS, SOCKETS, STARTED, STATS, STORE
+from fednet.server.keys import (
+    EVENTS,
+    REGISTRY,
+    RUNS,
+    SETTINGS,
+    SOCKETS,
+    STARTED,
+    STATS,
+    STORE,
+)
+from fednet.server.metrics import setup_metrics
 from fednet.server.registry import Registry
 from fednet.server.routes import setup_routes
 from fednet.server.runs import RunManager
@@ -51,8 +62,10 @@ def create_app(settings: ServerSettings) -> web.Application:
         loader=jinja2.FileSystemLoader(web_dir / "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
     )
+    setup_auth(app)
     setup_routes(app, web_dir / "static")
     app.cleanup_ctx.append(_state_ctx)
+    setup_metrics(app)
     app.on_shutdown.append(_close_sockets)
     if settings.join_token is None:
         logger.warning("no join token set: anyone who reaches this server may join")
@@ -73,5 +86,6 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _close_sockets(app: web.Application) -> None:
-    for ws in list(app[SOCKETS]):
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
+    for ws in list(sockets):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")

@@ -7,12 +7,14 @@ from pathlib import Path
 from aiohttp import web
 
 from fednet.server import api, views
+from fednet.server.dashboard import dashboard_ws
 from fednet.server.ws import client_ws
 
 
 def setup_routes(app: web.Application, static_dir: Path) -> None:
     """Register every route of the coordinator on ``app``."""
     app.router.add_get("/", views.index, name="index")
+    app.router.add_get("/runs/{run_id}", views.run_page, name="run")
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/api/status", api.status)
     app.router.add_get("/api/clients", api.list_clients)
@@ -22,4 +24,5 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     app.router.add_post("/api/runs/{run_id}/stop", api.stop_run)
     app.router.add_get("/api/runs/{run_id}/model", api.download_model)
     app.router.add_get("/ws", client_ws)
+    app.router.add_get("/ws/dashboard", dashboard_ws)
     app.router.add_static("/static", static_dir, name="static")

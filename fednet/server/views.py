@@ -1,21 +1,116 @@
-"""Dashboard page handlers."""
+"""Dashboard page handlers: the live overview and one page per run."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from dataclasses import dataclass
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
+from markupsafe import Markup
 
-from fednet.server.keys import REGISTRY, RUNS, STORE
+from fednet.config import MODELS, STRATEGIES, TASKS, RunConfig
+from fednet.server import auth
+from fednet.server.dashboard import build_snapshot, json_safe
+from fednet.server.keys import RUNS, STORE
 
 
-@aiohttp_jinja2.template("index.html")
-async def index(request: web.Request) -> dict[str, Any]:
-    """Render the dashboard with the server's current state."""
-    app = request.app
-    return {
-        "clients": [c.to_dict() for c in app[REGISTRY].all()],
-        "runs": app[STORE].list_runs(20),
-        "progress": app[RUNS].progress(),
+@dataclass(frozen=True)
+class FormField:
+    """One input of the launch form, named after its RunConfig field."""
+
+    name: str
+    label: str
+    help: str
+    group: str
+    choices: tuple[str, ...] = ()
+    step: str = "1"
+    default: Any = None
+
+
+_FIELDS = (
+    FormField("task", "Task", "Dataset the clients hold", "What", TASKS),
+    FormField(
+        "model", "Model", "Logistic regression or a one-layer MLP", "What", MODELS
+    ),
+    FormField(
+        "strategy", "Strategy", "How client updates are combined", "What", STRATEGIES
+    ),
+    FormField("rounds", "Rounds", "Federated rounds in the session", "What"),
+    FormField("clients_per_round", "Clients per round", "0 means every client", "Who"),
+    FormField("min_clients", "Min clients", "Wait for this many before a round", "Who"),
+    FormField(
+        "round_timeout_s",
+        "Round timeout (s)",
+        "Close a round after this long",
+        "Who",
+        step="any",
+    ),
+    FormField(
+        "local_epochs", "Local epochs", "Passes over local data per round", "How"
+    ),
+    FormField("batch_size", "Batch size", "Examples per gradient step", "How"),
+    FormField(
+        "learning_rate", "Learning rate", "Step size of local SGD", "How", step="any"
+    ),
+    FormField("seed", "Seed", "Makes sampling and init reproducible", "How"),
+    FormField(
+        "hidden_units", "Hidden units", "Width of the MLP's hidden layer", "Advanced"
+    ),
+    FormField(
+        "synthetic_params",
+        "Synthetic parameters",
+        "Model size of the synthetic task",
+        "Advanced",
+    ),
+)
+
+
+def launch_form_fields() -> list[FormField]:
+    """Return the launch form's inputs with RunConfig's defaults filled in."""
+    defaults = RunConfig()
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    assert names == {f.name for f in _FIELDS}, "launch form out of sync with RunConfig"
+    return [dataclasses.replace(f, default=getattr(defaults, f.name)) for f in _FIELDS]
+
+
+def _json_script(data: Any) -> Markup:
+    """Serialise data for a ``<script type="application/json">`` element."""
+    text = (
+        json.dumps(data, default=str, allow_nan=False) if data is not None else "null"
+    )
+    # "</" would end the script element early; \u003c keeps it inert.
+    return Markup(text.replace("<", "\\u003c"))
+
+
+def _snapshot_json(data: Any) -> Markup:
+    return _json_script(json_safe(data))
+
+
+async def index(request: web.Request) -> web.Response:
+    """Render the live dashboard, seeded with a snapshot of the server."""
+    context = {
+        "page": "dashboard",
+        "fields": launch_form_fields(),
+        "groups": ("What", "Who", "How", "Advanced"),
+        "snapshot": _snapshot_json(build_snapshot(request.app)),
     }
+    return auth.render_page(request, "dashboard.html", context)
+
+
+async def run_page(request: web.Request) -> web.Response:
+    """Render one run: config, per-round table with its clients, charts."""
+    try:
+        run_id = int(request.match_info["run_id"])
+    except ValueError:
+        raise web.HTTPNotFound(text="no such run\n") from None
+    run = request.app[STORE].get_run(run_id)
+    if run is None:
+        context = {"page": "run", "run_id": run_id}
+        return auth.render_page(request, "not_found.html", context, status=404)
+    progress = request.app[RUNS].progress()
+    run["progress"] = progress if progress and progress["run_id"] == run_id else None
+    run.pop("schema", None)
+    context = {"page": "run", "run": run, "run_json": _snapshot_json(run)}
+    return auth.render_page(request, "run.html", context)

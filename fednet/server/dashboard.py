@@ -1,0 +1,157 @@
+"""The browsers' live socket: a snapshot on connect, then every server event."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from fednet import __version__
+from fednet.server.keys import (
+    EVENTS,
+    REGISTRY,
+    RUNS,
+    SETTINGS,
+    SOCKETS,
+    STARTED,
+    STATS,
+    STORE,
+)
+
+logger = logging.getLogger(__name__)
+
+STATUS_INTERVAL_S = 5.0
+RECENT_RUNS = 20
+
+
+def server_status(app: web.Application) -> dict[str, Any]:
+    """Return the server-wide figures the dashboard's header shows."""
+    settings = app[SETTINGS]
+    return {
+        "version": __version__,
+        "uptime_s": time.time() - app[STARTED],
+        "clients_connected": len(app[REGISTRY].connected()),
+        "join_token_required": settings.join_token is not None,
+        "admin_token_required": settings.admin_token is not None,
+        "bytes_received": app[STATS]["bytes_received"],
+        "bytes_sent": app[STATS]["bytes_sent"],
+    }
+
+
+def build_snapshot(app: web.Application) -> dict[str, Any]:
+    """Return the whole state a dashboard needs to draw itself from scratch.
+
+    ``seq`` is the last event already reflected here: a page applies only
+    events with a greater ``seq``. ``current_run`` is the active run, or the
+    newest one when none is active, with its rounds (for the charts).
+    """
+    store, runs = app[STORE], app[RUNS]
+    recent = store.list_runs(RECENT_RUNS)
+    progress = runs.progress()
+    current_id = (
+        progress["run_id"] if progress else (recent[0]["id"] if recent else None)
+    )
+    current = store.get_run(current_id) if current_id is not None else None
+    return {
+        "type": "snapshot",
+        "seq": app[EVENTS].seq,
+        "now": time.time(),
+        "status": server_status(app),
+        "clients": [_without_schema(c.to_dict()) for c in app[REGISTRY].all()],
+        "runs": [_without_schema(r) for r in recent],
+        "progress": progress,
+        "current_run": _without_schema(current) if current else None,
+    }
+
+
+def _without_schema(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k != "schema"}
+
+
+async def dashboard_ws(request: web.Request) -> web.WebSocketResponse:
+    """Stream the server's state to one browser until it goes away."""
+    app = request.app
+    ws = web.WebSocketResponse(heartbeat=app[SETTINGS].heartbeat_s)
+    await ws.prepare(request)
+    app[SOCKETS].add(ws)
+    pusher = asyncio.create_task(_push(app, ws), name="dashboard-push")
+    try:
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT and msg.data == "resync":
+                await ws.send_str(_dumps(build_snapshot(app)))
+    finally:
+        pusher.cancel()
+        await asyncio.gather(pusher, return_exceptions=True)
+    return ws
+
+
+async def _push(app: web.Application, ws: web.WebSocketResponse) -> None:
+    hub = app[EVENTS]
+    try:
+        while not ws.closed:
+            # Subscribe before the snapshot so no event falls in between.
+            queue = hub.subscribe()
+            try:
+                await ws.send_str(_dumps(build_snapshot(app)))
+                await _forward(app, ws, queue)
+            finally:
+                hub.unsubscribe(queue)
+            logger.info("dashboard socket fell behind; sending a fresh snapshot")
+    except (ConnectionError, RuntimeError) as e:
+        logger.debug("dashboard socket closed while sending: %s", e)
+    except Exception:
+        logger.exception("dashboard socket failed")
+        await ws.close()
+
+
+async def _forward(
+    app: web.Application,
+    ws: web.WebSocketResponse,
+    queue: asyncio.Queue[dict[str, Any] | None],
+) -> None:
+    """Send queued events until the hub drops the queue (it puts None).
+
+    Byte counters and uptime change without events, so a ``server_status``
+    goes out at least every STATUS_INTERVAL_S, busy or not.
+    """
+    loop = asyncio.get_running_loop()
+    next_status = loop.time() + STATUS_INTERVAL_S
+    while not ws.closed:
+        try:
+            event = await asyncio.wait_for(
+                queue.get(), max(0.0, next_status - loop.time())
+            )
+        except TimeoutError:
+            event = {}  # nothing happened: only the status is due
+        if event is None:
+            return
+        if event:
+            await ws.send_str(_dumps(event))
+        if loop.time() >= next_status:
+            next_status = loop.time() + STATUS_INTERVAL_S
+            status = {
+                "type": "server_status",
+                "seq": None,
+                "status": server_status(app),
+            }
+            await ws.send_str(_dumps(status))
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    return json.dumps(json_safe(data), default=str)
+
+
+def json_safe(value: Any) -> Any:
+    """Replace NaN and infinities (a diverged model's loss) by None: not JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

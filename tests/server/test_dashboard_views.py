@@ -1,0 +1,141 @@
+"""The dashboard pages through aiohttp_client: overview, run page, assets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Any
+
+from fednet.config import RunConfig
+from fednet.rounds import RoundRecord
+from fednet.server.keys import STORE
+from fednet.typing import ClientId
+from tests.server.conftest import AppFactory, hello, receive, send
+
+
+def _snapshot(page: str) -> dict[str, Any]:
+    match = re.search(
+        r'<script type="application/json" id="snapshot">(.*?)</script>', page, re.S
+    )
+    assert match is not None
+    data: dict[str, Any] = json.loads(match.group(1))
+    return data
+
+
+def _record(server_round: int, accuracy: float) -> RoundRecord:
+    return RoundRecord(
+        server_round=server_round,
+        clients=(ClientId("site-a"), ClientId("site-b")),
+        num_examples=200,
+        fit_metrics={},
+        federated_loss=0.5,
+        federated_accuracy=accuracy,
+        evaluated_clients=(ClientId("site-a"),),
+        test_loss=0.4,
+        test_accuracy=accuracy,
+        dropped=(ClientId("site-c"),),
+        rejected={},
+        client_metrics={ClientId("site-a"): {"train_loss": 0.3}},
+    )
+
+
+async def test_index_has_an_input_for_every_run_config_field(
+    make_client: AppFactory,
+) -> None:
+    """The launch form covers RunConfig, each input prefilled with its default."""
+    client = await make_client()
+    page = await (await client.get("/")).text()
+    defaults = RunConfig()
+    for field in dataclasses.fields(RunConfig):
+        assert f'name="{field.name}"' in page, field.name
+        assert f'data-error-for="{field.name}"' in page, field.name
+    assert (
+        f'id="f-rounds" type="number" inputmode="decimal" step="1"'
+        f' value="{defaults.rounds}"'
+        in page
+    )
+    assert '<option value="digits" selected>' in page
+
+
+async def test_index_warns_when_no_admin_token_is_set(make_client: AppFactory) -> None:
+    """Without an admin token the page says anyone may launch training."""
+    client = await make_client()
+    page = await (await client.get("/")).text()
+    assert 'id="open-banner"' in page and "Anyone who can reach this page" in page
+    assert 'href="/login' not in page
+
+
+async def test_index_with_admin_token_offers_login_instead_of_banner(
+    make_client: AppFactory,
+) -> None:
+    """With an admin token there is no banner, and a login link and notice."""
+    client = await make_client(admin_token="s3cret")
+    page = await (await client.get("/")).text()
+    assert 'id="open-banner"' not in page
+    assert 'id="login-link"' in page and 'id="login-notice"' in page
+    assert "s3cret" not in page
+
+
+async def test_index_embeds_a_snapshot_with_clients(make_client: AppFactory) -> None:
+    """The first paint needs no socket: clients are in the embedded snapshot."""
+    client = await make_client()
+    async with client.ws_connect("/ws") as ws:
+        await send(ws, hello("site-a"))
+        await receive(ws)
+        page = await (await client.get("/")).text()
+    snap = _snapshot(page)
+    assert snap["type"] == "snapshot"
+    assert [c["name"] for c in snap["clients"]] == ["site-a"]
+    assert "schema" not in snap["clients"][0]
+
+
+async def test_run_page_shows_config_rounds_and_clients(
+    make_client: AppFactory,
+) -> None:
+    """A past run's page lists its config and which clients took part per round."""
+    client = await make_client()
+    store = client.app[STORE]
+    run_id = store.create_run(RunConfig(rounds=2, learning_rate=0.25).to_dict(), 1.0)
+    store.record_round(run_id, _record(1, 0.5), 0.75, 2.0)
+    store.record_round(run_id, _record(2, 0.875), 0.5, 3.0)
+    store.end_run(run_id, "finished", None, 4.0)
+    resp = await client.get(f"/runs/{run_id}")
+    assert resp.status == 200
+    page = await resp.text()
+    assert "<code>0.25</code>" in page
+    assert page.count('<span class="chip" title=') == 4
+    assert '<span class="chip chip-dropped" title="dropped">site-c</span>' in page
+    assert "87.5%" in page and "0.75 s" in page
+    assert f'href="/api/runs/{run_id}/model"' in page
+
+
+async def test_run_page_of_unknown_run_is_404(make_client: AppFactory) -> None:
+    """Unknown or malformed run ids get a 404 page."""
+    client = await make_client()
+    assert (await client.get("/runs/99")).status == 404
+    assert (await client.get("/runs/abc")).status == 404
+
+
+async def test_client_names_are_escaped_in_the_embedded_snapshot(
+    make_client: AppFactory,
+) -> None:
+    """Data embedded in the page cannot close its script element."""
+    client = await make_client()
+    store = client.app[STORE]
+    run_id = store.create_run(RunConfig().to_dict(), 1.0)
+    store.end_run(run_id, "failed", "</script><script>alert(1)</script>", 2.0)
+    page = await (await client.get("/")).text()
+    assert "</script><script>alert(1)" not in page
+    assert _snapshot(page)["runs"][0]["error"].startswith("</script>")
+
+
+async def test_static_assets_are_served_locally(make_client: AppFactory) -> None:
+    """The page's scripts, styles and the vendored chart library are served."""
+    client = await make_client()
+    page = await (await client.get("/")).text()
+    assets = re.findall(r'(?:src|href)="(/static/[^"?]+)', page)
+    assert any("vendor/uplot" in a for a in assets)
+    for asset in assets:
+        assert (await client.get(asset)).status == 200, asset
+    assert "https://" not in page.split("<body")[0]

@@ -1,0 +1,93 @@
+/* fednet dashboard: one run's page, kept live while the run is active. */
+"use strict";
+
+(function () {
+  const { fmt, el, $, setText, badge, setProgress } = FN;
+  const run = JSON.parse($("run-data").textContent);
+  const charts = {
+    accuracy: FN.chart($("chart-accuracy"), $("acc-legend"), "accuracy"),
+    loss: FN.chart($("chart-loss"), $("loss-legend"), "loss"),
+  };
+
+  function chipTitle(metrics) {
+    return Object.entries(metrics || {}).map(([k, v]) => k + " = " + (typeof v === "number" && !Number.isInteger(v) ? v.toFixed(4) : v)).join("\n");
+  }
+
+  function renderRounds() {
+    $("rounds-body").replaceChildren(...run.rounds.map((r) => el("tr", { "data-round": r.server_round },
+      el("td", { class: "num", "data-label": "Round", text: String(r.server_round) }),
+      el("td", { "data-label": "Clients" }, el("span", { class: "chips" },
+        r.clients.map((c) => el("span", { class: "chip", title: chipTitle((r.client_metrics || {})[c]), text: c })),
+        (r.dropped || []).map((c) => el("span", { class: "chip chip-dropped", title: "dropped out of this round", text: c })))),
+      el("td", { class: "num", "data-label": "Examples", text: fmt.int(r.num_examples) }),
+      el("td", { class: "num", "data-label": "Accuracy", text: fmt.pct(r.accuracy) }),
+      el("td", { class: "num", "data-label": "Loss", text: fmt.num(r.loss) }),
+      el("td", { class: "num", "data-label": "Client acc.", text: fmt.pct(r.federated_accuracy) }),
+      el("td", { class: "num", "data-label": "Duration", text: r.duration_s.toFixed(2) + " s" }))));
+    $("rounds-empty").hidden = run.rounds.length > 0;
+  }
+
+  function renderFacts() {
+    const last = run.rounds[run.rounds.length - 1];
+    const best = run.rounds.reduce((b, r) => (r.accuracy != null && (b == null || r.accuracy > b) ? r.accuracy : b), null);
+    const clients = new Set(run.rounds.flatMap((r) => r.clients));
+    const elapsed = run.started_at ? (run.finished_at || FN.now()) - run.started_at : null;
+    const facts = [
+      ["Final accuracy", fmt.pct(last && last.accuracy)],
+      ["Best accuracy", fmt.pct(best)],
+      ["Final loss", fmt.num(last && last.loss)],
+      ["Clients involved", String(clients.size)],
+      ["Started", run.started_at ? fmt.when(run.started_at) : "–"],
+      ["Duration", fmt.duration(elapsed)],
+    ];
+    $("run-facts").replaceChildren(...facts.map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", { text: v }))));
+  }
+
+  function render() {
+    const done = Math.max(run.completed_rounds || 0, run.rounds.length ? run.rounds[run.rounds.length - 1].server_round : 0);
+    const pct = setProgress($("session-bar"), done / run.config.rounds, { state: run.status });
+    setText("run-pct", done + " of " + run.config.rounds + " · " + pct + "%");
+    setText("run-rounds-done", String(done));
+    $("run-status").replaceWith(Object.assign(badge(run.status), { id: "run-status" }));
+    $("stop-run").hidden = !["queued", "running"].includes(run.status);
+    $("download-model").hidden = !done;
+    renderRounds();
+    renderFacts();
+    charts.accuracy.update(run.rounds, run.config.rounds);
+    charts.loss.update(run.rounds, run.config.rounds);
+  }
+
+  FN.bindStop($("stop-run"), () => run.id, (msg) => {
+    let box = $("run-error");
+    if (!box) { box = el("p", { class: "alert alert-error", id: "run-error" }); $("run-facts").before(box); }
+    box.textContent = msg;
+  });
+
+  render();
+  if (["queued", "running"].includes(run.status)) {
+    FN.live({
+      seq: 0,
+      async snapshot(s) {
+        if (s.current_run && s.current_run.id === run.id) Object.assign(run, s.current_run);
+        else {
+          // Not the newest run any more: read what the store recorded meanwhile.
+          const res = await fetch("/api/runs/" + run.id);
+          if (res.ok) Object.assign(run, await res.json());
+        }
+        render();
+      },
+      event(ev) {
+        if (ev.type === "round_finished" && ev.run_id === run.id) {
+          run.rounds = run.rounds.filter((r) => r.server_round !== ev.round.server_round).concat([ev.round]);
+          run.completed_rounds = ev.round.server_round;
+          render();
+        } else if (ev.type === "run_status" && ev.run.id === run.id) {
+          Object.assign(run, ev.run);
+          render();
+        }
+      },
+    });
+  } else {
+    $("live").hidden = true;
+  }
+})();
