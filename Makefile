@@ -6,6 +6,8 @@ STAMP := $(VENV)/.fednet-installed
 # checkov pins old dependencies (packaging<24): it lives in a venv of its own.
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
+# Flower, for the side-by-side benchmarks only, never a dependency of fednet.
+FLOWER := benchmarks/.venv-flower/bin/flwr
 
 .PHONY: demo test lint typecheck bench system-deps templates clean
 
@@ -23,10 +25,13 @@ $(CHECKOV):
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov>=3.2'
 
+$(FLOWER):
+	bash benchmarks/flower/setup.sh $(PYTHON)
+
 system-deps:
 	bash .ci/system-deps
 
-test: $(STAMP) $(CHECKOV) system-deps
+test: $(STAMP) $(CHECKOV) $(FLOWER) system-deps
 	PATH="$(CURDIR)/$(CHECKOV_VENV)/bin:$$PATH" $(BIN)/python -m pytest -ra
 
 templates: $(STAMP)
@@ -38,8 +43,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)
-	$(BIN)/fednet bench
+bench: $(STAMP) $(FLOWER)
+	$(BIN)/fednet bench --flower --workloads all --json benchmarks/results/latest.json
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) build *.egg-info

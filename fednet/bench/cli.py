@@ -12,15 +12,33 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fednet.bench.compare import print_comparison, run_flower
 from fednet.bench.loopback import measure_loopback
 from fednet.bench.runner import run_workload
 from fednet.bench.workloads import SCALE, W1, W2, Workload, get_workload
+
+COLUMNS = (
+    ("workload", "workload", "<18"),
+    ("status", "status", "<8"),
+    ("acc", "final_accuracy", "6.4f"),
+    ("s/round", "s_per_round_median", "8.3f"),
+    ("rounds s", "rounds_wall_s", "8.2f"),
+    ("srv MB", "server_peak_rss_mb", "7.0f"),
+    ("cli MB", "client_peak_rss_mb", "7.0f"),
+    ("GB/s", "model_gb_per_s", "6.2f"),
+    ("%loop", "loopback_percent", "6.1f"),
+    ("conn s", "connect_s", "7.2f"),
+    ("fds", "server_fds", "5d"),
+)
 
 
 def select_workloads(
     names: str, clients: int | None, params: int | None
 ) -> list[Workload]:
-    """Return the workloads a ``--workloads`` value names (``all``, ``w2``, ...)."""
+    """Return the workloads a ``--workloads`` value names (``all``, ``w2``, ...).
+
+    ``clients`` resizes the scale workload; ``params`` every synthetic one.
+    """
     chosen: list[Workload] = []
     for name in filter(None, (n.strip() for n in names.split(","))):
         if name == "all":
@@ -29,48 +47,45 @@ def select_workloads(
             chosen += list(W2)
         else:
             chosen.append(get_workload(name))
-    if clients is not None or params is not None:
-        chosen = [
-            dataclasses.replace(
-                w,
-                num_clients=(
-                    clients
-                    if clients is not None and w.kind == "scale"
-                    else w.num_clients
-                ),
-                synthetic_params=(
-                    params
-                    if params is not None and w.task == "synthetic"
-                    else w.synthetic_params
-                ),
-            )
-            for w in chosen
-        ]
-    return chosen
+    resized = []
+    for w in chosen:
+        if clients is not None and w.kind == "scale":
+            w = dataclasses.replace(w, num_clients=clients)
+        if params is not None and w.task == "synthetic":
+            w = dataclasses.replace(w, synthetic_params=params)
+        resized.append(w)
+    return resized
 
 
-def _fmt(value: Any, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+def _with_rates(result: dict[str, Any], loopback: float) -> dict[str, Any]:
+    per_round = result.get("s_per_round_median")
+    rate = result["bytes_per_round"] / per_round if per_round else None
+    return {
+        **result,
+        "model_gb_per_s": rate / 1e9 if rate else None,
+        "loopback_percent": 100 * rate / loopback if rate and loopback else None,
+    }
 
 
-def print_table(results: list[dict[str, Any]], loopback: float) -> None:
-    """Print one row per workload result, with throughput against loopback."""
-    print(
-        f"{'workload':<18} {'status':<8} {'acc':>6} {'s/round':>8} {'wall s':>7} "
-        f"{'srv MB':>7} {'cli MB':>7} {'GB/s':>6} {'%loop':>6} {'conn s':>7}"
-    )
+def _layout(spec: str) -> str:
+    align = "<" if spec.startswith("<") else ">"
+    width = "".join(ch for ch in spec.lstrip("<").split(".")[0] if ch.isdigit())
+    return f"{align}{width}"
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    """Print one row per workload result ("-" where a figure does not apply)."""
+    print(" ".join(format(label, _layout(spec)) for label, _, spec in COLUMNS))
     for r in results:
-        rate = (
-            r["bytes_per_round"] / r["s_per_round_median"]
-            if r.get("s_per_round_median")
-            else None
-        )
-        share = 100 * rate / loopback if rate and loopback else None
         print(
-            f"{r['workload']:<18} {r['status']:<8} {_fmt(r.get('final_accuracy'), '6.4f')} "
-            f"{_fmt(r.get('s_per_round_median'), '8.3f')} {_fmt(r.get('rounds_wall_s'), '7.2f')} "
-            f"{_fmt(r.get('server_peak_rss_mb'), '7.0f')} {_fmt(r.get('client_peak_rss_mb'), '7.0f')} "
-            f"{_fmt(rate and rate / 1e9, '6.2f')} {_fmt(share, '6.1f')} {_fmt(r.get('connect_s'), '7.2f')}"
+            " ".join(
+                (
+                    format("-", _layout(spec))
+                    if r.get(key) is None
+                    else format(r[key], spec)
+                )
+                for _, key, spec in COLUMNS
+            )
         )
 
 
@@ -86,6 +101,13 @@ def add_bench_parser(sub: Any, common: Any) -> None:
     flags.add("--clients", type=int, help="clients of the scale workload")
     flags.add("--params", type=int, help="float32 parameters of synthetic workloads")
     flags.add("--json", type=Path, help="also write the results here")
+    flags.switch("--flower", help="also run Flower (source checkout) side by side")
+    flags.add(
+        "--flower-deployment",
+        default="w2-p1e7-n10",
+        help="workloads also run on Flower's deployment path, or 'all'",
+    )
+    flags.add("--repo", type=Path, default=Path("."), help="source checkout")
     p.set_defaults(func=bench_command)
 
 
@@ -105,25 +127,28 @@ def bench_command(args: argparse.Namespace) -> int:
             flush=True,
         )
         try:
-            results.append(asyncio.run(run_workload(w)))
+            result = asyncio.run(run_workload(w))
         except (RuntimeError, OSError) as e:
-            results.append(
-                {
-                    "workload": w.name,
-                    "status": "error",
-                    "error": str(e),
-                    "bytes_per_round": w.bytes_per_round,
-                }
-            )
+            result = {
+                "workload": w.name,
+                "status": "error",
+                "error": str(e),
+                "bytes_per_round": w.bytes_per_round,
+            }
             print(f"  {w.name}: {e}", file=sys.stderr)
-    print_table(results, loopback)
+        results.append(_with_rates(result, loopback))
+    print_table(results)
+    report: dict[str, Any] = {
+        "system": "fednet",
+        "time": time.time(),
+        "machine": platform.platform(),
+        "loopback_bytes_per_s": loopback,
+        "results": results,
+    }
+    if args.flower:
+        names = [w.name for w in workloads]
+        report["flower"] = run_flower(args.repo, names, args.flower_deployment, 900.0)
+        print_comparison(results, report["flower"])
     if args.json:
-        report = {
-            "system": "fednet",
-            "time": time.time(),
-            "machine": platform.platform(),
-            "loopback_bytes_per_s": loopback,
-            "results": results,
-        }
         args.json.write_text(json.dumps(report, indent=2))
     return 0 if all(r["status"] == "finished" for r in results) else 1

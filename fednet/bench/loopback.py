@@ -74,9 +74,12 @@ def measure_loopback(duration_s: float = 1.0, max_bytes: int = 8 << 30) -> float
         with socket.create_connection(("127.0.0.1", port), timeout=10.0) as client:
             client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
             start = time.perf_counter()
-            while time.monotonic() < deadline and sent < max_bytes:
+            send_until = time.monotonic() + duration_s
+            while True:  # at least one chunk, however late the thread started
                 client.sendall(payload)
                 sent += CHUNK_BYTES
+                if time.monotonic() >= send_until or sent >= max_bytes:
+                    break
         receiver.join(timeout=15.0)
         elapsed = time.perf_counter() - start
     got = received[0] if received else 0

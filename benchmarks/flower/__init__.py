@@ -1,0 +1,1 @@
+"""Flower side of the benchmarks: the same workloads run on Flower 1.42."""

@@ -1,0 +1,1 @@
+"""ServerApp and ClientApp running the fednet benchmark workloads on Flower."""

@@ -1,0 +1,54 @@
+"""`fednet bench` still runs end to end on tiny workloads (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fednet.bench.cli import select_workloads
+
+
+def test_workload_selection_expands_groups_and_resizes() -> None:
+    """`w2` names the six W2 workloads; --clients and --params resize."""
+    names = [w.name for w in select_workloads("w1,w2", None, None)]
+    assert names[0] == "w1" and len(names) == 7
+    (scale,) = select_workloads("scale", 50, 100)
+    assert (scale.num_clients, scale.synthetic_params) == (50, 100)
+
+
+@pytest.mark.e2e
+def test_bench_runs_tiny_workloads_and_writes_json(tmp_path: Path) -> None:
+    """Two clients with a 1,000-parameter model, and a 20-client swarm, finish."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fednet",
+            "bench",
+            "--workloads",
+            "w2-p1e3-n2,scale",
+            "--clients",
+            "20",
+            "--params",
+            "100",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(out.read_text())
+    results = {r["workload"]: r for r in report["results"]}
+    assert set(results) == {"w2-p1e3-n2", "scale"}
+    assert all(r["status"] == "finished" for r in results.values())
+    assert results["scale"]["num_clients"] == 20
+    assert len(results["w2-p1e3-n2"]["round_durations_s"]) == 3
+    assert results["w2-p1e3-n2"]["server_peak_rss_mb"] > 0
+    assert "w2-p1e3-n2" in proc.stdout and "s/round" in proc.stdout
