@@ -150,5 +150,6 @@ def bench_command(args: argparse.Namespace) -> int:
         report["flower"] = run_flower(args.repo, names, args.flower_deployment, 900.0)
         print_comparison(results, report["flower"])
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))
     return 0 if all(r["status"] == "finished" for r in results) else 1
