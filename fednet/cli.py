@@ -46,6 +46,28 @@ def partition_arg(text: str) -> tuple[int, int]:
     return int(i), int(n)
 
 
+def _from_env(
+    convert: Callable[[str], Any], env: str, raw: str | None
+) -> Callable[[str], Any]:
+    """Wrap a converter so that a bad environment value names its variable."""
+
+    name = getattr(convert, "__name__", "value")
+
+    def converted(text: str) -> Any:
+        try:
+            return convert(text)
+        except argparse.ArgumentTypeError as e:
+            reason = str(e)
+        except ValueError:
+            reason = f"invalid {name} value: {text!r}"
+        if raw is not None and text == raw:
+            reason = f"{env}={raw!r}: {reason}"
+        raise argparse.ArgumentTypeError(reason)
+
+    converted.__name__ = name
+    return converted
+
+
 class _Flags:
     """Add flags whose defaults come from ``FEDNET_*`` variables."""
 
@@ -63,13 +85,13 @@ class _Flags:
     ) -> None:
         env = env or _env_name(flag)
         raw = os.environ.get(env)
-        if raw is not None:
-            try:
-                default = type(raw)
-            except (ValueError, argparse.ArgumentTypeError) as e:
-                self.parser.error(f"{env}={raw!r}: {e}")
+        # A string default is converted by argparse only when the chosen
+        # subcommand parses it, so another command's bad variable is harmless.
         self.parser.add_argument(
-            flag, type=type, default=default, help=f"{help} (env {env})"
+            flag,
+            type=_from_env(type, env, raw),
+            default=default if raw is None else raw,
+            help=f"{help} (env {env})",
         )
 
     def switch(self, flag: str, *, help: str) -> None:

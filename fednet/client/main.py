@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import signal
+import zlib
 
 from aiohttp import web
 
@@ -47,6 +48,17 @@ def load_client_data(settings: ClientSettings) -> tuple[ClientData | None, str]:
     return data, data.description
 
 
+def client_number(settings: ClientSettings) -> int:
+    """Return the number that seeds this client's training randomness.
+
+    A slice of a built-in data set uses its index; a CSV client a stable hash
+    of its name, so two sites never shuffle their rows alike by accident.
+    """
+    if settings.data is None:
+        return settings.partition[0]
+    return zlib.crc32(settings.name.encode()) % 1_000_000 + 1
+
+
 async def serve_client(runner: ClientRunner, description: str) -> None:
     """Serve the status page and keep the runner connected until cancelled."""
     status = web.AppRunner(create_status_app(runner, description), access_log=None)
@@ -69,7 +81,7 @@ def run_client(settings: ClientSettings, rng: random.Random) -> int:
     """
     data, description = load_client_data(settings)
     logger.info("data: %s", description)
-    trainer = Trainer(data, client_number=settings.partition[0])
+    trainer = Trainer(data, client_number=client_number(settings))
     runner = ClientRunner(settings, trainer, rng)
 
     async def main() -> None:
