@@ -14,6 +14,7 @@ import random
 import resource
 
 from fednet.client.runner import ClientRunner
+from fednet.cli import use_uvloop
 from fednet.client.trainer import Trainer
 from fednet.config import ClientSettings
 
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     raise_fd_limit()
+    use_uvloop()
     try:
         asyncio.run(run_swarm(args.server, args.clients, args.first, args.total))
     except KeyboardInterrupt:
