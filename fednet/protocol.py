@@ -35,7 +35,7 @@ from fednet.typing import NDArrays
 PROTOCOL_VERSION = 1
 MAX_TEXT_BYTES = 1 << 20
 DEFAULT_PART_BYTES = 1 << 20
-DEFAULT_DIRECT_UPLOAD_BYTES = 4 << 20
+DEFAULT_DIRECT_UPLOAD_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ async def test_gate_frees_the_slot_of_a_client_that_left() -> None:
 async def test_large_synthetic_updates_travel_in_parts_through_the_gate(
     make_client: AppFactory,
 ) -> None:
-    """8 MB updates (over the 4 MB direct limit) arrive and average exactly."""
+    """8 MB updates (over the 1 MiB direct limit) arrive and average exactly."""
     client = await make_client()
     url = str(client.make_url("/ws")).replace("http://", "ws://")
     runners = [
