@@ -15,6 +15,7 @@ from typing import Any
 from fednet.bench.compare import print_comparison, run_flower
 from fednet.bench.loopback import measure_loopback
 from fednet.bench.runner import run_workload
+from fednet.bench.targets import print_targets
 from fednet.bench.workloads import SCALE, W1, W2, Workload, get_workload
 
 COLUMNS = (
@@ -149,6 +150,7 @@ def bench_command(args: argparse.Namespace) -> int:
         names = [w.name for w in workloads]
         report["flower"] = run_flower(args.repo, names, args.flower_deployment, 900.0)
         print_comparison(results, report["flower"])
+    print_targets(results, report.get("flower"))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fednet.bench.cli import select_workloads
+from fednet.bench.targets import print_targets
 
 
 def test_workload_selection_expands_groups_and_resizes() -> None:
@@ -52,3 +53,34 @@ def test_bench_runs_tiny_workloads_and_writes_json(tmp_path: Path) -> None:
     assert len(results["w2-p1e3-n2"]["round_durations_s"]) == 3
     assert results["w2-p1e3-n2"]["server_peak_rss_mb"] > 0
     assert "w2-p1e3-n2" in proc.stdout and "s/round" in proc.stdout
+
+
+def test_targets_report_met_missed_and_unmeasured(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each target prints met, MISSED, or not measured, against the reference."""
+    results = [
+        {
+            "workload": "w1",
+            "status": "finished",
+            "final_accuracy": 0.955,
+            "rounds_wall_s": 0.5,
+        },
+        {
+            "workload": "w2-p1e7-n10",
+            "status": "finished",
+            "s_per_round_median": 0.9,
+            "loopback_percent": 18.0,
+            "server_peak_rss_mb": 290.0,
+            "client_peak_rss_mb": 180.0,
+        },
+    ]
+    print_targets(results, None)
+    out = capsys.readouterr().out
+    assert (
+        "met     W1 accuracy within 0.5 points of Flower: 0.9550 vs Flower 0.9580"
+        in out
+    )
+    assert "met     W2 P=1e7 N=10 <= 1 s/round and >= 6x Flower legacy" in out
+    assert "MISSED  W2 P=1e7 N=10 >= 40% of loopback throughput: 18.0%" in out
+    assert "-       W2 P=1e7 N=50 completes (not measured by this run)" in out
