@@ -40,7 +40,11 @@ async def launch_run(
     async with http.post(
         f"{server}/api/runs", json=config, headers=_headers(admin_token)
     ) as resp:
-        body = await resp.json(content_type=None)
+        try:
+            body = await resp.json(content_type=None)
+        except ValueError:
+            text = (await resp.text())[:200]
+            raise ApiError(f"{resp.status} {text}") from None
         if resp.status != 201:
             fields = body.get("fields") or {}
             detail = "; ".join(f"{k}: {v}" for k, v in sorted(fields.items()))

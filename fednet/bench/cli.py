@@ -16,6 +16,7 @@ from fednet.bench.compare import print_comparison, run_flower
 from fednet.bench.loopback import measure_loopback
 from fednet.bench.runner import run_workload
 from fednet.bench.targets import print_targets
+from fednet.exceptions import FednetError
 from fednet.bench.workloads import SCALE, W1, W2, Workload, get_workload
 
 COLUMNS = (
@@ -129,7 +130,7 @@ def bench_command(args: argparse.Namespace) -> int:
         )
         try:
             result = asyncio.run(run_workload(w))
-        except (RuntimeError, OSError) as e:
+        except (RuntimeError, OSError, FednetError) as e:
             result = {
                 "workload": w.name,
                 "status": "error",
