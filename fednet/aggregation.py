@@ -63,6 +63,23 @@ class StreamingFedAvg:
         self.total_examples = 0
         self.count = 0
 
+    def reset(self, reference: NDArrays) -> bool:
+        """Start over for a new global model; False if its shapes differ.
+
+        Args:
+            reference: the new global model.
+        """
+        if [(r.shape, r.dtype) for r in reference] != [
+            (r.shape, r.dtype) for r in self._reference
+        ]:
+            return False
+        self._reference = reference
+        for total in self._sums:
+            total.fill(0.0)
+        self.total_examples = 0
+        self.count = 0
+        return True
+
     def add(self, update: NDArrays, num_examples: int) -> None:
         """Validate an update and fold it in, weighted by ``num_examples``.
 

@@ -221,7 +221,6 @@ def _server(args: argparse.Namespace) -> int:
         max_message_bytes=args.max_message_mb << 20,
         resume=not args.no_resume,
     )
-    use_uvloop()
     raise_fd_limit()
     web.run_app(
         create_app(settings),
@@ -229,6 +228,7 @@ def _server(args: argparse.Namespace) -> int:
         port=settings.port,
         print=lambda msg: logger.info("%s", msg.strip()),
         access_log=None,
+        loop=new_event_loop(),
     )
     return 0
 
@@ -253,8 +253,7 @@ def _client(args: argparse.Namespace) -> int:
         backoff_initial_s=args.backoff_initial_s,
         backoff_max_s=args.backoff_max_s,
     )
-    use_uvloop()
-    return run_client(settings, random.Random())
+    return run_client(settings, random.Random(), new_event_loop)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -290,13 +289,18 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def use_uvloop() -> None:
-    """Run asyncio on uvloop where it is installed (faster sockets, less CPU)."""
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """Return a uvloop loop where uvloop is installed (faster sockets), else asyncio's.
+
+    The loop is passed explicitly rather than through a global policy, so
+    code that embeds fednet (tests included) keeps its own loops.
+    """
     try:
         import uvloop
     except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -24,6 +24,7 @@ from typing import Any, Callable, ClassVar, Union
 from fednet.exceptions import ProtocolError
 from fednet.params import (
     DEFAULT_LIMITS,
+    BufferPool,
     FrameAssembler,
     Limits,
     arrays_to_frame,
@@ -257,11 +258,15 @@ class MessageReader:
 
     Args:
         limits: bounds on binary frames (a joined frame included).
+        pool: reuses the buffers of joined frames; give a message's arrays
+            back with ``pool.release(message.parameters)`` once done with them.
     """
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self, limits: Limits = DEFAULT_LIMITS, pool: BufferPool | None = None
+    ) -> None:
         self.limits = limits
-        self._assembler = FrameAssembler(limits)
+        self._assembler = FrameAssembler(limits, pool)
 
     def feed(self, data: str | bytes | bytearray) -> Message | None:
         """Take one WebSocket message; return a complete message or None.

@@ -51,6 +51,7 @@ class FedAvg:
 
     def __init__(self, *, clients_per_round: int = 0) -> None:
         self.clients_per_round = clients_per_round
+        self._accumulator: StreamingFedAvg | None = None
 
     def sample_clients(
         self, available: Sequence[ClientId], rng: np.random.Generator
@@ -63,8 +64,15 @@ class FedAvg:
         return sorted(ordered[int(i)] for i in picks)
 
     def aggregator(self, global_params: NDArrays) -> Aggregator:
-        """Return a streaming FedAvg accumulator shaped like the global model."""
-        return StreamingFedAvg(global_params)
+        """Return a streaming FedAvg accumulator shaped like the global model.
+
+        The previous round's accumulator is zeroed and reused when the model
+        keeps its shapes: a fresh float64 buffer of a 10^7-parameter model
+        costs 20,000 page faults every round.
+        """
+        if self._accumulator is None or not self._accumulator.reset(global_params):
+            self._accumulator = StreamingFedAvg(global_params)
+        return self._accumulator
 
 
 def strategy_from_config(config: RunConfig) -> Strategy:

@@ -14,7 +14,7 @@ import random
 import resource
 
 from fednet.client.runner import ClientRunner
-from fednet.cli import use_uvloop
+from fednet.cli import new_event_loop
 from fednet.client.trainer import Trainer
 from fednet.config import ClientSettings
 
@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     raise_fd_limit()
-    use_uvloop()
     try:
-        asyncio.run(run_swarm(args.server, args.clients, args.first, args.total))
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(run_swarm(args.server, args.clients, args.first, args.total))
     except KeyboardInterrupt:
         pass
     return 0

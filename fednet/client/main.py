@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import signal
+from collections.abc import Callable
 import zlib
 
 from aiohttp import web
@@ -73,7 +74,11 @@ async def serve_client(runner: ClientRunner, description: str) -> None:
         await status.cleanup()
 
 
-def run_client(settings: ClientSettings, rng: random.Random) -> int:
+def run_client(
+    settings: ClientSettings,
+    rng: random.Random,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+) -> int:
     """Run a client process until SIGINT/SIGTERM; return the exit code.
 
     Raises:
@@ -93,7 +98,8 @@ def run_client(settings: ClientSettings, rng: random.Random) -> int:
         await serve_client(runner, description)
 
     try:
-        asyncio.run(main())
+        with asyncio.Runner(loop_factory=loop_factory) as loop_runner:
+            loop_runner.run(main())
     except asyncio.CancelledError:
         logger.info("client %s stopped", settings.name)
         return 0

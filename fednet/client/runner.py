@@ -16,7 +16,7 @@ from fednet import __version__
 from fednet.client.trainer import Trainer
 from fednet.config import ClientSettings
 from fednet.exceptions import FednetError, ProtocolError
-from fednet.params import Limits
+from fednet.params import BufferPool, Limits
 from fednet.protocol import (
     Error,
     Evaluate,
@@ -76,6 +76,7 @@ class ClientRunner:
         self.instance = uuid.uuid4().hex
         self.state = ClientState()
         self._limits = Limits(max_total_bytes=settings.max_message_bytes)
+        self._buffers = BufferPool(max_free=2)
 
     async def run(self) -> None:
         """Connect, serve, and reconnect with backoff until retries run out."""
@@ -128,7 +129,7 @@ class ClientRunner:
             welcome = await self._welcome(ws)
             self._welcome_msg = welcome
             self._grants: dict[tuple[int, int], asyncio.Event] = {}
-            self._reader = MessageReader(self._limits)
+            self._reader = MessageReader(self._limits, self._buffers)
             self.state.client_id = welcome.client_id
             self.state.state, self.state.connects = "connected", self.state.connects + 1
             self.state.connected_since = time.time()
@@ -194,6 +195,7 @@ class ClientRunner:
             reply: Message | None = None
             try:
                 reply = await self._answer(ws, request)
+                self._buffers.release(request.parameters)
                 parts = await asyncio.to_thread(serialize_parts, reply, part_bytes)
             except (FednetError, ValueError) as e:
                 logger.error(

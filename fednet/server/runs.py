@@ -10,6 +10,7 @@ from typing import Any
 
 from fednet.config import RunConfig
 from fednet.exceptions import FednetError, SchemaError
+from fednet.params import BufferPool
 from fednet.protocol import Error, EvaluateResult, FitResult, serialize_parts
 from fednet.server.events import EventHub
 from fednet.server.driver import ActiveRun, RunDriver
@@ -37,6 +38,8 @@ class RunManager:
         self.store = store
         self.stats = stats
         self.uploads = UploadGate()
+        # Joined upload frames: one buffer per upload slot, plus one arriving.
+        self.buffers = BufferPool(max_free=self.uploads.slots + 1)
         self._background: set[asyncio.Future[bool]] = set()
         self.registry = registry
         self.events = events

@@ -66,7 +66,7 @@ class ClientSession:
         self.heartbeat_s = heartbeat_s
         self.part_bytes = part_bytes
         self.direct_upload_bytes = direct_upload_bytes
-        self.reader = MessageReader(limits)
+        self.reader = MessageReader(limits, runs.buffers)
         self.conn: ClientConn | None = None
 
     async def receive(self, frame: WSMessage) -> None:
@@ -96,7 +96,10 @@ class ClientSession:
     async def _dispatch(self, conn: ClientConn, message: Message) -> None:
         if isinstance(message, FitResult):
             self.registry.set_status(conn, "idle")
-            await self.runs.update_received(conn, message)
+            try:
+                await self.runs.update_received(conn, message)
+            finally:
+                self.runs.buffers.release(message.parameters)
         elif isinstance(message, EvaluateResult):
             self.registry.set_status(conn, "idle")
             await self.runs.evaluate_received(conn, message)

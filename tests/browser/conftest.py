@@ -32,9 +32,13 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 WIDE, PHONE = 1280, 390
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Start one headless chromium for the whole session."""
+    """Start one headless chromium for this module.
+
+    Module scope, not session: while it runs, Playwright's sync API keeps an
+    event loop running in this thread, which async tests after it cannot share.
+    """
     if shutil.which(CHROMIUM) is None:
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     with playwright_sync.sync_playwright() as p:
