@@ -7,6 +7,7 @@ import pytest
 
 from fednet.aggregation import StreamingFedAvg, fedavg, validate_update
 from fednet.exceptions import AggregationError
+from fednet.strategies import FedAvg
 
 
 def test_fedavg_weights_by_num_examples() -> None:
@@ -81,3 +82,24 @@ def test_nonpositive_weight_and_empty_input_raise() -> None:
         StreamingFedAvg([np.zeros(1, np.float32)]).add([np.zeros(1, np.float32)], 0)
     with pytest.raises(AggregationError, match="no updates"):
         fedavg([])
+
+
+def test_reset_accumulator_gives_the_same_result_as_a_fresh_one() -> None:
+    """A reused accumulator forgets the previous round entirely."""
+    ref = [np.zeros((3, 2), np.float32)]
+    acc = StreamingFedAvg(ref)
+    acc.add([np.full((3, 2), 9.0, np.float32)], 4)
+    assert acc.reset(ref)
+    acc.add([np.full((3, 2), 1.0, np.float32)], 1)
+    acc.add([np.full((3, 2), 3.0, np.float32)], 1)
+    np.testing.assert_array_equal(acc.result()[0], np.full((3, 2), 2.0, np.float32))
+    assert (acc.count, acc.total_examples) == (2, 2)
+    assert not acc.reset([np.zeros(6, np.float32)])
+
+
+def test_fedavg_strategy_reuses_its_accumulator_while_shapes_hold() -> None:
+    """Round after round the same buffers serve; a new shape gets new ones."""
+    strategy = FedAvg()
+    first = strategy.aggregator([np.zeros(4, np.float32)])
+    assert strategy.aggregator([np.ones(4, np.float32)]) is first
+    assert strategy.aggregator([np.ones(5, np.float32)]) is not first

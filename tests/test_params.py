@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from fednet.exceptions import ProtocolError
-from fednet.params import Limits, arrays_to_frame, frame_to_arrays
+from fednet.params import (
+    BufferPool,
+    FrameAssembler,
+    Limits,
+    arrays_to_frame,
+    arrays_to_parts,
+    frame_to_arrays,
+)
 
 
 def _arrays() -> list[np.ndarray]:
@@ -94,3 +101,46 @@ def test_limits_are_enforced_before_decoding() -> None:
         frame_to_arrays(frame, Limits(max_arrays=2))
     with pytest.raises(ProtocolError, match="exceeds the limit"):
         frame_to_arrays(frame, Limits(max_total_bytes=64))
+
+
+def _joined(pool: BufferPool, arrays: list[np.ndarray], part_bytes: int = 256) -> list:
+    assembler = FrameAssembler(pool=pool)
+    frame = None
+    for part in arrays_to_parts({}, arrays, part_bytes):
+        frame = assembler.feed(bytes(part))
+    assert frame is not None
+    return frame_to_arrays(frame)[1]
+
+
+def _buffer_of(array: np.ndarray) -> object:
+    base: object = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    assert isinstance(base, memoryview)
+    return base.obj
+
+
+def test_pool_reuses_the_buffer_of_a_released_frame() -> None:
+    """A joined frame's buffer, once released, is the next frame's buffer."""
+    pool = BufferPool(max_free=2)
+    first = _joined(pool, [np.arange(1000, dtype=np.float32)])
+    pool.release(first)
+    pool.release(first)  # a second release must not hand the buffer out twice
+    second = _joined(pool, [np.ones(1000, dtype=np.float32)])
+    np.testing.assert_array_equal(second[0], np.ones(1000, np.float32))
+    assert _buffer_of(second[0]) is _buffer_of(first[0])
+    assert pool.acquire(4000) is not _buffer_of(first[0])
+
+
+def test_pool_ignores_single_part_frames_and_keeps_at_most_max_free() -> None:
+    """Arrays over the transport's bytes are not pooled; the pool stays bounded."""
+    pool = BufferPool(max_free=1)
+    (single,) = frame_to_arrays(bytes(arrays_to_frame({}, [np.zeros(4, np.float32)])))[
+        1
+    ]
+    pool.release([single])
+    assert pool._free == []
+    for _ in range(3):
+        pool.release(_joined(pool, [np.zeros(500, np.float32)]))
+        pool.release([np.frombuffer(bytearray(2000), np.float32)])
+    assert len(pool._free) == 1
