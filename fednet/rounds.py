@@ -13,14 +13,22 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from fednet.config import RunConfig
 from fednet.exceptions import AggregationError, RoundStateError
-from fednet.protocol import Error, Evaluate, EvaluateResult, Fit, FitResult, Message
+from fednet.protocol import Error, Evaluate, EvaluateResult, Fit, FitResult
+from fednet.records import (
+    Event,
+    Outgoing,
+    RoundFinished,
+    RoundRecord,
+    RunFailed,
+    RunFinished,
+    WeightedMean,
+)
 from fednet.strategies import Aggregator, Strategy
 from fednet.typing import ClientId, Metrics, NDArrays
 
@@ -36,86 +44,6 @@ class Phase(enum.Enum):
     FIT = "fit"
     EVALUATE = "evaluate"
     DONE = "done"
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One message for one or more clients (serialised once, sent to each)."""
-
-    recipients: tuple[ClientId, ...]
-    message: Message
-
-
-@dataclass(frozen=True)
-class RoundRecord:
-    """What one completed round produced, ready for the store and the API."""
-
-    server_round: int
-    clients: tuple[ClientId, ...]
-    num_examples: int
-    fit_metrics: Metrics
-    federated_loss: float | None
-    federated_accuracy: float | None
-    evaluated_clients: tuple[ClientId, ...]
-    test_loss: float | None
-    test_accuracy: float | None
-    dropped: tuple[ClientId, ...]
-    rejected: dict[ClientId, str]
-    client_metrics: dict[ClientId, Metrics]
-
-    @property
-    def num_clients(self) -> int:
-        """Return how many clients' updates went into the new global model."""
-        return len(self.clients)
-
-    @property
-    def loss(self) -> float | None:
-        """Return the held-out test loss when there is one, else the federated loss."""
-        return self.test_loss if self.test_loss is not None else self.federated_loss
-
-    @property
-    def accuracy(self) -> float | None:
-        """Return the held-out test accuracy when there is one, else federated."""
-        if self.test_accuracy is not None:
-            return self.test_accuracy
-        return self.federated_accuracy
-
-
-@dataclass(frozen=True)
-class RoundFinished:
-    """A round completed; ``parameters`` is the new global model."""
-
-    record: RoundRecord
-    parameters: NDArrays = field(repr=False)
-
-
-@dataclass(frozen=True)
-class RunFinished:
-    """The last round completed."""
-
-
-@dataclass(frozen=True)
-class RunFailed:
-    """The run cannot go on; ``reason`` says why."""
-
-    reason: str
-
-
-Event = Union[RoundFinished, RunFinished, RunFailed]
-
-
-class _WeightedMean:
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.weights: dict[str, int] = {}
-
-    def add(self, metrics: Metrics, weight: int) -> None:
-        for key, value in metrics.items():
-            self.sums[key] = self.sums.get(key, 0.0) + float(value) * weight
-            self.weights[key] = self.weights.get(key, 0) + weight
-
-    def result(self) -> Metrics:
-        return {k: s / self.weights[k] for k, s in self.sums.items() if self.weights[k]}
 
 
 class RoundMachine:
@@ -167,9 +95,9 @@ class RoundMachine:
         self._dropped: list[ClientId] = []
         self._rejected: dict[ClientId, str] = {}
         self._aggregator: Aggregator | None = None
-        self._fit_metrics = _WeightedMean()
-        self._eval_metrics = _WeightedMean()
-        self._eval_loss = _WeightedMean()
+        self._fit_metrics = WeightedMean()
+        self._eval_metrics = WeightedMean()
+        self._eval_loss = WeightedMean()
         self._evaluated: list[ClientId] = []
         self._client_metrics: dict[ClientId, Metrics] = {}
         self._new_params: NDArrays | None = None

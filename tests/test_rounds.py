@@ -8,7 +8,8 @@ import pytest
 from fednet.config import RunConfig
 from fednet.exceptions import RoundStateError
 from fednet.protocol import Error, Evaluate, EvaluateResult, Fit, FitResult
-from fednet.rounds import Phase, RoundFinished, RoundMachine, RunFailed, RunFinished
+from fednet.records import RoundFinished, RunFailed, RunFinished
+from fednet.rounds import Phase, RoundMachine
 from fednet.strategies import FedAvg
 from fednet.typing import ClientId, NDArrays
 

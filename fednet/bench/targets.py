@@ -85,7 +85,8 @@ def _scale(ours: Results, flower: Results) -> tuple[bool, str] | None:
         return None
     per_round = run.get("s_per_round_median")
     ok = run.get("status") == "finished" and per_round is not None and per_round < 5
-    return ok, f"{run['num_clients']} clients, {per_round} s/round"
+    shown = "-" if per_round is None else f"{per_round:.3f}"
+    return ok, f"{run['num_clients']} clients, {shown} s/round"
 
 
 TARGETS = (

@@ -12,7 +12,8 @@ import numpy as np
 
 from fednet.config import RunConfig
 from fednet.protocol import Error, serialize_parts
-from fednet.rounds import Phase, RoundFinished, RoundMachine, RunFailed, RunFinished
+from fednet.records import RoundFinished, RunFailed, RunFinished
+from fednet.rounds import Phase, RoundMachine
 from fednet.server.registry import ClientConn
 from fednet.server.setup import RunSetup, prepare_run
 from fednet.strategies import strategy_from_config

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from fednet.rounds import RoundRecord
+from fednet.records import RoundRecord
 from fednet.typing import NDArrays
 
 logger = logging.getLogger(__name__)

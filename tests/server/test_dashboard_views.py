@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from fednet.config import RunConfig
-from fednet.rounds import RoundRecord
+from fednet.records import RoundRecord
 from fednet.server.keys import STORE
 from fednet.typing import ClientId
 from tests.server.conftest import AppFactory, hello, receive, send

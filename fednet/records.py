@@ -1,0 +1,93 @@
+"""What the round machine produces: outgoing messages, round records, run events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from fednet.protocol import Message
+from fednet.typing import ClientId, Metrics, NDArrays
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message for one or more clients (serialised once, sent to each)."""
+
+    recipients: tuple[ClientId, ...]
+    message: Message
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """What one completed round produced, ready for the store and the API."""
+
+    server_round: int
+    clients: tuple[ClientId, ...]
+    num_examples: int
+    fit_metrics: Metrics
+    federated_loss: float | None
+    federated_accuracy: float | None
+    evaluated_clients: tuple[ClientId, ...]
+    test_loss: float | None
+    test_accuracy: float | None
+    dropped: tuple[ClientId, ...]
+    rejected: dict[ClientId, str]
+    client_metrics: dict[ClientId, Metrics]
+
+    @property
+    def num_clients(self) -> int:
+        """Return how many clients' updates went into the new global model."""
+        return len(self.clients)
+
+    @property
+    def loss(self) -> float | None:
+        """Return the held-out test loss when there is one, else the federated loss."""
+        return self.test_loss if self.test_loss is not None else self.federated_loss
+
+    @property
+    def accuracy(self) -> float | None:
+        """Return the held-out test accuracy when there is one, else federated."""
+        if self.test_accuracy is not None:
+            return self.test_accuracy
+        return self.federated_accuracy
+
+
+@dataclass(frozen=True)
+class RoundFinished:
+    """A round completed; ``parameters`` is the new global model."""
+
+    record: RoundRecord
+    parameters: NDArrays = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """The last round completed."""
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    """The run cannot go on; ``reason`` says why."""
+
+    reason: str
+
+
+Event = Union[RoundFinished, RunFinished, RunFailed]
+
+
+class WeightedMean:
+    """Example-weighted means of metrics reported by several clients."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.weights: dict[str, int] = {}
+
+    def add(self, metrics: Metrics, weight: int) -> None:
+        """Add one client's metrics with its weight."""
+        for key, value in metrics.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value) * weight
+            self.weights[key] = self.weights.get(key, 0) + weight
+
+    def result(self) -> Metrics:
+        """Return the weighted mean of every metric seen."""
+        return {k: s / self.weights[k] for k, s in self.sums.items() if self.weights[k]}
