@@ -238,7 +238,9 @@ class RunDriver:
             conn = self.manager.registry.get(cid)
             if conn is not None:
                 conn.last_round = {"server_round": record.server_round, **metrics}
-        rounds = self.manager.store.get_rounds(run.run_id)
+        rounds = self.manager.store.get_rounds(
+            run.run_id, since_round=record.server_round - 1
+        )
         self.manager.events.publish(
             "round_finished", {"run_id": run.run_id, "round": rounds[-1]}
         )

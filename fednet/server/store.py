@@ -204,17 +204,24 @@ class Store:
                 (record.server_round, run_id),
             )
 
-    def get_rounds(self, run_id: int) -> list[dict[str, Any]]:
-        """Return a run's completed rounds in order, with per-client metrics."""
+    def get_rounds(self, run_id: int, *, since_round: int = 0) -> list[dict[str, Any]]:
+        """Return a run's completed rounds in order, with per-client metrics.
+
+        Args:
+            run_id: the run.
+            since_round: only rounds after this one (the live view needs just
+                the newest, not the whole history every round).
+        """
         rows = self._db.execute(
-            f"SELECT {_ROUND_COLUMNS} FROM rounds WHERE run_id=? ORDER BY server_round",
-            (run_id,),
+            f"SELECT {_ROUND_COLUMNS} FROM rounds WHERE run_id=? AND server_round>?"
+            " ORDER BY server_round",
+            (run_id, since_round),
         ).fetchall()
         per_client: dict[int, dict[str, Any]] = {}
         for row in self._db.execute(
             "SELECT server_round, client_id, metrics FROM client_results"
-            " WHERE run_id=?",
-            (run_id,),
+            " WHERE run_id=? AND server_round>?",
+            (run_id, since_round),
         ):
             per_client.setdefault(row["server_round"], {})[row["client_id"]] = (
                 json.loads(row["metrics"])
