@@ -60,29 +60,6 @@ def page(browser: Any) -> Iterator[Any]:
     assert not errors, f"JavaScript errors: {errors}"
 
 
-@pytest.fixture
-def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    """Track the test's processes; print their logs if it failed; kill them all."""
-    tracked = Cluster(tmp_path)
-    try:
-        yield tracked
-    finally:
-        tracked.stop()
-        if getattr(request.node, "rep_call_failed", False):
-            print(
-                f"\n===== process logs of {request.node.name} =====\n{tracked.logs()}"
-            )
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Remember whether the test body failed, for the cluster's log dump."""
-    report = yield
-    if report.when == "call" and report.failed:
-        item.rep_call_failed = True  # type: ignore[attr-defined]
-    return report
-
-
 def start_server(cluster: Cluster, *extra: str, port: int | None = None) -> Server:
     """Start ``fednet server`` with extra flags (e.g. ``--admin-token``)."""
     port = port or free_port()

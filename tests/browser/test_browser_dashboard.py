@@ -101,7 +101,8 @@ def test_session_runs_live_from_launch_to_finish(cluster: Cluster, page: Any) ->
 
     # A long session: screenshots mid-way, then the Stop button ends it.
     page.set_viewport_size({"width": WIDE, "height": 900})
-    _fill(page, rounds=400, local_epochs=1)
+    # Long enough that it cannot finish before Stop, however fast rounds get.
+    _fill(page, rounds=10000, local_epochs=1)
     page.click("#launch")
     page.wait_for_selector("#session-title .badge-running")
     page.wait_for_function(

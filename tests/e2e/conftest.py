@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -89,8 +89,15 @@ class Cluster:
         port = port or free_port()
         state_dir = state_dir or self.tmp_path / "state"
         args = (
-            "server", "--host", HOST, "--port", str(port),
-            "--state-dir", str(state_dir), "--heartbeat-s", "2",
+            "server",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--state-dir",
+            str(state_dir),
+            "--heartbeat-s",
+            "2",
         )
         proc = self.spawn("server", *args)
         server = Server(proc, port, state_dir, Api(f"http://{HOST}:{port}"))
@@ -107,18 +114,39 @@ class Cluster:
     def client(self, server: Server, name: str, *data_args: str) -> Process:
         """Start a client of ``server`` holding the data ``data_args`` name."""
         return self.spawn(
-            name, "client", "--server", f"ws://{HOST}:{server.port}/ws",
-            "--name", name, "--client-host", HOST, "--client-port", "0",
-            "--heartbeat-s", "2", "--backoff-initial-s", "0.2",
-            "--backoff-max-s", "1", *data_args,
+            name,
+            "client",
+            "--server",
+            f"ws://{HOST}:{server.port}/ws",
+            "--name",
+            name,
+            "--client-host",
+            HOST,
+            "--client-port",
+            "0",
+            "--heartbeat-s",
+            "2",
+            "--backoff-initial-s",
+            "0.2",
+            "--backoff-max-s",
+            "1",
+            *data_args,
         )
 
     def digits_clients(self, server: Server, count: int = 3) -> list[Process]:
         """Start ``count`` clients on Dirichlet(0.5) slices of digits; wait for them."""
         procs = [
             self.client(
-                server, f"site-{i}", "--dataset", "digits",
-                "--partition", f"{i}/{count}", "--alpha", "0.5", "--seed", "0",
+                server,
+                f"site-{i}",
+                "--dataset",
+                "digits",
+                "--partition",
+                f"{i}/{count}",
+                "--alpha",
+                "0.5",
+                "--seed",
+                "0",
             )
             for i in range(1, count + 1)
         ]
@@ -199,31 +227,6 @@ class Server:
             timeout_s,
         )
         return self.api.run(run_id)
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Keep each phase's report on the item, so fixtures know if the test failed."""
-    report = yield
-    setattr(item, f"report_{report.when}", report)
-    return report
-
-
-@pytest.fixture
-def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    """Track a test's processes; print their logs if it failed; kill them all."""
-    tracked = Cluster(tmp_path)
-    try:
-        yield tracked
-    finally:
-        tracked.stop()
-        failed = any(
-            getattr(getattr(request.node, f"report_{when}", None), "failed", False)
-            for when in ("setup", "call")
-        )
-        if failed:
-            print(f"\n===== process logs of {request.node.name} =====")
-            print(tracked.logs())
 
 
 @pytest.fixture
