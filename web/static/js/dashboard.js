@@ -30,15 +30,17 @@
     preselectTask();
   }
 
+  const schedule = FN.scheduler();
+
   function applyEvent(ev) {
     switch (ev.type) {
       case "client_joined": case "client_left": case "client_status":
         state.clients.set(ev.client.id, ev.client);
-        renderClients(); renderKpis();
+        schedule(renderClients, renderKpis);
         break;
       case "round_progress":
         setProgressState(ev.progress);
-        renderSession();
+        schedule(renderSession);
         break;
       case "run_status":
         upsertRun(ev.run);
@@ -48,14 +50,14 @@
           Object.assign(state.run, ev.run);
         }
         setProgressState(ev.progress);
-        renderAll();
+        schedule(renderAll);
         break;
       case "round_finished":
         onRoundFinished(ev.run_id, ev.round);
         break;
       case "server_status":
         state.status = ev.status; state.statusAt = Date.now();
-        renderStatus();
+        schedule(renderStatus);
         break;
     }
   }
@@ -73,14 +75,16 @@
     const row = state.runs.find((r) => r.id === runId);
     if (row) Object.assign(row, { completed_rounds: round.server_round, accuracy: round.accuracy, loss: round.loss });
     if (state.run && state.run.id === runId) {
-      state.run.rounds = state.run.rounds.filter((r) => r.server_round !== round.server_round).concat([round]);
+      const rounds = state.run.rounds, last = rounds[rounds.length - 1];
+      if (!last || last.server_round < round.server_round) rounds.push(round);
+      else state.run.rounds = rounds.filter((r) => r.server_round !== round.server_round).concat([round]);
       state.run.completed_rounds = round.server_round;
     }
     for (const [cid, metrics] of Object.entries(round.client_metrics || {})) {
       const c = state.clients.get(cid);
       if (c) c.last_round = Object.assign({ server_round: round.server_round }, metrics);
     }
-    renderAll();
+    schedule(renderAll);
   }
 
   /* -- rendering ------------------------------------------------------------- */

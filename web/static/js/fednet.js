@@ -121,6 +121,25 @@ window.FN = (function () {
     });
   }
 
+  /* -- redraws ---------------------------------------------------------------- */
+  /* Events can arrive by the hundred per second (fast rounds). State is
+     updated at once, but schedule(render, ...) redraws each part of the page
+     at most once per animation frame, so the page stays responsive. */
+  function scheduler() {
+    const dirty = new Set();
+    let frame = 0;
+    return function schedule(...renders) {
+      renders.forEach((render) => dirty.add(render));
+      if (frame) return;
+      frame = requestAnimationFrame(() => {
+        frame = 0;
+        const due = [...dirty];
+        dirty.clear();
+        due.forEach((render) => render());
+      });
+    };
+  }
+
   /* -- live socket ----------------------------------------------------------- */
   /* Connects to /ws/dashboard, reconnects with backoff, drops stale events. */
   function live(handlers) {
@@ -241,5 +260,5 @@ window.FN = (function () {
     return { update };
   }
 
-  return { fmt, el, $, setText, badge, setProgress, post, explain, bindStop, live, chart, now, syncClock, csrf };
+  return { fmt, el, $, setText, badge, setProgress, post, explain, bindStop, scheduler, live, chart, now, syncClock, csrf };
 })();

@@ -64,6 +64,7 @@
   });
 
   render();
+  const schedule = FN.scheduler();
   if (["queued", "running"].includes(run.status)) {
     FN.live({
       seq: 0,
@@ -78,12 +79,14 @@
       },
       event(ev) {
         if (ev.type === "round_finished" && ev.run_id === run.id) {
-          run.rounds = run.rounds.filter((r) => r.server_round !== ev.round.server_round).concat([ev.round]);
+          const last = run.rounds[run.rounds.length - 1];
+          if (!last || last.server_round < ev.round.server_round) run.rounds.push(ev.round);
+          else run.rounds = run.rounds.filter((r) => r.server_round !== ev.round.server_round).concat([ev.round]);
           run.completed_rounds = ev.round.server_round;
-          render();
+          schedule(render);
         } else if (ev.type === "run_status" && ev.run.id === run.id) {
           Object.assign(run, ev.run);
-          render();
+          schedule(render);
         }
       },
     });
