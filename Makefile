@@ -38,7 +38,7 @@ templates: $(STAMP)
 	$(BIN)/python deploy/gen_templates.py
 
 lint: $(STAMP)
-	$(BIN)/flake8 fednet tests deploy benchmarks
+	$(BIN)/flake8 fednet tests deploy benchmarks/flower
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
