@@ -130,19 +130,22 @@ class ClientRunner:
             self._welcome_msg = welcome
             self._grants: dict[tuple[int, int], asyncio.Event] = {}
             self._reader = MessageReader(self._limits, self._buffers)
+            self._send_lock = asyncio.Lock()
             self.state.client_id = welcome.client_id
             self.state.state, self.state.connects = "connected", self.state.connects + 1
             self.state.connected_since = time.time()
             logger.info("joined %s as %s", self.settings.server, welcome.client_id)
             work: asyncio.Queue[Fit | Evaluate] = asyncio.Queue()
             worker = asyncio.create_task(self._work(ws, work))
+            keepalive = asyncio.create_task(self._keepalive(ws, welcome.heartbeat_s))
             try:
                 async for frame in ws:
                     if frame.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                         await self._receive(frame.data, work)
             finally:
                 worker.cancel()
-                await asyncio.gather(worker, return_exceptions=True)
+                keepalive.cancel()
+                await asyncio.gather(worker, keepalive, return_exceptions=True)
             logger.warning("server closed the connection (code %s)", ws.close_code)
 
     def _hello(self) -> str:
@@ -214,11 +217,7 @@ class ClientRunner:
                 and nbytes > self._welcome_msg.direct_upload_bytes
             ):
                 await self._wait_for_grant(ws, reply, nbytes)
-            for part in parts:
-                if isinstance(part, str):
-                    await ws.send_str(part)
-                else:
-                    await ws.send_bytes(part)  # type: ignore[arg-type]
+            await self._send(ws, parts)
             del parts, reply
             await self._status(ws, "idle")
 
@@ -227,9 +226,8 @@ class ClientRunner:
     ) -> None:
         key = (reply.run_id, reply.server_round)
         granted = self._grants.setdefault(key, asyncio.Event())
-        await ws.send_str(
-            _text(UploadRequest(reply.run_id, reply.server_round, nbytes))
-        )
+        request = UploadRequest(reply.run_id, reply.server_round, nbytes)
+        await self._send(ws, [_text(request)])
         await granted.wait()
         self._grants.pop(key, None)
 
@@ -277,8 +275,37 @@ class ClientRunner:
 
     async def _status(self, ws: aiohttp.ClientWebSocketResponse, state: str) -> None:
         self.state.state = state if state != "idle" else "connected"
-        if not ws.closed:
-            await ws.send_str(_text(Status(state)))
+        self._wire_state = state
+        await self._send(ws, [_text(Status(state))])
+
+    async def _send(
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        parts: list[str | bytes | memoryview],
+    ) -> None:
+        """Send one message's parts together: nothing may come between them."""
+        async with self._send_lock:
+            for part in parts:
+                if ws.closed:
+                    return
+                if isinstance(part, str):
+                    await ws.send_str(part)
+                else:
+                    await ws.send_bytes(part)  # type: ignore[arg-type]
+
+    async def _keepalive(
+        self, ws: aiohttp.ClientWebSocketResponse, interval_s: float
+    ) -> None:
+        """Repeat the current status every heartbeat, so "last seen" stays fresh.
+
+        WebSocket pings prove the connection alive but never reach the
+        coordinator's application; this small message does, even while the
+        client trains for minutes.
+        """
+        self._wire_state = "idle"
+        while not ws.closed:
+            await asyncio.sleep(interval_s)
+            await self._send(ws, [_text(Status(self._wire_state))])
 
 
 def _text(message: Message) -> str:

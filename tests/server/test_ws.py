@@ -173,3 +173,26 @@ async def test_two_real_clients_finish_a_digits_run(make_client: AppFactory) -> 
     model = await (await client.get(f"/api/runs/{run_id}/model")).read()
     with np.load(io.BytesIO(model)) as saved:
         assert [saved[k].shape for k in saved.files] == [(64, 10), (10,)]
+
+
+async def test_idle_client_stays_recently_seen(make_client: AppFactory) -> None:
+    """A connected client repeats its status each heartbeat: last_seen advances."""
+    client = await make_client(heartbeat_s=0.2)
+    url = str(client.make_url("/ws")).replace("http://", "ws://")
+    settings = ClientSettings(server=url, name="quiet", dataset="synthetic")
+    runner = ClientRunner(settings, Trainer(None), random.Random(0))
+    task = asyncio.create_task(runner.run())
+    try:
+        for _ in range(100):
+            clients = await (await client.get("/api/clients")).json()
+            if clients:
+                break
+            await asyncio.sleep(0.02)
+        first = clients[0]["last_seen"]
+        await asyncio.sleep(0.7)
+        clients = await (await client.get("/api/clients")).json()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert clients[0]["status"] == "idle"
+    assert clients[0]["last_seen"] - first >= 0.3
