@@ -286,6 +286,15 @@ class MessageReader:
             raise
         return None if frame is None else parse(frame, self.limits)
 
+    @property
+    def in_progress(self) -> bool:
+        """Return whether a multi-part binary frame has begun but not ended."""
+        return self._assembler.in_progress
+
+    def reset(self) -> None:
+        """Drop a partly received multi-part frame."""
+        self._assembler.reset()
+
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")

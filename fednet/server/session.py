@@ -32,6 +32,11 @@ from fednet.typing import ClientId
 
 logger = logging.getLogger(__name__)
 
+
+class UploadNotGranted(ProtocolError):
+    """A client began a multi-part frame without holding an upload slot."""
+
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 CLIENT_STATES = frozenset({"idle", "training", "evaluating", "sending"})
 
@@ -78,7 +83,15 @@ class ClientSession:
             self.conn.last_seen = time.time()
             self.conn.bytes_received += len(frame.data)
         try:
+            was_joining = self.reader.in_progress
             message = self.reader.feed(frame.data)
+            if self.reader.in_progress and not was_joining:
+                self._check_grant()
+        except UploadNotGranted as e:
+            # Its remaining parts would each look malformed: close instead.
+            self.stats["rejected:upload_not_granted"] += 1
+            await self._refuse("upload_not_granted", str(e))
+            return
         except ProtocolError as e:
             self.stats["rejected:protocol_error"] += 1
             logger.warning("malformed frame from %s: %s", self._who(), e)
@@ -92,6 +105,16 @@ class ClientSession:
             await self._hello(message)
             return
         await self._dispatch(self.conn, message)
+
+    def _check_grant(self) -> None:
+        """Refuse a multi-part upload that was not granted a slot.
+
+        Joining a large frame costs memory; only granted uploads may, which
+        keeps the coordinator's memory bounded even with misbehaving clients.
+        """
+        if self.conn is None or not self.runs.uploads.holds(self.conn):
+            self.reader.reset()
+            raise UploadNotGranted("a multi-part frame needs an upload_grant first")
 
     async def _dispatch(self, conn: ClientConn, message: Message) -> None:
         if isinstance(message, FitResult):

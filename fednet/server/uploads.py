@@ -38,6 +38,10 @@ class UploadGate:
         self._waiting: deque[tuple[ClientConn, UploadRequest]] = deque()
         self.granted_total = 0
 
+    def holds(self, conn: ClientConn) -> bool:
+        """Return whether the client was granted an upload that has not finished."""
+        return conn in self._granted
+
     @property
     def in_flight(self) -> int:
         """Return how many granted uploads have not finished."""

@@ -7,15 +7,23 @@ import io
 import random
 from typing import Any
 
+import aiohttp
 import numpy as np
 
 from fednet.client.runner import ClientRunner
 from fednet.client.trainer import Trainer
 from fednet.config import ClientSettings
-from fednet.protocol import UploadRequest, parse
+from fednet.protocol import (
+    Error,
+    FitResult,
+    Hello,
+    UploadRequest,
+    parse,
+    serialize_parts,
+)
 from fednet.server.keys import RUNS
 from fednet.server.uploads import UploadGate
-from tests.server.conftest import AppFactory
+from tests.server.conftest import AppFactory, receive, send
 
 
 class _FakeConn:
@@ -102,3 +110,21 @@ async def test_large_synthetic_updates_travel_in_parts_through_the_gate(
     np.testing.assert_allclose(params, np.full(2_000_000, 4e-3, np.float32), rtol=1e-5)
     assert status["stats"]["bytes_received"] > 2 * 3 * 8_000_000
     assert granted == 2 * 3
+
+
+async def test_multi_part_upload_without_a_grant_is_refused(
+    make_client: AppFactory,
+) -> None:
+    """Joining a large frame needs a slot: without one the socket is closed (1008)."""
+    client = await make_client()
+    async with client.ws_connect("/ws") as ws:
+        await send(ws, Hello("greedy", "i", 1, "synthetic"))
+        await receive(ws)
+        result = FitResult(1, 1, 1, {}, [np.zeros(1_000_000, np.float32)])
+        await ws.send_bytes(bytes(serialize_parts(result)[0]))
+        error = await receive(ws)
+        assert isinstance(error, Error) and error.code == "upload_not_granted"
+        closing = await ws.receive()
+        assert closing.type is aiohttp.WSMsgType.CLOSE and closing.data == 1008
+    status = await (await client.get("/api/status")).json()
+    assert status["stats"]["rejected:upload_not_granted"] == 1
