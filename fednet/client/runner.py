@@ -212,9 +212,9 @@ class ClientRunner:
                 )
                 parts = serialize_parts(error)
             nbytes = sum(len(p) for p in parts)
-            if (
-                isinstance(reply, FitResult)
-                and nbytes > self._welcome_msg.direct_upload_bytes
+            # The coordinator joins multi-part frames only for granted uploads.
+            if isinstance(reply, FitResult) and (
+                len(parts) > 1 or nbytes > self._welcome_msg.direct_upload_bytes
             ):
                 await self._wait_for_grant(ws, reply, nbytes)
             await self._send(ws, parts)
