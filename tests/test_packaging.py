@@ -30,7 +30,11 @@ def _clean_env() -> dict[str, str]:
 
 def _run(*argv: str | Path, cwd: Path | None = None) -> str:
     done = subprocess.run(
-        [str(a) for a in argv], capture_output=True, text=True, timeout=500, cwd=cwd,
+        [str(a) for a in argv],
+        capture_output=True,
+        text=True,
+        timeout=500,
+        cwd=cwd,
         env=_clean_env(),
     )
     assert done.returncode == 0, f"{argv}:\n{done.stdout}\n{done.stderr}"
@@ -49,8 +53,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src = tmp_path_factory.mktemp("src")
     for name in SOURCES:
         if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, src / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(
+                REPO / name,
+                src / name,
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+            )
         else:
             shutil.copy2(REPO / name, src / name)
     out = tmp_path_factory.mktemp("wheelhouse")
@@ -75,8 +82,17 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     (purelib / "_fednet_test_deps.pth").write_text(
         "\n".join(site.getsitepackages()) + "\n"
     )
-    _run(sys.executable, "-m", "pip", "--python", python, "install", "--no-deps",
-         "--no-index", wheel)
+    _run(
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        python,
+        "install",
+        "--no-deps",
+        "--no-index",
+        wheel,
+    )
     return root
 
 
@@ -112,7 +128,8 @@ def test_installed_package_has_templates_outside_the_source_tree(
 ) -> None:
     """`fednet.web` of the installed copy holds the templates, not the repo's."""
     out = _run(
-        venv / "bin" / "python", "-c",
+        venv / "bin" / "python",
+        "-c",
         "import fednet, fednet.web, importlib.resources as r;"
         " print(fednet.__file__);"
         " t = r.files('fednet.web').joinpath('templates');"
@@ -133,9 +150,20 @@ def test_installed_server_serves_the_dashboard_from_another_directory(
     log = tmp_path / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [venv / "bin" / "fednet", "server", "--host", "127.0.0.1",
-             "--port", str(port), "--state-dir", tmp_path / "state"],
-            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, env=_clean_env(),
+            [
+                venv / "bin" / "fednet",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--state-dir",
+                tmp_path / "state",
+            ],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=_clean_env(),
         )
     url = f"http://127.0.0.1:{port}/"
     try:

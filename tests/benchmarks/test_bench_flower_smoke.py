@@ -36,9 +36,7 @@ def test_w1_matches_the_issue_definition() -> None:
 def test_w2_grid_and_bytes_per_round() -> None:
     """W2 covers P in {1e6, 1e7} x N in {10, 20, 50}; a round moves P*4*2*N bytes."""
     names = [w.name for w in workloads.W2]
-    assert names == [
-        f"w2-p1e{e}-n{n}" for e in (6, 7) for n in (10, 20, 50)
-    ]
+    assert names == [f"w2-p1e{e}-n{n}" for e in (6, 7) for n in (10, 20, 50)]
     w = workloads.get_workload("w2-p1e7-n20")
     assert w.synthetic_params == 10_000_000 and w.rounds == 3
     assert w.bytes_per_round == 10_000_000 * 4 * 2 * 20
@@ -88,16 +86,32 @@ def test_flower_legacy_run_writes_a_complete_report(tmp_path: Path) -> None:
     """A tiny W2 run on Flower's legacy path reports every round and memory."""
     out = tmp_path / "flower.json"
     proc = subprocess.run(
-        [sys.executable, "benchmarks/flower/run_flower.py", "--workloads",
-         "w2-p1000-n2", "--paths", "legacy", "--json", str(out),
-         "--timeout", "120", "--loopback-seconds", "0.05"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "benchmarks/flower/run_flower.py",
+            "--workloads",
+            "w2-p1000-n2",
+            "--paths",
+            "legacy",
+            "--json",
+            str(out),
+            "--timeout",
+            "120",
+            "--loopback-seconds",
+            "0.05",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(out.read_text())
     (result,) = report["results"]
     assert (result["workload"], result["path"], result["status"]) == (
-        "w2-p1e3-n2", "legacy", "ok"
+        "w2-p1e3-n2",
+        "legacy",
+        "ok",
     )
     assert len(result["s_per_round"]) == 3
     assert result["server_peak_rss_mb"] > 0 and result["client_peak_rss_mb"] > 0
@@ -110,10 +124,26 @@ def test_flower_deployment_run_completes(tmp_path: Path) -> None:
     """A tiny W2 run on SuperLink + SuperNodes (flwr run) completes every round."""
     out = tmp_path / "flower.json"
     proc = subprocess.run(
-        [sys.executable, "benchmarks/flower/run_flower.py", "--workloads",
-         "w2-p1000-n2", "--paths", "deployment", "--deployment-workloads", "all",
-         "--json", str(out), "--timeout", "240", "--loopback-seconds", "0"],
-        cwd=REPO, capture_output=True, text=True, timeout=400,
+        [
+            sys.executable,
+            "benchmarks/flower/run_flower.py",
+            "--workloads",
+            "w2-p1000-n2",
+            "--paths",
+            "deployment",
+            "--deployment-workloads",
+            "all",
+            "--json",
+            str(out),
+            "--timeout",
+            "240",
+            "--loopback-seconds",
+            "0",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (result,) = json.loads(out.read_text())["results"]

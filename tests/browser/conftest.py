@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import HOST, Api, Cluster, Server, free_port, wait_until
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -58,28 +57,6 @@ def page(browser: Any) -> Iterator[Any]:
     yield tab
     context.close()
     assert not errors, f"JavaScript errors: {errors}"
-
-
-def start_server(cluster: Cluster, *extra: str, port: int | None = None) -> Server:
-    """Start ``fednet server`` with extra flags (e.g. ``--admin-token``)."""
-    port = port or free_port()
-    state_dir = cluster.tmp_path / "state"
-    args = (
-        "server",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--state-dir",
-        str(state_dir),
-        "--heartbeat-s",
-        "2",
-        *extra,
-    )
-    proc = cluster.spawn("server", *args)
-    server = Server(proc, port, state_dir, Api(f"http://{HOST}:{port}"))
-    wait_until(server.api.reachable, "the server to answer /healthz", [proc])
-    return server
 
 
 def screenshot(tab: Any, name: str, width: int) -> Path:

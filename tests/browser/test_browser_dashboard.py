@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import PHONE, WIDE, screenshot, start_server
+from tests.browser.conftest import PHONE, WIDE, screenshot
 from tests.e2e.conftest import Cluster
 
 pytestmark = pytest.mark.browser
@@ -49,7 +49,7 @@ def _launch_bad_learning_rate(tab: Any, server: Any) -> None:
 
 def test_session_runs_live_from_launch_to_finish(cluster: Cluster, page: Any) -> None:
     """3 clients listed; a bad field is flagged; a launched session fills in live."""
-    server = start_server(cluster)
+    server = cluster.server()
     clients = [
         cluster.client(
             server,
@@ -127,7 +127,7 @@ def test_session_runs_live_from_launch_to_finish(cluster: Cluster, page: Any) ->
 
 def test_admin_token_gates_launch_until_login(cluster: Cluster, page: Any) -> None:
     """With an admin token, launching is refused until the browser logs in."""
-    server = start_server(cluster, "--admin-token", "correct-horse")
+    server = cluster.server("--admin-token", "correct-horse")
     page.goto(server.http_url)
     assert page.locator("#open-banner").count() == 0
     page.click("#launch")
@@ -154,13 +154,13 @@ def test_page_reconnects_and_resyncs_after_server_restart(
     cluster: Cluster, page: Any
 ) -> None:
     """A dropped socket comes back by itself and the page catches up."""
-    server = start_server(cluster)
+    server = cluster.server()
     page.goto(server.http_url)
     page.wait_for_selector("#live[data-state='open']")
     page_id = page.evaluate("window.__pageId = Math.random()")
     server.process.kill(signal.SIGTERM)
     page.wait_for_selector("#live[data-state='closed']")
-    again = start_server(cluster, port=server.port)
+    again = cluster.server(port=server.port)
     again.api.launch(rounds=3, min_clients=1)
     page.wait_for_selector("#live[data-state='open']")
     page.wait_for_selector("#runs-body tr[data-run='1']")

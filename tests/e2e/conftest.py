@@ -83,9 +83,9 @@ class Cluster:
         return proc
 
     def server(
-        self, *, port: int | None = None, state_dir: Path | None = None
+        self, *extra: str, port: int | None = None, state_dir: Path | None = None
     ) -> Server:
-        """Start a coordinator and wait until it answers ``/healthz``."""
+        """Start a coordinator (with ``extra`` flags) and wait for ``/healthz``."""
         port = port or free_port()
         state_dir = state_dir or self.tmp_path / "state"
         args = (
@@ -98,6 +98,7 @@ class Cluster:
             str(state_dir),
             "--heartbeat-s",
             "2",
+            *extra,
         )
         proc = self.spawn("server", *args)
         server = Server(proc, port, state_dir, Api(f"http://{HOST}:{port}"))

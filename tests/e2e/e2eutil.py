@@ -43,9 +43,7 @@ class Api:
     def __init__(self, base: str) -> None:
         self.base = base
 
-    def request(
-        self, method: str, path: str, body: Any = None
-    ) -> tuple[int, bytes]:
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
         """Send one request; return the status and the raw body (no raise on 4xx)."""
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(

@@ -74,8 +74,11 @@ class Mallory:
     async def fit_result(self, fit: dict[str, Any], arrays: list[np.ndarray]) -> None:
         """Send a ``fit_result`` for the round of ``fit`` with the given arrays."""
         header = {
-            "type": "fit_result", "run_id": fit["run_id"],
-            "server_round": fit["server_round"], "num_examples": 500, "metrics": {},
+            "type": "fit_result",
+            "run_id": fit["run_id"],
+            "server_round": fit["server_round"],
+            "num_examples": 500,
+            "metrics": {},
         }
         await self.ws.send_bytes(encode_frame(header, arrays))
 
@@ -108,8 +111,13 @@ async def test_bad_frames_and_updates_leave_the_model_bit_for_bit_unchanged(
     await asyncio.to_thread(cluster.digits_clients, server, 3)
     schema = server.api.get("/api/clients")[0]["schema"]
     hello = {
-        "type": "hello", "name": "mallory", "instance": "m-1", "num_examples": 500,
-        "task": "digits", "schema": schema, "protocol_version": 1,
+        "type": "hello",
+        "name": "mallory",
+        "instance": "m-1",
+        "num_examples": 500,
+        "task": "digits",
+        "schema": schema,
+        "protocol_version": 1,
     }
     async with aiohttp.ClientSession() as http:
         async with http.ws_connect(server.ws_url) as ws:

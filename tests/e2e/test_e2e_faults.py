@@ -68,9 +68,7 @@ def test_run_finishes_without_a_client_killed_mid_run(
     assert status["site-3"] == "disconnected"
 
 
-def test_killed_server_restarts_and_resumes_the_run(
-    cluster: Any, server: Any
-) -> None:
+def test_killed_server_restarts_and_resumes_the_run(cluster: Any, server: Any) -> None:
     """Kill -9 the server mid-run, start it again: clients rejoin, history is whole."""
     rounds = 5
     clients = cluster.digits_clients(server, 3)

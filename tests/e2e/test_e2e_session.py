@@ -29,11 +29,29 @@ def test_fednet_run_follows_a_digits_session_to_the_end(
 
     done = subprocess.run(
         [
-            sys.executable, "-m", "fednet", "run", "--server", server.http_url,
-            "--task", "digits", "--rounds", str(ROUNDS), "--min-clients", "3",
-            "--local-epochs", "5", "--learning-rate", "0.1", "--seed", "0",
+            sys.executable,
+            "-m",
+            "fednet",
+            "run",
+            "--server",
+            server.http_url,
+            "--task",
+            "digits",
+            "--rounds",
+            str(ROUNDS),
+            "--min-clients",
+            "3",
+            "--local-epochs",
+            "5",
+            "--learning-rate",
+            "0.1",
+            "--seed",
+            "0",
         ],
-        capture_output=True, text=True, timeout=150, env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env=env,
     )
 
     assert done.returncode == 0, done.stdout + done.stderr

@@ -24,14 +24,16 @@ def _fedavg(results: Sequence[tuple[NDArrays, int]]) -> NDArrays:
     weights = np.array([n for _, n in results], dtype=np.float64)
     weights /= weights.sum()
     return [
-        np.tensordot(weights, np.stack([params[i] for params, _ in results]), axes=1)
-        .astype(np.float32)
+        np.tensordot(
+            weights, np.stack([params[i] for params, _ in results]), axes=1
+        ).astype(np.float32)
         for i in range(len(results[0][0]))
     ]
 
 
-def _federate(trainers: list[Trainer], params: NDArrays, config: dict[str, Any],
-              rounds: int) -> NDArrays:
+def _federate(
+    trainers: list[Trainer], params: NDArrays, config: dict[str, Any], rounds: int
+) -> NDArrays:
     for server_round in range(1, rounds + 1):
         round_config = {**config, "server_round": server_round}
         results = [trainer.fit(params, round_config)[:2] for trainer in trainers]
@@ -41,9 +43,16 @@ def _federate(trainers: list[Trainer], params: NDArrays, config: dict[str, Any],
 
 def _config(task: str, classes: Sequence[str], **overrides: Any) -> dict[str, Any]:
     return {
-        "task": task, "model": "logreg", "classes": list(classes), "local_epochs": 5,
-        "batch_size": 32, "learning_rate": 0.1, "seed": 0, "server_round": 1,
-        "hidden_units": 64, **overrides,
+        "task": task,
+        "model": "logreg",
+        "classes": list(classes),
+        "local_epochs": 5,
+        "batch_size": 32,
+        "learning_rate": 0.1,
+        "seed": 0,
+        "server_round": 1,
+        "hidden_units": 64,
+        **overrides,
     }
 
 
@@ -66,8 +75,9 @@ def test_fedavg_logreg_on_label_skewed_digits_reaches_90_percent() -> None:
 
 
 def test_fedavg_mlp_on_iid_digits_learns() -> None:
-    clients = [load_builtin_partition("digits", (i, 3), alpha=None, seed=0)
-               for i in (1, 2, 3)]
+    clients = [
+        load_builtin_partition("digits", (i, 3), alpha=None, seed=0) for i in (1, 2, 3)
+    ]
     x_test, y_test, schema = load_builtin_test("digits")
     trainers = [Trainer(c, client_number=i) for i, c in enumerate(clients, start=1)]
     params = models.init_params("mlp", 64, 10, hidden_units=32, seed=0)
@@ -101,8 +111,10 @@ def breast_cancer_files(tmp_path: Path) -> dict[str, Any]:
     splits = np.array_split(order, 3)
     return {
         "pooled": _write_csv(tmp_path / "pooled.csv", x, y, names),
-        "sites": [_write_csv(tmp_path / f"site{i}.csv", x[s], y[s], names)
-                  for i, s in enumerate(splits, start=1)],
+        "sites": [
+            _write_csv(tmp_path / f"site{i}.csv", x[s], y[s], names)
+            for i, s in enumerate(splits, start=1)
+        ],
         "x_test": x_test,
         "y_test": np.array(["malignant", "benign"])[y_test],
     }
@@ -115,8 +127,9 @@ def test_federated_csv_sites_match_centralised_training(
     sites = [load_csv(p, "diagnosis") for p in breast_cancer_files["sites"]]
     schema = merge_schemas([s.schema for s in sites])
     assert schema == pooled.schema
-    y_test = np.array([schema.classes.index(label)
-                       for label in breast_cancer_files["y_test"]])
+    y_test = np.array(
+        [schema.classes.index(label) for label in breast_cancer_files["y_test"]]
+    )
     x_test_raw = breast_cancer_files["x_test"]
     config = _config("csv", schema.classes, local_epochs=2, learning_rate=0.05)
     start = models.init_params("logreg", 30, 2, seed=0)
@@ -127,18 +140,28 @@ def test_federated_csv_sites_match_centralised_training(
         central_params, _, _ = central.fit(
             central_params, {**config, "server_round": server_round}
         )
-    federated_params = _federate([Trainer(s, client_number=i)
-                                  for i, s in enumerate(sites, start=1)],
-                                 start, config, 10)
+    federated_params = _federate(
+        [Trainer(s, client_number=i) for i, s in enumerate(sites, start=1)],
+        start,
+        config,
+        10,
+    )
 
     _, central_accuracy = models.evaluate(
         "logreg", central_params, pooled.transform(x_test_raw), y_test, num_classes=2
     )
     # Each site scales the test rows its own way; average over the sites.
-    federated_accuracy = np.mean([
-        models.evaluate("logreg", federated_params, s.transform(x_test_raw), y_test,
-                        num_classes=2)[1]
-        for s in sites
-    ])
+    federated_accuracy = np.mean(
+        [
+            models.evaluate(
+                "logreg",
+                federated_params,
+                s.transform(x_test_raw),
+                y_test,
+                num_classes=2,
+            )[1]
+            for s in sites
+        ]
+    )
     assert central_accuracy >= 0.93
     assert abs(central_accuracy - federated_accuracy) <= 0.03

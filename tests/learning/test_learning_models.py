@@ -65,8 +65,15 @@ def test_fit_learns_separable_blobs(model: str) -> None:
     loss_before, _ = models.evaluate(model, params, x, y, num_classes=3)
 
     new, metrics = models.fit(
-        model, params, x, y, num_classes=3, epochs=5, batch_size=16,
-        learning_rate=0.1, rng=np.random.default_rng(0),
+        model,
+        params,
+        x,
+        y,
+        num_classes=3,
+        epochs=5,
+        batch_size=16,
+        learning_rate=0.1,
+        rng=np.random.default_rng(0),
     )
 
     loss, accuracy = models.evaluate(model, new, x, y, num_classes=3)
@@ -85,14 +92,23 @@ def test_fit_never_writes_into_read_only_inputs(model: str) -> None:
     frozen_x, frozen_y = _read_only([x, y])
 
     new, _ = models.fit(
-        model, frozen_params, frozen_x, frozen_y, num_classes=3, epochs=2,
-        batch_size=8, learning_rate=0.1, rng=np.random.default_rng(0),
+        model,
+        frozen_params,
+        frozen_x,
+        frozen_y,
+        num_classes=3,
+        epochs=2,
+        batch_size=8,
+        learning_rate=0.1,
+        rng=np.random.default_rng(0),
     )
 
     for before, after in zip(params, frozen_params):
         np.testing.assert_array_equal(before, after)
-    assert all(n.flags.writeable and not np.shares_memory(n, p)
-               for n, p in zip(new, frozen_params))
+    assert all(
+        n.flags.writeable and not np.shares_memory(n, p)
+        for n, p in zip(new, frozen_params)
+    )
     assert not np.array_equal(new[0], params[0])
 
 
@@ -102,8 +118,15 @@ def test_fit_is_deterministic_for_the_same_rng_seed() -> None:
 
     def run(seed: int) -> list[NDArray]:
         new, _ = models.fit(
-            "mlp", params, x, y, num_classes=3, epochs=1, batch_size=7,
-            learning_rate=0.05, rng=np.random.default_rng(seed),
+            "mlp",
+            params,
+            x,
+            y,
+            num_classes=3,
+            epochs=1,
+            batch_size=7,
+            learning_rate=0.05,
+            rng=np.random.default_rng(seed),
         )
         return new
 
@@ -116,8 +139,15 @@ def test_fit_accepts_float64_params_and_returns_float32() -> None:
     params = [p.astype(np.float64) for p in models.init_params("logreg", 4, 3)]
 
     new, _ = models.fit(
-        "logreg", params, x, y, num_classes=3, epochs=1, batch_size=10,
-        learning_rate=0.1, rng=np.random.default_rng(0),
+        "logreg",
+        params,
+        x,
+        y,
+        num_classes=3,
+        epochs=1,
+        batch_size=10,
+        learning_rate=0.1,
+        rng=np.random.default_rng(0),
     )
 
     assert [p.dtype for p in new] == [np.float32, np.float32]
@@ -130,8 +160,15 @@ def test_fit_reports_divergence_instead_of_returning_nan() -> None:
 
     with pytest.raises(ValueError, match="diverged"):
         models.fit(
-            "mlp", params, huge, y, num_classes=3, epochs=3, batch_size=4,
-            learning_rate=100.0, rng=np.random.default_rng(0),
+            "mlp",
+            params,
+            huge,
+            y,
+            num_classes=3,
+            epochs=3,
+            batch_size=4,
+            learning_rate=100.0,
+            rng=np.random.default_rng(0),
         )
 
 
@@ -141,8 +178,16 @@ def test_proximal_term_keeps_the_model_closer_to_the_start() -> None:
 
     def distance(mu: float) -> float:
         new, _ = models.fit(
-            "logreg", start, x, y, num_classes=3, epochs=5, batch_size=10,
-            learning_rate=0.1, rng=np.random.default_rng(0), proximal_mu=mu,
+            "logreg",
+            start,
+            x,
+            y,
+            num_classes=3,
+            epochs=5,
+            batch_size=10,
+            learning_rate=0.1,
+            rng=np.random.default_rng(0),
+            proximal_mu=mu,
         )
         return sum(
             float(np.linalg.norm(np.asarray(n, np.float32) - np.asarray(s, np.float32)))
@@ -186,8 +231,15 @@ def test_mlp_learns_digits() -> None:
     params = models.init_params("mlp", 64, 10, hidden_units=64, seed=0)
 
     new, _ = models.fit(
-        "mlp", params, data.x_train, data.y_train, num_classes=10, epochs=10,
-        batch_size=32, learning_rate=0.05, rng=np.random.default_rng(0),
+        "mlp",
+        params,
+        data.x_train,
+        data.y_train,
+        num_classes=10,
+        epochs=10,
+        batch_size=32,
+        learning_rate=0.05,
+        rng=np.random.default_rng(0),
     )
 
     _, accuracy = models.evaluate("mlp", new, x_test, y_test, num_classes=10)

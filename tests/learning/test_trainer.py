@@ -35,8 +35,9 @@ def _config(**overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def csv_trainer(tmp_path: Path) -> Trainer:
-    rows = "".join(f"{i % 7},{(i * 3) % 5},{'yes' if i % 7 > 3 else 'no'}\n"
-                   for i in range(40))
+    rows = "".join(
+        f"{i % 7},{(i * 3) % 5},{'yes' if i % 7 > 3 else 'no'}\n" for i in range(40)
+    )
     path = tmp_path / "site.csv"
     path.write_text("a,b,outcome\n" + rows)
     return Trainer(load_csv(path, "outcome"), client_number=2)

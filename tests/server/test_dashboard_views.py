@@ -52,8 +52,7 @@ async def test_index_has_an_input_for_every_run_config_field(
         assert f'data-error-for="{field.name}"' in page, field.name
     assert (
         f'id="f-rounds" type="number" inputmode="decimal" step="1"'
-        f' value="{defaults.rounds}"'
-        in page
+        f' value="{defaults.rounds}"' in page
     )
     assert '<option value="digits" selected>' in page
 
