@@ -1,28 +1,27 @@
 """The ``fednet`` command: the only place that reads argv and the environment.
 
 Every flag ``--foo-bar`` can also be set as ``FEDNET_FOO_BAR``; a flag given on
-the command line wins over the environment.
+the command line wins over the environment. The subcommands themselves are in
+:mod:`fednet.commands`.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import logging
 import os
-import random
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from fednet import __version__
-from fednet.config import ClientSettings, RunConfig, ServerSettings
+from fednet.commands import COMMANDS
+from fednet.config import RunConfig
 from fednet.exceptions import ConfigError, DataError, FednetError
+from fednet.fields import check_table
 from fednet.logs import JsonFormatter
-
-logger = logging.getLogger(__name__)
 
 
 def _env_name(flag: str) -> str:
@@ -140,13 +139,30 @@ def _client_parser(sub: Any) -> None:
     f.add("--backoff-max-s", type=float, default=30.0, help="longest reconnect wait")
 
 
+# The converter of each RunConfig field's flag; RunConfig itself checks values.
+RUN_FLAG_TYPES: dict[str, Callable[[str], Any]] = {
+    "task": str,
+    "model": str,
+    "strategy": str,
+    "rounds": int,
+    "clients_per_round": int,
+    "min_clients": int,
+    "local_epochs": int,
+    "batch_size": int,
+    "learning_rate": float,
+    "round_timeout_s": float,
+    "seed": int,
+    "hidden_units": int,
+    "synthetic_params": int,
+}
+check_table(RunConfig, RUN_FLAG_TYPES)
+
+
 def _run_flags(f: _Flags) -> None:
     for field in dataclasses.fields(RunConfig):
-        flag = "--" + field.name.replace("_", "-")
-        kind = {"int": int, "float": float}.get(str(field.type), str)
         f.add(
-            flag,
-            type=kind,
+            "--" + field.name.replace("_", "-"),
+            type=RUN_FLAG_TYPES[field.name],
             default=field.default,
             help=f"RunConfig {field.name}",
             env=f"FEDNET_RUN_{field.name.upper()}",
@@ -202,113 +218,6 @@ def configure_logging(level: str, fmt: str) -> None:
         )
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-
-
-def _server(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from fednet.bench.swarm import raise_fd_limit
-
-    from fednet.server.app import create_app
-
-    settings = ServerSettings(
-        host=args.host,
-        port=args.port,
-        state_dir=args.state_dir,
-        join_token=args.join_token or None,
-        admin_token=args.admin_token or None,
-        heartbeat_s=args.heartbeat_s,
-        max_message_bytes=args.max_message_mb << 20,
-        resume=not args.no_resume,
-    )
-    raise_fd_limit()
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        print=lambda msg: logger.info("%s", msg.strip()),
-        access_log=None,
-        loop=new_event_loop(),
-    )
-    return 0
-
-
-def _client(args: argparse.Namespace) -> int:
-    from fednet.client.main import run_client
-
-    settings = ClientSettings(
-        server=args.server,
-        name=args.name or os.uname().nodename,
-        data=args.data,
-        label_column=args.label_column,
-        dataset=args.dataset,
-        partition=args.partition,
-        alpha=args.alpha,
-        seed=args.seed,
-        join_token=args.join_token or None,
-        host=args.client_host,
-        port=args.client_port,
-        heartbeat_s=args.heartbeat_s,
-        max_retries=args.max_retries,
-        backoff_initial_s=args.backoff_initial_s,
-        backoff_max_s=args.backoff_max_s,
-    )
-    return run_client(settings, random.Random(), new_event_loop)
-
-
-def _run(args: argparse.Namespace) -> int:
-    import aiohttp
-
-    from fednet.follow import follow_run, launch_run
-
-    config = RunConfig(
-        **{f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)}
-    )
-
-    async def main() -> int:
-        async with aiohttp.ClientSession() as http:
-            run_id = await launch_run(
-                http, args.server.rstrip("/"), config.to_dict(), args.admin_token
-            )
-            if args.no_follow:
-                print(run_id)
-                return 0
-            run = await follow_run(http, args.server.rstrip("/"), run_id)
-            return 0 if run["status"] == "finished" else 1
-
-    try:
-        return asyncio.run(main())
-    except (aiohttp.ClientError, OSError) as e:
-        print(f"fednet run: cannot reach {args.server}: {e}", file=sys.stderr)
-        return 2
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from fednet.demo import run_demo
-
-    return run_demo(args)
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """Return a uvloop loop where uvloop is installed (faster sockets), else asyncio's.
-
-    The loop is passed explicitly rather than through a global policy, so
-    code that embeds fednet (tests included) keeps its own loops.
-    """
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "server": _server,
-    "client": _client,
-    "run": _run,
-    "demo": _demo,
-}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,8 @@ member. Messages that carry model parameters (``fit``, ``fit_result``,
 ``evaluate``) travel as binary frames: the same JSON object as the header of
 :func:`fednet.params.arrays_to_frame`, followed by the raw array bytes. A
 binary frame larger than the peer's ``part_bytes`` is sent as consecutive
-binary WebSocket messages (:func:`serialize_parts`, :class:`MessageReader`).
+binary WebSocket messages (:func:`serialize_parts`, read back by
+:class:`fednet.reader.MessageReader`).
 
 A client whose ``fit_result`` exceeds ``direct_upload_bytes`` (both announced
 in ``welcome``) first sends ``upload_request`` and waits for ``upload_grant``:
@@ -17,15 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Union
+from typing import Any, ClassVar, Union, get_args
 
+from fednet import fields
 from fednet.exceptions import ProtocolError
+from fednet.fitconfig import FitConfig
 from fednet.params import (
     DEFAULT_LIMITS,
-    BufferPool,
-    FrameAssembler,
     Limits,
     arrays_to_frame,
     arrays_to_parts,
@@ -37,6 +37,8 @@ PROTOCOL_VERSION = 1
 MAX_TEXT_BYTES = 1 << 20
 DEFAULT_PART_BYTES = 1 << 20
 DEFAULT_DIRECT_UPLOAD_BYTES = 1 << 20
+
+_ROUND: fields.Fields = {"run_id": fields.INT, "server_round": fields.INT}
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,16 @@ class Hello:
     protocol_version: int = PROTOCOL_VERSION
     client_version: str = ""
 
+    FIELDS: ClassVar[fields.Fields] = {
+        "name": fields.TEXT,
+        "instance": fields.TEXT,
+        "num_examples": fields.INT,
+        "task": fields.TEXT,
+        "schema": fields.optional_field(fields.object_field),
+        "protocol_version": fields.INT,
+        "client_version": fields.TEXT,
+    }
+
 
 @dataclass(frozen=True)
 class Welcome:
@@ -64,6 +76,14 @@ class Welcome:
     direct_upload_bytes: int = DEFAULT_DIRECT_UPLOAD_BYTES
     protocol_version: int = PROTOCOL_VERSION
 
+    FIELDS: ClassVar[fields.Fields] = {
+        "client_id": fields.TEXT,
+        "heartbeat_s": fields.FLOAT,
+        "part_bytes": fields.INT,
+        "direct_upload_bytes": fields.INT,
+        "protocol_version": fields.INT,
+    }
+
 
 @dataclass(frozen=True)
 class UploadRequest:
@@ -74,6 +94,8 @@ class UploadRequest:
     server_round: int
     nbytes: int
 
+    FIELDS: ClassVar[fields.Fields] = {**_ROUND, "nbytes": fields.INT}
+
 
 @dataclass(frozen=True)
 class UploadGrant:
@@ -83,6 +105,8 @@ class UploadGrant:
     run_id: int
     server_round: int
 
+    FIELDS: ClassVar[fields.Fields] = _ROUND
+
 
 @dataclass(frozen=True)
 class Status:
@@ -90,6 +114,8 @@ class Status:
 
     type: ClassVar[str] = "status"
     state: str
+
+    FIELDS: ClassVar[fields.Fields] = {"state": fields.TEXT}
 
 
 @dataclass(frozen=True)
@@ -99,8 +125,10 @@ class Fit:
     type: ClassVar[str] = "fit"
     run_id: int
     server_round: int
-    config: dict[str, Any]
+    config: FitConfig
     parameters: NDArrays = field(compare=False, repr=False)
+
+    FIELDS: ClassVar[fields.Fields] = {**_ROUND, "config": FitConfig.from_dict}
 
 
 @dataclass(frozen=True)
@@ -114,6 +142,12 @@ class FitResult:
     metrics: dict[str, float]
     parameters: NDArrays = field(compare=False, repr=False)
 
+    FIELDS: ClassVar[fields.Fields] = {
+        **_ROUND,
+        "num_examples": fields.INT,
+        "metrics": fields.metrics_field,
+    }
+
 
 @dataclass(frozen=True)
 class Evaluate:
@@ -122,8 +156,10 @@ class Evaluate:
     type: ClassVar[str] = "evaluate"
     run_id: int
     server_round: int
-    config: dict[str, Any]
+    config: FitConfig
     parameters: NDArrays = field(compare=False, repr=False)
+
+    FIELDS: ClassVar[fields.Fields] = {**_ROUND, "config": FitConfig.from_dict}
 
 
 @dataclass(frozen=True)
@@ -137,6 +173,13 @@ class EvaluateResult:
     loss: float
     metrics: dict[str, float]
 
+    FIELDS: ClassVar[fields.Fields] = {
+        **_ROUND,
+        "num_examples": fields.INT,
+        "loss": fields.FLOAT,
+        "metrics": fields.metrics_field,
+    }
+
 
 @dataclass(frozen=True)
 class Error:
@@ -147,6 +190,13 @@ class Error:
     message: str
     run_id: int | None = None
     server_round: int | None = None
+
+    FIELDS: ClassVar[fields.Fields] = {
+        "code": fields.TEXT,
+        "message": fields.TEXT,
+        "run_id": fields.OPTIONAL_INT,
+        "server_round": fields.OPTIONAL_INT,
+    }
 
 
 Message = Union[
@@ -161,31 +211,19 @@ Message = Union[
     UploadGrant,
     Error,
 ]
-MESSAGE_TYPES: dict[str, type[Message]] = {
-    cls.type: cls
-    for cls in (
-        Hello,
-        Welcome,
-        Status,
-        Fit,
-        FitResult,
-        Evaluate,
-        EvaluateResult,
-        UploadRequest,
-        UploadGrant,
-        Error,
-    )
-}
+MESSAGE_TYPES: dict[str, type[Message]] = {cls.type: cls for cls in get_args(Message)}
 BINARY_TYPES = frozenset({"fit", "fit_result", "evaluate"})
+
+for _cls in MESSAGE_TYPES.values():  # parameters travel as arrays, not as JSON
+    fields.check_table(_cls, _cls.FIELDS, exclude=("parameters",))
 
 
 def _header(message: Message) -> dict[str, Any]:
-    fields = {
-        f.name: getattr(message, f.name)
-        for f in dataclasses.fields(message)
-        if f.name != "parameters"
-    }
-    header = {"type": message.type, **fields}
+    header: dict[str, Any] = {"type": message.type}
+    for f in dataclasses.fields(message):
+        if f.name != "parameters":
+            value = getattr(message, f.name)
+            header[f.name] = value.to_dict() if isinstance(value, FitConfig) else value
     try:
         json.dumps(header, allow_nan=False)
     except (TypeError, ValueError) as e:
@@ -231,16 +269,9 @@ def parse(
     Raises:
         ProtocolError: for anything malformed, unknown or out of bounds.
     """
+    arrays: NDArrays | None = None
     if isinstance(data, str):
-        if len(data) > MAX_TEXT_BYTES:
-            raise ProtocolError(f"text frame of {len(data)} characters is too long")
-        try:
-            obj = json.loads(data, parse_constant=_reject_constant)
-        except ValueError as e:
-            raise ProtocolError(f"text frame is not valid JSON: {e}") from None
-        if not isinstance(obj, dict):
-            raise ProtocolError("message must be a JSON object")
-        arrays: NDArrays | None = None
+        obj = fields.load_object(data, MAX_TEXT_BYTES)
     else:
         obj, arrays = frame_to_arrays(data, limits)
     kind = obj.pop("type", None)
@@ -253,95 +284,10 @@ def parse(
     return _build(cls, obj, arrays)
 
 
-class MessageReader:
-    """Parse the messages of one connection, joining multi-part binary frames.
-
-    Args:
-        limits: bounds on binary frames (a joined frame included).
-        pool: reuses the buffers of joined frames; give a message's arrays
-            back with ``pool.release(message.parameters)`` once done with them.
-    """
-
-    def __init__(
-        self, limits: Limits = DEFAULT_LIMITS, pool: BufferPool | None = None
-    ) -> None:
-        self.limits = limits
-        self._assembler = FrameAssembler(limits, pool)
-
-    def feed(self, data: str | bytes | bytearray) -> Message | None:
-        """Take one WebSocket message; return a complete message or None.
-
-        Raises:
-            ProtocolError: for malformed input; a partial frame is dropped.
-        """
-        if isinstance(data, str):
-            if self._assembler.in_progress:
-                self._assembler.reset()
-                raise ProtocolError("text frame inside a multi-part binary frame")
-            return parse(data, self.limits)
-        try:
-            frame = self._assembler.feed(data)
-        except ProtocolError:
-            self._assembler.reset()
-            raise
-        return None if frame is None else parse(frame, self.limits)
-
-    @property
-    def in_progress(self) -> bool:
-        """Return whether a multi-part binary frame has begun but not ended."""
-        return self._assembler.in_progress
-
-    def reset(self) -> None:
-        """Drop a partly received multi-part frame."""
-        self._assembler.reset()
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
-
-
 def _build(cls: type[Message], obj: dict[str, Any], arrays: NDArrays | None) -> Message:
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name == "parameters":
-            kwargs["parameters"] = arrays
-            continue
-        if f.name not in obj:
-            if f.default is dataclasses.MISSING:
-                raise ProtocolError(f"{cls.type}: missing field {f.name!r}")
-            continue
-        value = obj.pop(f.name)
-        check = _CHECKS[str(f.type)]
-        if not check(value):
-            raise ProtocolError(f"{cls.type}: invalid {f.name} {value!r:.80}")
-        kwargs[f.name] = float(value) if str(f.type) == "float" else value
-    if obj:
-        raise ProtocolError(f"{cls.type}: unknown fields {sorted(obj)}")
+    kwargs = fields.build_fields(cls, cls.FIELDS, obj, cls.type)
+    if unknown := sorted(set(obj) - set(cls.FIELDS)):
+        raise ProtocolError(f"{cls.type}: unknown fields {unknown}")
+    if arrays is not None:
+        kwargs["parameters"] = arrays
     return cls(**kwargs)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63
-
-
-def _is_float(v: Any) -> bool:
-    return (isinstance(v, float) and math.isfinite(v)) or _is_int(v)
-
-
-def _is_metrics(v: Any) -> bool:
-    return (
-        isinstance(v, dict)
-        and len(v) <= 256
-        and all(isinstance(k, str) and _is_float(x) for k, x in v.items())
-    )
-
-
-_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "str": lambda v: isinstance(v, str) and len(v) <= 4096,
-    "int": _is_int,
-    "float": _is_float,
-    "int | None": lambda v: v is None or _is_int(v),
-    "dict[str, Any]": lambda v: isinstance(v, dict),
-    "dict[str, Any] | None": lambda v: v is None or isinstance(v, dict),
-    "dict[str, float]": _is_metrics,
-}

@@ -14,7 +14,8 @@ import aiohttp
 import pytest
 
 from fednet import cli
-from fednet.config import ServerSettings
+from fednet.config import RunConfig, ServerSettings
+from fednet.fields import check_table
 from fednet.server.app import create_app
 
 
@@ -131,6 +132,21 @@ def test_run_flags_cover_every_run_config_field() -> None:
     )
     assert (args.task, args.learning_rate, args.min_clients) == ("csv", 0.05, 3)
     assert (args.rounds, args.model, args.strategy) == (10, "logreg", "fedavg")
+
+
+def test_run_flag_table_names_every_run_config_field() -> None:
+    """The import-time check of the flag converters names a field left out."""
+    check_table(RunConfig, cli.RUN_FLAG_TYPES)
+    partial = {k: v for k, v in cli.RUN_FLAG_TYPES.items() if k != "seed"}
+    with pytest.raises(TypeError, match=r"without a converter \['seed'\]"):
+        check_table(RunConfig, partial)
+
+
+def test_run_flags_convert_by_field_type() -> None:
+    """Integer and float RunConfig flags come back as int and float."""
+    args = _parse("run", "--seed", "3", "--round-timeout-s", "5")
+    assert (args.seed, args.round_timeout_s) == (3, 5.0)
+    assert isinstance(args.round_timeout_s, float)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import site
 import socket
@@ -121,6 +122,16 @@ def test_wheel_contains_every_package_of_the_source_tree(wheel: Path) -> None:
     ]
     missing = [p for p in packages if f"{p}/__init__.py" not in names]
     assert not missing, f"packages missing from setup.cfg [options] packages: {missing}"
+
+
+def test_wheel_carries_nothing_of_flower(wheel: Path) -> None:
+    """Flower's harness stays under benchmarks/ of a checkout, out of the wheel."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        sources = {n: archive.read(n).decode() for n in names if n.endswith(".py")}
+    assert [n for n in names if re.search("flower|flwr", n, re.I)] == []
+    flower = re.compile(r"^\s*(import|from) flwr\b|run_flower\.py|setup\.sh", re.M)
+    assert [n for n, text in sources.items() if flower.search(text)] == []
 
 
 def test_installed_package_has_templates_outside_the_source_tree(

@@ -8,15 +8,15 @@ import struct
 import numpy as np
 import pytest
 
+from fednet.buffers import BufferPool
 from fednet.exceptions import ProtocolError
 from fednet.params import (
-    BufferPool,
-    FrameAssembler,
     Limits,
     arrays_to_frame,
     arrays_to_parts,
     frame_to_arrays,
 )
+from fednet.reader import FrameAssembler
 
 
 def _arrays() -> list[np.ndarray]:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from typing import Any
 
 import numpy as np
 import pytest
 
+from fednet.config import RunConfig
 from fednet.exceptions import ProtocolError
+from fednet.fields import check_table, int_field
+from fednet.fitconfig import FitConfig
 from fednet.params import arrays_to_frame
 from fednet.protocol import (
+    BINARY_TYPES,
+    MESSAGE_TYPES,
     Error,
     Evaluate,
     EvaluateResult,
@@ -17,7 +24,6 @@ from fednet.protocol import (
     FitResult,
     Hello,
     Message,
-    MessageReader,
     Status,
     UploadGrant,
     UploadRequest,
@@ -28,15 +34,27 @@ from fednet.protocol import (
 )
 
 PARAMS = [np.arange(6, dtype=np.float32).reshape(2, 3), np.ones(3, np.float32)]
+CONFIG = FitConfig(
+    server_round=2,
+    task="digits",
+    model="logreg",
+    local_epochs=1,
+    batch_size=32,
+    learning_rate=0.1,
+    seed=0,
+    hidden_units=64,
+    classes=("0", "1"),
+)
+SYNTHETIC = dataclasses.replace(CONFIG, task="synthetic", classes=None)
 
 MESSAGES: list[Message] = [
     Hello("site-a", "abc123", 120, "csv", {"feature_names": ["x"], "classes": ["0"]}),
     Hello("site-b", "i", 0, "synthetic"),
     Welcome("site-a", 10.0),
     Status("training"),
-    Fit(3, 2, {"task": "digits", "classes": ["0", "1"], "learning_rate": 0.1}, PARAMS),
+    Fit(3, 2, CONFIG, PARAMS),
     FitResult(3, 2, 120, {"train_loss": 0.5, "train_accuracy": 1}, PARAMS),
-    Evaluate(3, 2, {}, PARAMS),
+    Evaluate(3, 2, SYNTHETIC, PARAMS),
     EvaluateResult(3, 2, 30, 0.25, {"accuracy": 0.9}),
     UploadRequest(3, 2, 40_000_000),
     UploadGrant(3, 2),
@@ -145,52 +163,103 @@ def test_serialize_refuses_nan_loss() -> None:
         serialize(EvaluateResult(1, 1, 1, float("nan"), {}))
 
 
-@pytest.mark.parametrize("part_bytes", [64, 100, 1 << 20])
-def test_parts_reassemble_into_the_same_message(part_bytes: int) -> None:
-    """A fit split into parts reads back equal, whatever the part size."""
-    rng = np.random.default_rng(0)
-    params = [
-        rng.standard_normal((50, 7)).astype(np.float32),
-        np.arange(3, dtype=np.int64),
-    ]
-    message = FitResult(1, 4, 9, {"train_loss": 0.1}, params)
-    parts = serialize_parts(message, part_bytes)
-    assert len(parts) >= (2 if part_bytes < 1000 else 1)
-    assert all(len(p) <= max(part_bytes, len(parts[0])) for p in parts)
-    assert b"".join(bytes(p) for p in parts) == bytes(serialize(message))
-    reader = MessageReader()
-    results = [reader.feed(bytes(p)) for p in parts]
-    assert results[:-1] == [None] * (len(parts) - 1)
-    back = results[-1]
-    assert back == message
-    for a, b in zip(params, back.parameters, strict=True):  # type: ignore[union-attr]
-        np.testing.assert_array_equal(a, b)
-
-
 def test_large_array_parts_are_views_not_copies() -> None:
     """Parts inside one array share its memory."""
     big = np.zeros(1 << 18, np.float32)
-    parts = serialize_parts(Evaluate(1, 1, {}, [big]), 1 << 16)
+    parts = serialize_parts(Evaluate(1, 1, SYNTHETIC, [big]), 1 << 16)
     views = [p for p in parts if isinstance(p, memoryview)]
     assert views and all(np.shares_memory(np.asarray(v), big) for v in views)
 
 
-def test_text_inside_a_multi_part_frame_is_refused_and_reading_recovers() -> None:
-    """A control message cannot interrupt a split frame; the next frame parses."""
-    parts = serialize_parts(Evaluate(1, 1, {}, [np.zeros(100, np.float32)]), 64)
-    reader = MessageReader()
-    assert reader.feed(bytes(parts[0])) is None
-    with pytest.raises(ProtocolError, match="multi-part"):
-        reader.feed(json.dumps({"type": "status", "state": "idle"}))
-    text = serialize(Status("idle"))
-    assert isinstance(text, str) and reader.feed(text) == Status("idle")
+def _frame(message: Message, changes: dict[str, Any]) -> str | bytearray:
+    """Return ``message`` serialized with some header members replaced."""
+    frame = serialize(message)
+    if isinstance(frame, str):
+        return json.dumps({**json.loads(frame), **changes})
+    header = {
+        f.name: getattr(message, f.name)
+        for f in dataclasses.fields(message)
+        if f.name != "parameters"
+    }
+    if "config" in header:
+        header["config"] = header["config"].to_dict()
+    return arrays_to_frame({"type": message.type, **header, **changes}, PARAMS)
 
 
-def test_part_overflowing_the_announced_length_is_refused() -> None:
-    """More bytes than the header announced raise ProtocolError."""
-    parts = serialize_parts(Evaluate(1, 1, {}, [np.zeros(100, np.float32)]), 64)
-    reader = MessageReader()
-    for part in parts[:-1]:
-        reader.feed(bytes(part))
-    with pytest.raises(ProtocolError, match="overflows"):
-        reader.feed(bytes(parts[-1]) + b"extra")
+def _field_cases() -> list[tuple[Message, str]]:
+    examples = {m.type: m for m in MESSAGES}
+    assert set(examples) == set(MESSAGE_TYPES), "a message type has no example"
+    return [
+        (message, f.name)
+        for message in examples.values()
+        for f in dataclasses.fields(message)
+        if f.name != "parameters"
+    ]
+
+
+@pytest.mark.parametrize(
+    "bad", [[None], True, {"x": [None]}], ids=["list", "bool", "object"]
+)
+@pytest.mark.parametrize(
+    ("message", "name"), _field_cases(), ids=lambda c: getattr(c, "type", c)
+)
+def test_every_field_with_a_malformed_value_names_the_field(
+    message: Message, name: str, bad: Any
+) -> None:
+    """A mistyped value of any field raises ProtocolError naming type and field."""
+    if name == "schema" and isinstance(bad, dict):
+        pytest.skip("any JSON object is a schema on the wire (checked on use)")
+    field = f"^{message.type}: (invalid )?{name}:"
+    with pytest.raises(ProtocolError, match=field):
+        parse(_frame(message, {name: bad}))
+
+
+def test_message_tables_name_every_field_and_only_fields() -> None:
+    """Each message's table covers its JSON fields (parameters travel as arrays)."""
+    for cls in MESSAGE_TYPES.values():
+        names = {f.name for f in dataclasses.fields(cls)}
+        assert set(cls.FIELDS) == names - {"parameters"}
+        assert ("parameters" in names) == (cls.type in BINARY_TYPES)
+
+
+def test_a_field_without_a_converter_fails_the_table_check() -> None:
+    """check_table, run at import, names a missing and a stray converter."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Ping:
+        sent: int
+        nonce: int
+
+    check_table(Ping, {"sent": int_field(), "nonce": int_field()})
+    with pytest.raises(TypeError, match=r"without a converter \['nonce'\]"):
+        check_table(Ping, {"sent": int_field()})
+    with pytest.raises(TypeError, match=r"converters without a field \['extra'\]"):
+        check_table(Ping, {"sent": int_field(), "nonce": int_field(), "extra": int})
+
+
+def test_fit_config_travels_as_a_json_object_with_a_class_list() -> None:
+    """The config of a fit is a plain JSON object another implementation reads."""
+    frame = serialize(Fit(1, 2, CONFIG, []))
+    assert isinstance(frame, bytearray)
+    header_len = int.from_bytes(frame[:4], "big")
+    header = json.loads(bytes(frame[4 : 4 + header_len]))
+    assert header["config"] == {
+        **dataclasses.asdict(CONFIG),
+        "classes": ["0", "1"],
+    }
+
+
+def test_fit_config_of_an_older_coordinator_parses() -> None:
+    """Extra RunConfig keys (rounds, strategy, ...) in a fit's config are ignored."""
+    old = {**RunConfig().to_dict(), "classes": ["0", "1"], "server_round": 2}
+    header = {"type": "fit", "run_id": 1, "server_round": 2, "config": old}
+    message = parse(arrays_to_frame(header, []))
+    assert isinstance(message, Fit)
+    assert message.config == CONFIG
+
+
+def test_malformed_fit_config_names_the_message_and_the_key() -> None:
+    """A bad config key surfaces as ``fit: config: invalid <key>``."""
+    bad = {**CONFIG.to_dict(), "batch_size": 0}
+    with pytest.raises(ProtocolError, match="^fit: config: invalid batch_size"):
+        parse(_frame(Fit(1, 2, CONFIG, PARAMS), {"config": bad}))

@@ -28,7 +28,7 @@ def _machine(**overrides: object) -> RoundMachine:
         config=config,
         strategy=FedAvg(clients_per_round=config.clients_per_round),
         parameters=[np.zeros(2, np.float32)],
-        fit_config={"classes": ["0", "1"]},
+        classes=("0", "1"),
         rng=np.random.default_rng(0),
         next_round=next_round,  # type: ignore[arg-type]
         central_evaluate=central,  # type: ignore[arg-type]

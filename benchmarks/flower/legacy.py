@@ -10,7 +10,6 @@ repository on PYTHONPATH; one process per role::
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from typing import Any
 
@@ -24,8 +23,6 @@ from flwr.server.strategy import FedAvg  # noqa: E402
 
 from fednet.bench import workloads  # noqa: E402
 from benchmarks.flower.timeline import Timeline  # noqa: E402
-
-logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 1 << 30  # above Flower's 512 MB default, for P=1e8 headroom
 READY_TIMEOUT_S = 600.0

@@ -32,8 +32,6 @@ from benchmarks.flower.runners import (  # noqa: E402
     run_legacy,
 )
 
-logger = logging.getLogger(__name__)
-
 PATHS = ("legacy", "deployment")
 DEPLOYMENT_DEFAULT = ("w1", "w2-p1e7-n10")
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"

@@ -12,12 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fednet.bench.compare import print_comparison, run_flower
+from fednet.bench.compare import load_flower_runner, print_comparison
 from fednet.bench.loopback import measure_loopback
 from fednet.bench.runner import run_workload
 from fednet.bench.targets import print_targets
-from fednet.exceptions import FednetError
 from fednet.bench.workloads import SCALE, W1, W2, Workload, get_workload
+from fednet.exceptions import FednetError
+from fednet.runtime import new_event_loop
 
 COLUMNS = (
     ("workload", "workload", "<18"),
@@ -109,13 +110,16 @@ def add_bench_parser(sub: Any, common: Any) -> None:
         default="w2-p1e7-n10",
         help="workloads also run on Flower's deployment path, or 'all'",
     )
-    flags.add("--repo", type=Path, default=Path("."), help="source checkout")
+    flags.add(
+        "--repo", type=Path, default=Path("."), help="source checkout, for --flower"
+    )
     p.set_defaults(func=bench_command)
 
 
 def bench_command(args: argparse.Namespace) -> int:
     """Run the selected workloads one after another and report them."""
     workloads = select_workloads(args.workloads, args.clients, args.params)
+    run_flower = load_flower_runner(args.repo) if args.flower else None
     loopback = measure_loopback(1.0)
     print(
         f"loopback TCP on 127.0.0.1: {loopback / 1e9:.2f} GB/s; "
@@ -129,7 +133,8 @@ def bench_command(args: argparse.Namespace) -> int:
             flush=True,
         )
         try:
-            result = asyncio.run(run_workload(w))
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                result = runner.run(run_workload(w))
         except (RuntimeError, OSError, FednetError) as e:
             result = {
                 "workload": w.name,
@@ -147,9 +152,9 @@ def bench_command(args: argparse.Namespace) -> int:
         "loopback_bytes_per_s": loopback,
         "results": results,
     }
-    if args.flower:
+    if run_flower is not None:
         names = [w.name for w in workloads]
-        report["flower"] = run_flower(args.repo, names, args.flower_deployment, 900.0)
+        report["flower"] = run_flower(names, args.flower_deployment, 900.0)
         print_comparison(results, report["flower"])
     print_targets(results, report.get("flower"))
     if args.json:

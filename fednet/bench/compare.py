@@ -1,15 +1,16 @@
-"""Run the Flower harness of a source checkout and print both systems side by side."""
+"""Load the Flower harness of a source checkout and print both systems side by side."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import tempfile
+import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-FLOWER_DIR = Path("benchmarks") / "flower"
+from fednet.exceptions import ConfigError
+
+RUNNER = Path("benchmarks") / "flower" / "compare.py"
+FlowerRunner = Callable[[list[str], str, float], dict[str, Any]]
 
 # (label, key, format, better): ratios are Flower / fednet, so > 1 means
 # fednet is faster or leaner for "lower is better" figures.
@@ -22,42 +23,28 @@ COLUMNS = (
 )
 
 
-def run_flower(
-    repo: Path, workloads: list[str], deployment: str, timeout_s: float
-) -> dict[str, Any]:
-    """Set up Flower's own venv if needed, run its harness, return its report.
+def load_flower_runner(repo: Path) -> FlowerRunner:
+    """Return ``run_flower`` of a source checkout's Flower benchmarks.
+
+    Flower is never part of the package: its harness lives under
+    ``benchmarks/flower`` of a checkout and is loaded from there by path.
 
     Raises:
-        FileNotFoundError: outside a source checkout (no benchmarks/flower).
-        subprocess.CalledProcessError: if setup or the harness fails.
+        ConfigError: if ``repo`` is not a fednet source checkout.
     """
-    flower = repo / FLOWER_DIR
-    if not (flower / "run_flower.py").exists():
-        raise FileNotFoundError(
-            f"{flower}/run_flower.py not found: run from a fednet source checkout"
+    path = repo / RUNNER
+    spec = importlib.util.spec_from_file_location("fednet_flower_runner", path)
+    if not path.is_file() or spec is None or spec.loader is None:
+        raise ConfigError(
+            {
+                "repo": f"{path} not found: --flower needs a fednet source"
+                " checkout; run from its root or give it with --repo"
+            }
         )
-    if not (repo / "benchmarks" / ".venv-flower" / "bin" / "python").exists():
-        subprocess.run(["bash", str(flower / "setup.sh")], check=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "flower.json"
-        subprocess.run(
-            [
-                sys.executable,
-                str(flower / "run_flower.py"),
-                "--workloads",
-                ",".join(workloads),
-                "--deployment-workloads",
-                deployment,
-                "--json",
-                str(out),
-                "--timeout",
-                str(timeout_s),
-            ],
-            check=True,
-            cwd=repo,
-        )
-        report: dict[str, Any] = json.loads(out.read_text())
-    return report
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    runner: FlowerRunner = module.run_flower
+    return runner
 
 
 def _cell(value: Any, spec: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import statistics
 import tempfile
@@ -16,8 +15,6 @@ import aiohttp
 from fednet.bench.workloads import Workload
 from fednet.follow import END_STATUSES, launch_run
 from fednet.processes import Processes, open_fds, peak_rss_mb
-
-logger = logging.getLogger(__name__)
 
 SWARM_CLIENTS_PER_PROCESS = 250
 CONNECT_TIMEOUT_S = 300.0

@@ -11,22 +11,11 @@ import argparse
 import asyncio
 import logging
 import random
-import resource
 
 from fednet.client.runner import ClientRunner
-from fednet.cli import new_event_loop
 from fednet.client.trainer import Trainer
 from fednet.config import ClientSettings
-
-logger = logging.getLogger(__name__)
-
-
-def raise_fd_limit() -> int:
-    """Raise the soft open-files limit to the hard limit; return it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
+from fednet.runtime import new_event_loop, raise_fd_limit
 
 
 async def run_swarm(server: str, clients: int, first: int, total: int) -> None:

@@ -8,7 +8,6 @@ library alone.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +16,6 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     NDArray = npt.NDArray[Any]
-
-logger = logging.getLogger(__name__)
 
 SYNTHETIC_OFFSET = 1e-3
 """A W2 client returns what it received plus this times its client number."""

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from fednet.exceptions import DataError, SchemaError
+from fednet.fitconfig import FitConfig
 from fednet.learning import models
 from fednet.learning.datasets import ClientData
 from fednet.learning.schema import Schema, check_schema
@@ -18,19 +18,6 @@ from fednet.typing import NDArray, NDArrays
 logger = logging.getLogger(__name__)
 
 SYNTHETIC_OFFSET = 1e-3
-
-
-def _get(config: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
-    """Return ``config[key]`` if it has the expected type, else raise ValueError."""
-    if key not in config:
-        raise ValueError(f"config is missing {key!r}")
-    value = config[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        names = [k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,))]
-        raise ValueError(f"config {key!r} must be {' or '.join(names)}, got {value!r}")
-    return value
 
 
 class Trainer:
@@ -62,24 +49,23 @@ class Trainer:
         return "synthetic" if self._data is None else self._data.task
 
     def fit(
-        self, params: Sequence[NDArray], config: Mapping[str, Any]
+        self, params: Sequence[NDArray], config: FitConfig
     ) -> tuple[NDArrays, int, dict[str, float]]:
         """Train ``params`` on the local train split for one round.
 
         Args:
             params: the global model (never written to).
-            config: task, model, classes, local_epochs, batch_size,
-                learning_rate, seed, server_round, hidden_units; optionally
-                proximal_mu (FedProx) and feature_names.
+            config: the round's configuration, from the coordinator.
 
         Returns:
             ``(new_params, num_examples, metrics)``.
 
         Raises:
             DataError: if the run's task is not the one this client's data serves.
-            SchemaError: if the run's classes miss one of this client's labels
-                or its feature names differ.
-            ValueError: on a malformed config or parameters of the wrong shapes.
+            SchemaError: if the run names no classes, or its classes miss one
+                of this client's labels.
+            ValueError: on parameters of the wrong shapes, or if training
+                diverges.
         """
         data = self._task_data(config)
         if data is None:
@@ -87,33 +73,31 @@ class Trainer:
             new = [np.asarray(p, dtype=np.float32) + offset for p in params]
             return [p.astype(np.float32, copy=False) for p in new], 1, {}
         num_classes, y_train = self._labels_for_run(config, data.y_train)
-        seed = _get(config, "seed", int)
-        server_round = _get(config, "server_round", int)
-        rng = np.random.default_rng([seed, server_round, self._client_number])
-        mu_given = config.get("proximal_mu") is not None
+        rng = np.random.default_rng(
+            [config.seed, config.server_round, self._client_number]
+        )
         new_params, metrics = models.fit(
-            _get(config, "model", str),
+            config.model,
             params,
             data.x_train,
             y_train,
             num_classes=num_classes,
-            epochs=_get(config, "local_epochs", int),
-            batch_size=_get(config, "batch_size", int),
-            learning_rate=_get(config, "learning_rate", float),
+            epochs=config.local_epochs,
+            batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
             rng=rng,
-            proximal_mu=_get(config, "proximal_mu", float) if mu_given else 0.0,
         )
         logger.debug(
             "fit: round %d, %d examples, train_loss %.4f",
-            server_round,
+            config.server_round,
             data.num_examples,
             metrics["train_loss"],
-            extra={"server_round": server_round},
+            extra={"server_round": config.server_round},
         )
         return new_params, data.num_examples, metrics
 
     def evaluate(
-        self, params: Sequence[NDArray], config: Mapping[str, Any]
+        self, params: Sequence[NDArray], config: FitConfig
     ) -> tuple[float, int, dict[str, float]]:
         """Measure ``params`` on the local validation split.
 
@@ -128,40 +112,34 @@ class Trainer:
             return 0.0, 1, {}
         num_classes, y_val = self._labels_for_run(config, data.y_val)
         loss, accuracy = models.evaluate(
-            _get(config, "model", str),
-            params,
-            data.x_val,
-            y_val,
-            num_classes=num_classes,
+            config.model, params, data.x_val, y_val, num_classes=num_classes
         )
         return loss, len(y_val), {"accuracy": accuracy}
 
-    def _task_data(self, config: Mapping[str, Any]) -> ClientData | None:
+    def _task_data(self, config: FitConfig) -> ClientData | None:
         """Return the data for the run's task, or None for the synthetic task."""
-        task = _get(config, "task", str)
-        if task != self.task:
+        if config.task != self.task:
             held = (
                 "no data (started for the synthetic task)"
                 if self._data is None
                 else f"data for task {self.task!r} ({self._data.description})"
             )
-            raise DataError(f"run task is {task!r} but this client holds {held}")
+            raise DataError(
+                f"run task is {config.task!r} but this client holds {held}"
+            )
         return self._data
 
     def _labels_for_run(
-        self, config: Mapping[str, Any], y: npt.NDArray[np.int64]
+        self, config: FitConfig, y: npt.NDArray[np.int64]
     ) -> tuple[int, npt.NDArray[np.int64]]:
         """Map this client's label indices onto the run's class list."""
         assert self._data is not None
-        classes = _get(config, "classes", (list, tuple))
-        if not all(isinstance(c, str) for c in classes):
-            raise ValueError(
-                f"config 'classes' must be a list of strings, got {classes!r}"
-            )
-        names = config.get("feature_names")
-        features = self._data.feature_names if names is None else tuple(names)
+        if config.classes is None:
+            raise SchemaError(f"the run of task {config.task!r} names no classes")
         try:
-            run = Schema(feature_names=features, classes=tuple(classes))
+            run = Schema(
+                feature_names=self._data.feature_names, classes=config.classes
+            )
         except SchemaError as e:
             raise SchemaError(f"the run's schema is invalid: {e}") from None
         check_schema(run, self._data.schema)

@@ -3,8 +3,7 @@
 ``logreg`` is multinomial logistic regression, parameters ``[W, b]`` with
 ``W`` of shape (features, classes). ``mlp`` has one ReLU hidden layer,
 parameters ``[W1, b1, W2, b2]``. Both minimise softmax cross-entropy with
-plain minibatch SGD, optionally with the FedProx proximal term
-(Li et al. 2020, "Federated Optimization in Heterogeneous Networks").
+plain minibatch SGD.
 """
 
 from __future__ import annotations
@@ -157,7 +156,6 @@ def fit(
     batch_size: int,
     learning_rate: float,
     rng: np.random.Generator,
-    proximal_mu: float = 0.0,
 ) -> tuple[NDArrays, dict[str, float]]:
     """Train locally with minibatch SGD on softmax cross-entropy.
 
@@ -173,7 +171,6 @@ def fit(
         batch_size: examples per SGD step (the last batch may be smaller).
         learning_rate: SGD step size.
         rng: source of the shuffles.
-        proximal_mu: FedProx weight pulling towards the given ``params``.
 
     Returns:
         New float32 parameter arrays and ``{"train_loss", "train_accuracy"}``
@@ -183,15 +180,13 @@ def fit(
         ValueError: on inconsistent shapes, bad hyper-parameters, no examples,
             or if training diverges to non-finite values.
     """
-    if epochs < 1 or batch_size < 1 or not learning_rate > 0 or proximal_mu < 0:
+    if epochs < 1 or batch_size < 1 or not learning_rate > 0:
         raise ValueError(
-            f"need epochs >= 1, batch_size >= 1, learning_rate > 0, proximal_mu >= 0;"
-            f" got {epochs}, {batch_size}, {learning_rate}, {proximal_mu}"
+            f"need epochs >= 1, batch_size >= 1, learning_rate > 0;"
+            f" got {epochs}, {batch_size}, {learning_rate}"
         )
     weights, xs, ys = _checked(model, params, x, y, num_classes)
-    anchor = [w.copy() for w in weights] if proximal_mu > 0 else []
     lr = np.float32(learning_rate)
-    mu = np.float32(proximal_mu)
     # A too large learning rate overflows; that is reported below, not warned.
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(epochs):
@@ -200,8 +195,6 @@ def fit(
                 batch = order[start : start + batch_size]
                 grads = _gradients(model, weights, xs[batch], ys[batch])
                 for i, grad in enumerate(grads):
-                    if anchor:
-                        grad = grad + mu * (weights[i] - anchor[i])
                     weights[i] -= lr * grad
     if not all(np.isfinite(w).all() for w in weights):
         raise ValueError(

@@ -17,6 +17,7 @@ from fednet.protocol import PROTOCOL_VERSION
 from fednet.server import auth
 from fednet.server.keys import REGISTRY, RUNS, SETTINGS, STARTED, STATS, STORE
 from fednet.server.runs import RunConflict
+from fednet.views import ProgressView, RunView
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ async def status(request: web.Request) -> web.Response:
             "protocol_version": PROTOCOL_VERSION,
             "uptime_s": time.time() - app[STARTED],
             "clients_connected": len(app[REGISTRY].connected()),
-            "active_run": runs.progress(),
+            "active_run": _progress_dict(runs.progress()),
             "join_token_required": app[SETTINGS].join_token is not None,
             "admin_token_required": app[SETTINGS].admin_token is not None,
             "stats": {k: v for k, v in app[STATS].items()},
@@ -84,7 +85,7 @@ async def list_clients(request: web.Request) -> web.Response:
 
 async def list_runs(request: web.Request) -> web.Response:
     """Return the newest runs first."""
-    return web.json_response(request.app[STORE].list_runs())
+    return web.json_response([r.to_dict() for r in request.app[STORE].list_runs()])
 
 
 async def get_run(request: web.Request) -> web.Response:
@@ -92,9 +93,7 @@ async def get_run(request: web.Request) -> web.Response:
     run = request.app[STORE].get_run(_run_id(request))
     if run is None:
         raise _json_error(web.HTTPNotFound, "no such run")
-    progress = request.app[RUNS].progress()
-    run["progress"] = progress if progress and progress["run_id"] == run["id"] else None
-    return web.json_response(run)
+    return web.json_response(run_with_progress(run, request.app[RUNS].progress()))
 
 
 async def launch_run(request: web.Request) -> web.Response:
@@ -128,7 +127,19 @@ async def stop_run(request: web.Request) -> web.Response:
         raise _json_error(web.HTTPNotFound, "no such run")
     if not await request.app[RUNS].stop(run_id):
         raise _json_error(web.HTTPConflict, f"run {run_id} is not active")
-    return web.json_response(request.app[STORE].get_run(run_id, with_rounds=False))
+    run = request.app[STORE].get_run(run_id, with_rounds=False)
+    assert run is not None  # it existed above and runs are never deleted
+    return web.json_response(run.to_dict())
+
+
+def _progress_dict(progress: ProgressView | None) -> dict[str, Any] | None:
+    return progress.to_dict() if progress is not None else None
+
+
+def run_with_progress(run: RunView, progress: ProgressView | None) -> dict[str, Any]:
+    """Return a run as ``GET /api/runs/{id}`` shows it, with its live progress."""
+    mine = progress is not None and progress.run_id == run.id
+    return {**run.to_dict(), "progress": _progress_dict(progress) if mine else None}
 
 
 async def download_model(request: web.Request) -> web.StreamResponse:

@@ -15,9 +15,11 @@ import jinja2
 from aiohttp import WSCloseCode, web
 
 from fednet.config import ServerSettings
+from fednet.buffers import BufferPool
 from fednet.server.auth import setup_auth
 from fednet.server.events import EventHub
 from fednet.server.keys import (
+    BUFFERS,
     EVENTS,
     REGISTRY,
     RUNS,
@@ -26,12 +28,14 @@ from fednet.server.keys import (
     STARTED,
     STATS,
     STORE,
+    UPLOADS,
 )
 from fednet.server.metrics import setup_metrics
 from fednet.server.registry import Registry
 from fednet.server.routes import setup_routes
 from fednet.server.runs import RunManager
 from fednet.server.store import Store
+from fednet.server.uploads import UploadGate
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +60,9 @@ def create_app(settings: ServerSettings) -> web.Application:
     app[STATS] = Counter()
     app[STARTED] = time.time()
     app[SOCKETS] = weakref.WeakSet()
+    app[UPLOADS] = UploadGate()
+    # Joined upload frames: one buffer per upload slot, plus one arriving.
+    app[BUFFERS] = BufferPool(max_free=app[UPLOADS].slots + 1)
     web_dir = settings.web_dir or default_web_dir()
     aiohttp_jinja2.setup(
         app,

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from fednet import __version__
+from fednet.server.events import Published
 from fednet.server.keys import (
     EVENTS,
     REGISTRY,
@@ -53,9 +54,7 @@ def build_snapshot(app: web.Application) -> dict[str, Any]:
     store, runs = app[STORE], app[RUNS]
     recent = store.list_runs(RECENT_RUNS)
     progress = runs.progress()
-    current_id = (
-        progress["run_id"] if progress else (recent[0]["id"] if recent else None)
-    )
+    current_id = progress.run_id if progress else (recent[0].id if recent else None)
     current = store.get_run(current_id) if current_id is not None else None
     return {
         "type": "snapshot",
@@ -63,9 +62,9 @@ def build_snapshot(app: web.Application) -> dict[str, Any]:
         "now": time.time(),
         "status": server_status(app),
         "clients": [_without_schema(c.to_dict()) for c in app[REGISTRY].all()],
-        "runs": [_without_schema(r) for r in recent],
-        "progress": progress,
-        "current_run": _without_schema(current) if current else None,
+        "runs": [_without_schema(r.to_dict()) for r in recent],
+        "progress": progress.to_dict() if progress else None,
+        "current_run": _without_schema(current.to_dict()) if current else None,
     }
 
 
@@ -112,7 +111,7 @@ async def _push(app: web.Application, ws: web.WebSocketResponse) -> None:
 async def _forward(
     app: web.Application,
     ws: web.WebSocketResponse,
-    queue: asyncio.Queue[dict[str, Any] | None],
+    queue: asyncio.Queue[Published | None],
 ) -> None:
     """Send queued events until the hub drops the queue (it puts None).
 
@@ -127,11 +126,11 @@ async def _forward(
                 queue.get(), max(0.0, next_status - loop.time())
             )
         except TimeoutError:
-            event = {}  # nothing happened: only the status is due
-        if event is None:
-            return
-        if event:
-            await ws.send_str(_dumps(event))
+            pass  # nothing happened: only the status is due
+        else:
+            if event is None:
+                return
+            await ws.send_str(_dumps(event.to_dict()))
         if loop.time() >= next_status:
             next_status = loop.time() + STATUS_INTERVAL_S
             status = {

@@ -1,250 +1,292 @@
-"""The driver of one run: waits for clients, plays rounds, persists them."""
+"""The driver of one run: owns the run's state, drives its machine over live sockets.
+
+The driver feeds a sans-I/O :class:`~fednet.machine.RunMachine` (inputs from
+client connections, timeouts from its own timer), sends what the machine
+produced and records what it decided. The machine is only ever called from
+the event loop; the costly work around it runs in threads: validating and
+folding large updates (one at a time, in the run's fold thread) and the store's
+writes (which fsync).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-import numpy as np
+from collections import Counter
 
 from fednet.config import RunConfig
-from fednet.protocol import Error, serialize_parts
+from fednet.machine import Fold, RunMachine
+from fednet.protocol import Error, EvaluateResult, FitResult, serialize_parts
 from fednet.records import RoundFinished, RunFailed, RunFinished
-from fednet.rounds import Phase, RoundMachine
-from fednet.server.registry import ClientConn
-from fednet.server.setup import RunSetup, prepare_run
-from fednet.strategies import strategy_from_config
+from fednet.server.folds import FoldRunner
+from fednet.server.events import EventHub, RoundProgress, RunStatus
+from fednet.server.recorder import RunRecorder
+from fednet.server.registry import ClientConn, Registry
+from fednet.server.setup import RunSetup, build_machine, prepare_run
+from fednet.server.store import Store
+from fednet.server.waits import Waits
 from fednet.typing import ClientId
-
-if TYPE_CHECKING:
-    from fednet.server.runs import RunManager
+from fednet.views import ProgressView
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(eq=False)
-class ActiveRun:
-    """Book-keeping of the run in progress."""
-
-    run_id: int
-    config: RunConfig
-    completed_rounds: int
-    setup: RunSetup | None = None
-    machine: RoundMachine | None = None
-    task: asyncio.Task[None] | None = None
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    round_started: float = 0.0
-    phase_key: tuple[int, Phase] | None = None
-    deadline: float = 0.0
-    started: float = field(default_factory=time.monotonic)
-    outcome: tuple[str, str | None] = ("failed", "ended without a result")
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def kick(self) -> None:
-        """Wake the driver after an input changed the machine."""
-        self.changed.set()
-
-
 class RunDriver:
-    """Drive one run's RoundMachine over the manager's live connections.
+    """Play one run to its end over the registry's connections.
 
     Args:
-        manager: owns the store, registry, events and the active run.
-        run: the run to drive.
+        run_id: the run, as stored.
+        config: its validated configuration.
+        completed_rounds: rounds already recorded (a resumed run).
+        store: run history and checkpoints.
+        registry: the connected clients.
+        events: where dashboards and metrics hear of progress.
+        stats: server-wide counters (rejections by reason).
     """
 
-    def __init__(self, manager: RunManager, run: ActiveRun) -> None:
-        self.manager = manager
-        self.run = run
+    def __init__(
+        self,
+        run_id: int,
+        config: RunConfig,
+        completed_rounds: int,
+        *,
+        store: Store,
+        registry: Registry,
+        events: EventHub,
+        stats: Counter[str],
+    ) -> None:
+        self.run_id = run_id
+        self.config = config
+        self.completed_rounds = completed_rounds
+        self.ended = False
+        self._store = store
+        self._registry = registry
+        self._waits = Waits(registry)
+        self._recorder = RunRecorder(run_id, store, registry, events)
+        self._events = events
+        self._stats = stats
+        self._setup: RunSetup | None = None
+        self._machine: RunMachine | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._shutdown = False
+        self._started = time.monotonic()
+        self._round_started = 0.0
+        self._outcome: tuple[str, str | None] = ("failed", "ended without a result")
+        self._folds = FoldRunner(f"fold-{run_id}", self._folded)
+        self._background: set[asyncio.Future[bool]] = set()
 
-    async def drive(self) -> None:
-        """Play the run to its end and record how it ended."""
-        run = self.run
+    # -- control ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start driving the run in a task of its own."""
+        self._task = asyncio.create_task(self._drive(), name=f"run-{self.run_id}")
+        self.publish_status()
+
+    async def stop(self) -> None:
+        """Stop the run; it ends as ``stopped``."""
+        await self._cancel()
+
+    async def shutdown(self) -> None:
+        """Stop driving without ending the run: a restarted server resumes it."""
+        self._shutdown = True
+        await self._cancel()
+
+    async def _cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    # -- inputs from client connections -----------------------------------------
+
+    def client_joined(self, conn: ClientConn) -> None:
+        """Check a new client against the run's data schema."""
+        if self._setup is not None:
+            self._check_eligible(self._setup, conn)
+        self._waits.kick()
+
+    def client_left(self, conn: ClientConn) -> None:
+        """Drop a disconnected client from the round in progress."""
+        if self._machine is not None:
+            self._machine.client_left(conn.client_id)
+        self._waits.kick()
+
+    async def update_received(self, conn: ClientConn, msg: FitResult) -> None:
+        """Validate and fold a ``fit_result``, then account for it.
+
+        Large updates are folded in the run's fold thread while the event loop
+        reads other uploads; the machine is called only from the loop. This
+        returns once the update's arrays are no longer in use.
+        """
+        machine = self._machine_for(conn, msg.run_id)
+        fold = machine.accept_update(conn.client_id, msg) if machine else None
+        if fold is not None:
+            await self._folds.run(fold)
+
+    def evaluate_received(self, conn: ClientConn, msg: EvaluateResult) -> None:
+        """Hand an ``evaluate_result`` to the machine."""
+        machine = self._machine_for(conn, msg.run_id)
+        if machine is not None:
+            machine.evaluate_received(conn.client_id, msg)
+            self._after_input()
+
+    def _folded(self, fold: Fold) -> None:
+        if self._machine is not None:
+            self._machine.update_folded(fold)
+        self._after_input()
+
+    def _machine_for(self, conn: ClientConn, run_id: int) -> RunMachine | None:
+        if self._machine is None or self.ended or run_id != self.run_id:
+            logger.warning(
+                "ignored a result of client %s for run %d, which is not active",
+                conn.client_id,
+                run_id,
+            )
+            return None
+        return self._machine
+
+    def _after_input(self) -> None:
+        self._events.publish(RoundProgress(self.progress()))
+        self._waits.kick()
+
+    # -- views ------------------------------------------------------------------
+
+    def progress(self) -> ProgressView:
+        """Return where the run stands (``waiting`` before it has its machine)."""
+        now = time.monotonic()
+        if self._machine is None:
+            return ProgressView(
+                run_id=self.run_id,
+                rounds=self.config.rounds,
+                elapsed_s=now - self._started,
+                server_round=self.completed_rounds,
+                phase="waiting",
+            )
+        p = self._machine.progress()
+        return ProgressView(
+            run_id=self.run_id,
+            rounds=self.config.rounds,
+            elapsed_s=now - self._started,
+            server_round=p.server_round,
+            phase=p.phase,
+            selected=p.selected,
+            reported=p.reported,
+            pending=p.pending,
+            round_elapsed_s=now - self._round_started,
+        )
+
+    def publish_status(self) -> None:
+        """Tell dashboards the run's status changed."""
+        run = self._store.get_run(self.run_id, with_rounds=False)
+        progress = None if self.ended else self.progress()
+        self._events.publish(RunStatus(run, progress))
+
+    # -- the run ------------------------------------------------------------------
+
+    async def _drive(self) -> None:
         status, error = "failed", None
         try:
-            await self._prepare()
-            assert run.machine is not None
-            while await self._handle_events():
-                if run.machine.phase is Phase.IDLE:
-                    eligible = await self._wait_for_clients()
-                    run.round_started = time.monotonic()
-                    async with run.lock:
-                        run.machine.start_round(eligible)
-                    self.manager.publish_progress(run)
-                else:
-                    await self._wait_phase()
-                await self._flush()
-            status, error = run.outcome
-        except asyncio.CancelledError as e:
-            if e.args == ("shutdown",):
+            await self._play(await self._prepare())
+            status, error = self._outcome
+        except asyncio.CancelledError:
+            if self._shutdown:
                 raise
             status, error = "stopped", "stopped by an operator"
         except Exception as e:  # noqa: BLE001 - a run must end with a reason
-            logger.exception("run %d crashed", run.run_id)
+            logger.exception("run %d crashed", self.run_id)
             error = f"internal error: {e}"
         finally:
-            if self.manager.active is run:
-                self.manager.active = None
-                for conn in self.manager.registry.all():
-                    conn.eligible, conn.note = True, None
-        self.manager.store.end_run(run.run_id, status, error, time.time())
-        logger.info(
-            "run: %d ended %s%s", run.run_id, status, f" ({error})" * bool(error)
-        )
-        self.manager.publish_status(run.run_id)
+            self.ended = True
+            self._folds.close()
+            for conn in self._registry.all():
+                conn.eligible, conn.note = True, None
+        await self._recorder.end(status, error)
+        reason = f" ({error})" if error else ""
+        logger.info("run: %d ended %s%s", self.run_id, status, reason)
+        self.publish_status()
 
-    async def _prepare(self) -> None:
-        run = self.run
-        candidates = await self._wait_for_candidates()
-        stored = self.manager.store.get_run(run.run_id, with_rounds=False)
-        run.setup = await asyncio.to_thread(
+    async def _prepare(self) -> RunMachine:
+        candidates = await self._waits.for_candidates(self.config)
+        stored = self._store.get_run(self.run_id, with_rounds=False)
+        self._setup = setup = await asyncio.to_thread(
             prepare_run,
-            self.manager.store,
-            run.run_id,
-            run.config,
-            run.completed_rounds,
+            self._store,
+            self.run_id,
+            self.config,
+            self.completed_rounds,
             [c.hello for c in candidates],
-            stored["schema"] if stored else None,
+            stored.schema if stored else None,
         )
-        for conn in self.manager.registry.connected():
-            self.manager.check_eligible(run, conn)
-        self.manager.store.mark_running(run.run_id, run.setup.schema_dict, time.time())
-        run.machine = RoundMachine(
-            run_id=run.run_id,
-            config=run.config,
-            strategy=strategy_from_config(run.config),
-            parameters=run.setup.parameters,
-            fit_config=run.setup.fit_config,
-            rng=np.random.default_rng([run.config.seed, run.completed_rounds]),
-            next_round=run.completed_rounds + 1,
-            central_evaluate=run.setup.central_evaluate,
-            federated_evaluate=run.setup.federated_evaluate,
+        for conn in self._registry.connected():
+            self._check_eligible(setup, conn)
+        await self._recorder.mark_running(setup.schema_dict)
+        self._machine = build_machine(
+            self.run_id, self.config, setup, self.completed_rounds
         )
-        self.manager.publish_status(run.run_id)
+        self.publish_status()
+        return self._machine
 
-    async def _wait_for_candidates(self) -> list[ClientConn]:
-        run = self.run
+    async def _play(self, machine: RunMachine) -> None:
         while True:
-            changed = self.manager.registry.changed
-            ready = [
-                c
-                for c in self.manager.registry.connected()
-                if c.hello.task == run.config.task
-            ]
-            if len(ready) >= run.config.min_clients:
-                return ready
-            await changed.wait()
-
-    async def _wait_for_clients(self) -> list[ClientId]:
-        run = self.run
-        while True:
-            changed = self.manager.registry.changed
-            eligible = [
-                c.client_id for c in self.manager.registry.connected() if c.eligible
-            ]
-            if len(eligible) >= run.config.min_clients:
-                return eligible
-            logger.info(
-                "run: %d waits for clients (%d of %d connected)",
-                run.run_id,
-                len(eligible),
-                run.config.min_clients,
-            )
-            await changed.wait()
-
-    async def _wait_phase(self) -> None:
-        run = self.run
-        machine = run.machine
-        assert machine is not None
-        key = (machine.server_round, machine.phase)
-        if key != run.phase_key:
-            run.phase_key = key
-            run.deadline = time.monotonic() + run.config.round_timeout_s
-        remaining = run.deadline - time.monotonic()
-        run.changed.clear()
-        try:
-            if remaining <= 0:
-                raise TimeoutError
-            await asyncio.wait_for(run.changed.wait(), remaining)
-        except TimeoutError:
-            logger.info(
-                "%s: round %d timed out after %.1f s",
-                machine.phase.value,
-                machine.server_round,
-                run.config.round_timeout_s,
-            )
-            async with run.lock:
-                machine.round_timed_out()
-
-    async def _flush(self) -> None:
-        run = self.run
-        machine = run.machine
-        assert machine is not None
-        state = {"fit": "training", "evaluate": "evaluating"}
-        while True:
-            async with run.lock:
-                outgoing = machine.messages_to_send()
-            if not outgoing:
+            self._waits.changed.clear()
+            await self._persist(machine)
+            await self._flush(machine)
+            if machine.done:
                 return
+            if machine.clients_wanted:
+                wanted = machine.clients_wanted
+                eligible = await self._waits.for_clients(self.run_id, wanted)
+                self._round_started = time.monotonic()
+                machine.clients_available(eligible)
+                self._events.publish(RoundProgress(self.progress()))
+            else:
+                await self._waits.for_input(machine)
+
+    async def _flush(self, machine: RunMachine) -> None:
+        state = {"fit": "training", "evaluate": "evaluating"}
+        while outgoing := machine.messages_to_send():
             for out in outgoing:
                 if isinstance(out.message, Error):
-                    self.manager.stats[f"rejected:{out.message.code}"] += len(
-                        out.recipients
-                    )
+                    key = f"rejected:{out.message.code}"
+                    self._stats[key] += len(out.recipients)
                 parts = serialize_parts(out.message)
-                conns = [self.manager.registry.get(cid) for cid in out.recipients]
                 sent = await asyncio.gather(
-                    *(c.send(parts) if c is not None else _false() for c in conns)
+                    *(self._send(cid, parts) for cid in out.recipients)
                 )
-                for cid, conn, ok in zip(out.recipients, conns, sent):
+                for cid, ok in zip(out.recipients, sent):
+                    conn = self._registry.get(cid)
                     if not ok:
-                        async with run.lock:
-                            machine.client_left(cid)
+                        machine.client_left(cid)
                     elif conn is not None and out.message.type in state:
-                        self.manager.registry.set_status(conn, state[out.message.type])
+                        self._registry.set_status(conn, state[out.message.type])
 
-    async def _handle_events(self) -> bool:
-        """Persist what the machine produced; return False once the run is over."""
-        run = self.run
-        machine = run.machine
-        assert machine is not None
-        async with run.lock:
-            events = machine.events()
-        for event in events:
+    async def _send(
+        self, client_id: ClientId, parts: list[str | bytes | memoryview]
+    ) -> bool:
+        conn = self._registry.get(client_id)
+        return conn is not None and await conn.send(parts)
+
+    async def _persist(self, machine: RunMachine) -> None:
+        for event in machine.events():
             if isinstance(event, RoundFinished):
-                await self._record_round(event)
+                duration = time.monotonic() - self._round_started
+                await self._recorder.round_finished(event, duration)
+                self.completed_rounds = event.record.server_round
             elif isinstance(event, RunFinished):
-                run.outcome = ("finished", None)
+                self._outcome = ("finished", None)
             elif isinstance(event, RunFailed):
-                run.outcome = ("failed", event.reason)
-        return machine.phase is not Phase.DONE
+                self._outcome = ("failed", event.reason)
 
-    async def _record_round(self, event: RoundFinished) -> None:
-        run = self.run
-        record = event.record
-        duration = time.monotonic() - run.round_started
-        await asyncio.to_thread(
-            self.manager.store.save_model,
-            run.run_id,
-            record.server_round,
-            event.parameters,
+    def _check_eligible(self, setup: RunSetup, conn: ClientConn) -> None:
+        """Mark a client eligible for the run, or tell it why it is not."""
+        reason = setup.ineligibility(conn.hello)
+        conn.eligible, conn.note = reason is None, reason
+        if reason is None:
+            return
+        error = Error("schema_mismatch", reason, self.run_id)
+        task = asyncio.ensure_future(conn.send(serialize_parts(error)))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        logger.warning(
+            "client %s cannot join run %d: %s", conn.client_id, self.run_id, reason
         )
-        self.manager.store.record_round(run.run_id, record, duration, time.time())
-        self.manager.store.prune_models(run.run_id, record.server_round)
-        for cid, metrics in record.client_metrics.items():
-            conn = self.manager.registry.get(cid)
-            if conn is not None:
-                conn.last_round = {"server_round": record.server_round, **metrics}
-        rounds = self.manager.store.get_rounds(
-            run.run_id, since_round=record.server_round - 1
-        )
-        self.manager.events.publish(
-            "round_finished", {"run_id": run.run_id, "round": rounds[-1]}
-        )
-
-
-async def _false() -> bool:
-    return False

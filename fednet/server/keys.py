@@ -8,16 +8,20 @@ from collections import Counter
 from aiohttp import web
 
 from fednet.config import ServerSettings
+from fednet.buffers import BufferPool
 from fednet.server.events import EventHub
 from fednet.server.registry import Registry
 from fednet.server.runs import RunManager
 from fednet.server.store import Store
+from fednet.server.uploads import UploadGate
 
 SETTINGS = web.AppKey("settings", ServerSettings)
 STORE = web.AppKey("store", Store)
 REGISTRY = web.AppKey("registry", Registry)
 RUNS = web.AppKey("runs", RunManager)
 EVENTS = web.AppKey("events", EventHub)
+UPLOADS = web.AppKey("uploads", UploadGate)
+BUFFERS = web.AppKey("buffers", BufferPool)
 STATS = web.AppKey("stats", Counter[str])
 STARTED = web.AppKey("started", float)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])

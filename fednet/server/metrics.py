@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from fednet import __version__
+from fednet.server.events import RoundCompleted, RunStatus, ServerEvent
 from fednet.server.keys import EVENTS, REGISTRY, RUNS, STATS
 
 logger = logging.getLogger(__name__)
@@ -45,21 +46,14 @@ class ServerMetrics:
         )
         self.registry.register(_StateCollector(app))
 
-    def observe(self, event: dict[str, object]) -> None:
-        """Update the event-driven metrics from one EventHub event."""
-        if event["type"] == "round_finished":
-            record = event["round"]
-            assert isinstance(record, dict)
+    def observe(self, event: ServerEvent) -> None:
+        """Update the event-driven metrics from one server event."""
+        if isinstance(event, RoundCompleted):
             self.rounds_completed.inc()
-            self.round_duration.observe(float(record["duration_s"]))
-        elif event["type"] == "run_status":
-            run = event["run"]
-            if isinstance(run, dict) and run["status"] in (
-                "finished",
-                "failed",
-                "stopped",
-            ):
-                self.runs_ended.labels(status=run["status"]).inc()
+            self.round_duration.observe(event.round.duration_s)
+        elif isinstance(event, RunStatus) and event.run is not None:
+            if event.run.ended:
+                self.runs_ended.labels(status=event.run.status).inc()
 
 
 METRICS = web.AppKey("metrics", ServerMetrics)
@@ -130,11 +124,8 @@ async def _listen(app: web.Application) -> None:
     while True:
         queue = hub.subscribe()
         try:
-            while (event := await queue.get()) is not None:
-                try:
-                    metrics.observe(event)
-                except (KeyError, TypeError, ValueError):
-                    logger.exception("metrics: cannot read event %s", event.get("type"))
+            while (published := await queue.get()) is not None:
+                metrics.observe(published.event)
         finally:
             hub.unsubscribe(queue)
         logger.warning("metrics: event queue overflowed; some rounds may be uncounted")

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from fednet.protocol import Hello
-from fednet.server.events import EventHub
+from fednet.server.events import ClientChange, ClientChanged, EventHub
 from fednet.typing import ClientId
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class Registry:
             conn.status = status
             self._notify("client_status", conn)
 
-    def _notify(self, kind: str, conn: ClientConn) -> None:
+    def _notify(self, kind: ClientChange, conn: ClientConn) -> None:
         self.changed.set()
         self.changed = asyncio.Event()
-        self._events.publish(kind, {"client": conn.to_dict()})
+        self._events.publish(ClientChanged(kind, conn.to_dict()))

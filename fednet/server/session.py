@@ -20,14 +20,16 @@ from fednet.protocol import (
     FitResult,
     Hello,
     Message,
-    MessageReader,
     Status,
     UploadRequest,
     Welcome,
     serialize_parts,
 )
+from fednet.reader import MessageReader
+from fednet.buffers import BufferPool
 from fednet.server.registry import ClientConn, Registry
 from fednet.server.runs import RunManager
+from fednet.server.uploads import UploadGate
 from fednet.typing import ClientId
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,8 @@ class ClientSession:
         *,
         registry: Registry,
         runs: RunManager,
+        uploads: UploadGate,
+        buffers: BufferPool,
         stats: Counter[str],
         limits: Limits,
         heartbeat_s: float,
@@ -66,12 +70,14 @@ class ClientSession:
         self.address = address
         self.registry = registry
         self.runs = runs
+        self.uploads = uploads
+        self.buffers = buffers
         self.stats = stats
         self.limits = limits
         self.heartbeat_s = heartbeat_s
         self.part_bytes = part_bytes
         self.direct_upload_bytes = direct_upload_bytes
-        self.reader = MessageReader(limits, runs.buffers)
+        self.reader = MessageReader(limits, buffers)
         self.conn: ClientConn | None = None
 
     async def receive(self, frame: WSMessage) -> None:
@@ -96,7 +102,7 @@ class ClientSession:
             self.stats["rejected:protocol_error"] += 1
             logger.warning("malformed frame from %s: %s", self._who(), e)
             if self.conn is not None:
-                await self.runs.uploads.finished(self.conn)
+                await self.uploads.finished(self.conn)
             await self._send(Error("protocol_error", str(e)))
             return
         if message is None:
@@ -112,7 +118,7 @@ class ClientSession:
         Joining a large frame costs memory; only granted uploads may, which
         keeps the coordinator's memory bounded even with misbehaving clients.
         """
-        if self.conn is None or not self.runs.uploads.holds(self.conn):
+        if self.conn is None or not self.uploads.holds(self.conn):
             self.reader.reset()
             raise UploadNotGranted("a multi-part frame needs an upload_grant first")
 
@@ -122,12 +128,13 @@ class ClientSession:
             try:
                 await self.runs.update_received(conn, message)
             finally:
-                self.runs.buffers.release(message.parameters)
+                await self.uploads.finished(conn)
+                self.buffers.release(message.parameters)
         elif isinstance(message, EvaluateResult):
             self.registry.set_status(conn, "idle")
-            await self.runs.evaluate_received(conn, message)
+            self.runs.evaluate_received(conn, message)
         elif isinstance(message, UploadRequest):
-            await self.runs.uploads.request(conn, message)
+            await self.uploads.request(conn, message)
         elif isinstance(message, Status) and message.state in CLIENT_STATES:
             self.registry.set_status(conn, message.state)
         elif isinstance(message, Error):
@@ -192,7 +199,8 @@ class ClientSession:
         if self.conn is not None:
             logger.info("client %s left", self.conn.client_id)
             self.registry.remove(self.conn)
-            await self.runs.client_left(self.conn)
+            await self.uploads.finished(self.conn)
+            self.runs.client_left(self.conn)
 
     async def _refuse(self, code: str, reason: str) -> None:
         logger.warning("refused %s: %s", self.address, reason)

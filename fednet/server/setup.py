@@ -16,8 +16,10 @@ from fednet.learning import models
 from fednet.learning.datasets import load_builtin_test
 from fednet.learning.schema import Schema, check_schema, merge_schemas
 from fednet.protocol import Hello
-from fednet.rounds import CentralEvaluate
+from fednet.machine import RunMachine
+from fednet.rounds import CentralEvaluate, RoundMachine
 from fednet.server.store import Store
+from fednet.strategies import strategy_from_config
 from fednet.typing import Metrics, NDArrays
 
 logger = logging.getLogger(__name__)
@@ -30,7 +32,6 @@ class RunSetup:
     task: str
     schema: Schema | None
     parameters: NDArrays
-    fit_config: dict[str, Any]
     central_evaluate: CentralEvaluate | None
     federated_evaluate: bool
 
@@ -38,6 +39,19 @@ class RunSetup:
     def schema_dict(self) -> dict[str, Any] | None:
         """Return the schema as stored with the run."""
         return self.schema.to_dict() if self.schema is not None else None
+
+    @property
+    def classes(self) -> tuple[str, ...] | None:
+        """Return the run's class labels (None without a schema)."""
+        return self.schema.classes if self.schema is not None else None
+
+    def ineligibility(self, hello: Hello) -> str | None:
+        """Return why a client cannot take part, or None if it can."""
+        try:
+            self.check_client(hello)
+        except SchemaError as e:
+            return str(e)
+        return None
 
     def check_client(self, hello: Hello) -> None:
         """Raise SchemaError with a reason if a client cannot take part."""
@@ -110,19 +124,32 @@ def prepare_run(
     else:
         params = _initial_params(config, schema)
         store.save_model(run_id, 0, params)
-    fit_config: dict[str, Any] = {}
     central: CentralEvaluate | None = None
-    if schema is not None:
-        fit_config = {"classes": list(schema.classes)}
     if config.task in ("digits", "breast_cancer"):
         central = _central_evaluator(config)
     return RunSetup(
         task=config.task,
         schema=schema,
         parameters=params,
-        fit_config=fit_config,
         central_evaluate=central,
         federated_evaluate=config.task != "synthetic",
+    )
+
+
+def build_machine(
+    run_id: int, config: RunConfig, setup: RunSetup, completed_rounds: int
+) -> RunMachine:
+    """Return the machine that plays the run's mode from where it stands."""
+    return RoundMachine(
+        run_id=run_id,
+        config=config,
+        strategy=strategy_from_config(config),
+        parameters=setup.parameters,
+        classes=setup.classes,
+        rng=np.random.default_rng([config.seed, completed_rounds]),
+        next_round=completed_rounds + 1,
+        central_evaluate=setup.central_evaluate,
+        federated_evaluate=setup.federated_evaluate,
     )
 
 

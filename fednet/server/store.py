@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,59 +15,27 @@ from typing import Any
 import numpy as np
 
 from fednet.records import RoundRecord
+from fednet.server.rows import (
+    ROUND_COLUMNS,
+    SCHEMA,
+    round_from_row,
+    round_view,
+    run_from_row,
+)
 from fednet.typing import NDArrays
+from fednet.views import RoundView, RunView
 
 logger = logging.getLogger(__name__)
 
 ACTIVE_STATUSES = ("queued", "running")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    status TEXT NOT NULL,
-    config TEXT NOT NULL,
-    schema TEXT,
-    error TEXT,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    completed_rounds INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS rounds (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    server_round INTEGER NOT NULL,
-    num_clients INTEGER NOT NULL,
-    num_examples INTEGER NOT NULL,
-    loss REAL,
-    accuracy REAL,
-    federated_loss REAL,
-    federated_accuracy REAL,
-    test_loss REAL,
-    test_accuracy REAL,
-    duration_s REAL NOT NULL,
-    finished_at REAL NOT NULL,
-    clients TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    PRIMARY KEY (run_id, server_round)
-);
-CREATE TABLE IF NOT EXISTS client_results (
-    run_id INTEGER NOT NULL,
-    server_round INTEGER NOT NULL,
-    client_id TEXT NOT NULL,
-    metrics TEXT NOT NULL,
-    PRIMARY KEY (run_id, server_round, client_id)
-);
-"""
-
-_ROUND_COLUMNS = (
-    "server_round, num_clients, num_examples, loss, accuracy, federated_loss,"
-    " federated_accuracy, test_loss, test_accuracy, duration_s, finished_at,"
-    " clients, detail"
-)
-
 
 class Store:
     """SQLite-backed run history plus per-round model checkpoints.
+
+    Writes (which fsync) may be called from a worker thread while the event
+    loop reads: each connection is used under its own lock, and reads go to
+    a second connection that WAL lets run beside a write.
 
     Args:
         state_dir: folder for ``fednet.sqlite3`` and ``models/``; created.
@@ -76,31 +45,53 @@ class Store:
         self.state_dir = state_dir
         self.models_dir = state_dir / "models"
         self.models_dir.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(state_dir / "fednet.sqlite3", isolation_level=None)
-        self._db.row_factory = sqlite3.Row
+        self._db = self._connect()
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SCHEMA)
+        self._reader = self._connect()
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self.state_dir / "fednet.sqlite3",
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA synchronous=FULL")
+        return db
 
     def close(self) -> None:
-        """Close the database connection."""
-        self._db.close()
+        """Close the database connections."""
+        with self._write_lock, self._read_lock:
+            self._reader.close()
+            self._db.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._write_lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
+        with self._write_lock:
+            return self._db.execute(sql, args)
+
+    def _read(self, sql: str, args: tuple[Any, ...]) -> list[sqlite3.Row]:
+        with self._read_lock:
+            return self._reader.execute(sql, args).fetchall()
 
     # -- runs -----------------------------------------------------------------
 
     def create_run(self, config: dict[str, Any], now: float) -> int:
         """Insert a queued run and return its id."""
-        cur = self._db.execute(
+        cur = self._write(
             "INSERT INTO runs (status, config, created_at) VALUES ('queued', ?, ?)",
             (json.dumps(config), now),
         )
@@ -111,7 +102,7 @@ class Store:
         self, run_id: int, schema: dict[str, Any] | None, now: float
     ) -> None:
         """Record that a run started, with the data schema it trains on."""
-        self._db.execute(
+        self._write(
             "UPDATE runs SET status='running', schema=?,"
             " started_at=COALESCE(started_at, ?) WHERE id=?",
             (json.dumps(schema), now, run_id),
@@ -119,61 +110,60 @@ class Store:
 
     def end_run(self, run_id: int, status: str, error: str | None, now: float) -> None:
         """Record a run's final status (finished, failed or stopped)."""
-        self._db.execute(
+        self._write(
             "UPDATE runs SET status=?, error=?, finished_at=? WHERE id=?",
             (status, error, now, run_id),
         )
 
-    def unfinished_runs(self) -> list[dict[str, Any]]:
+    def unfinished_runs(self) -> list[RunView]:
         """Return runs a previous server process left queued or running."""
-        rows = self._db.execute(
-            "SELECT id FROM runs WHERE status IN (?, ?) ORDER BY id", ACTIVE_STATUSES
-        ).fetchall()
-        return [self.get_run(row["id"]) for row in rows]  # type: ignore[misc]
+        rows = self._read(
+            "SELECT * FROM runs WHERE status IN (?, ?) ORDER BY id", ACTIVE_STATUSES
+        )
+        return [run_from_row(row) for row in rows]
 
-    def get_run(
-        self, run_id: int, *, with_rounds: bool = True
-    ) -> dict[str, Any] | None:
+    def get_run(self, run_id: int, *, with_rounds: bool = True) -> RunView | None:
         """Return a run as the API shows it, or None if there is no such run."""
-        row = self._db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
-        if row is None:
+        rows = self._read("SELECT * FROM runs WHERE id=?", (run_id,))
+        if not rows:
             return None
-        run = _run_from_row(row)
-        if with_rounds:
-            run["rounds"] = self.get_rounds(run_id)
-        return run
+        rounds = tuple(self.get_rounds(run_id)) if with_rounds else None
+        return run_from_row(rows[0], rounds=rounds)
 
-    def list_runs(self, limit: int = 100) -> list[dict[str, Any]]:
+    def list_runs(self, limit: int = 100) -> list[RunView]:
         """Return the newest runs first, with their latest round's metrics."""
-        rows = self._db.execute(
+        rows = self._read(
             "SELECT runs.*, r.loss AS last_loss, r.accuracy AS last_accuracy"
             " FROM runs LEFT JOIN rounds r ON r.run_id = runs.id"
             " AND r.server_round = runs.completed_rounds"
             " ORDER BY runs.id DESC LIMIT ?",
             (limit,),
-        ).fetchall()
-        runs = []
-        for row in rows:
-            run = _run_from_row(row)
-            run["loss"], run["accuracy"] = row["last_loss"], row["last_accuracy"]
-            runs.append(run)
-        return runs
+        )
+        return [
+            run_from_row(row, latest=(row["last_loss"], row["last_accuracy"]))
+            for row in rows
+        ]
 
     # -- rounds ---------------------------------------------------------------
 
     def record_round(
         self, run_id: int, record: RoundRecord, duration_s: float, now: float
-    ) -> None:
-        """Store a completed round and advance the run's completed rounds."""
+    ) -> RoundView:
+        """Store a completed round, advance the run's completed rounds.
+
+        Returns:
+            The round as the API shows it (no need to read it back).
+        """
+        view = round_view(record, duration_s, now)
         detail = {
-            "fit_metrics": record.fit_metrics,
-            "evaluated_clients": list(record.evaluated_clients),
-            "dropped": list(record.dropped),
-            "rejected": record.rejected,
+            "fit_metrics": view.fit_metrics,
+            "evaluated_clients": list(view.evaluated_clients),
+            "dropped": list(view.dropped),
+            "rejected": view.rejected,
         }
         with self._transaction() as db:
             db.execute(
-                f"INSERT OR REPLACE INTO rounds (run_id, {_ROUND_COLUMNS})"
+                f"INSERT OR REPLACE INTO rounds (run_id, {ROUND_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
@@ -203,22 +193,22 @@ class Store:
                 "UPDATE runs SET completed_rounds=? WHERE id=?",
                 (record.server_round, run_id),
             )
+        return view
 
-    def get_rounds(self, run_id: int, *, since_round: int = 0) -> list[dict[str, Any]]:
+    def get_rounds(self, run_id: int, *, since_round: int = 0) -> list[RoundView]:
         """Return a run's completed rounds in order, with per-client metrics.
 
         Args:
             run_id: the run.
-            since_round: only rounds after this one (the live view needs just
-                the newest, not the whole history every round).
+            since_round: only rounds after this one.
         """
-        rows = self._db.execute(
-            f"SELECT {_ROUND_COLUMNS} FROM rounds WHERE run_id=? AND server_round>?"
+        rows = self._read(
+            f"SELECT {ROUND_COLUMNS} FROM rounds WHERE run_id=? AND server_round>?"
             " ORDER BY server_round",
             (run_id, since_round),
-        ).fetchall()
+        )
         per_client: dict[int, dict[str, Any]] = {}
-        for row in self._db.execute(
+        for row in self._read(
             "SELECT server_round, client_id, metrics FROM client_results"
             " WHERE run_id=? AND server_round>?",
             (run_id, since_round),
@@ -226,14 +216,7 @@ class Store:
             per_client.setdefault(row["server_round"], {})[row["client_id"]] = (
                 json.loads(row["metrics"])
             )
-        rounds = []
-        for row in rows:
-            entry = {k: row[k] for k in row.keys() if k not in ("clients", "detail")}
-            entry["clients"] = json.loads(row["clients"])
-            entry.update(json.loads(row["detail"]))
-            entry["client_metrics"] = per_client.get(row["server_round"], {})
-            rounds.append(entry)
-        return rounds
+        return [round_from_row(row, per_client) for row in rows]
 
     # -- models ---------------------------------------------------------------
 
@@ -275,19 +258,5 @@ class Store:
         run = self.get_run(run_id, with_rounds=False)
         if run is None:
             return None
-        path = self._model_path(run_id, run["completed_rounds"])
+        path = self._model_path(run_id, run.completed_rounds)
         return path if path.exists() else None
-
-
-def _run_from_row(row: sqlite3.Row) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "status": row["status"],
-        "config": json.loads(row["config"]),
-        "schema": json.loads(row["schema"]) if row["schema"] else None,
-        "error": row["error"],
-        "created_at": row["created_at"],
-        "started_at": row["started_at"],
-        "finished_at": row["finished_at"],
-        "completed_rounds": row["completed_rounds"],
-    }

@@ -12,6 +12,7 @@ from markupsafe import Markup
 
 from fednet.config import MODELS, STRATEGIES, TASKS, RunConfig
 from fednet.server import auth
+from fednet.server.api import run_with_progress
 from fednet.server.dashboard import build_snapshot, json_safe
 from fednet.server.keys import RUNS, STORE
 
@@ -105,12 +106,11 @@ async def run_page(request: web.Request) -> web.Response:
         run_id = int(request.match_info["run_id"])
     except ValueError:
         raise web.HTTPNotFound(text="no such run\n") from None
-    run = request.app[STORE].get_run(run_id)
-    if run is None:
+    view = request.app[STORE].get_run(run_id)
+    if view is None:
         context = {"page": "run", "run_id": run_id}
         return auth.render_page(request, "not_found.html", context, status=404)
-    progress = request.app[RUNS].progress()
-    run["progress"] = progress if progress and progress["run_id"] == run_id else None
+    run = run_with_progress(view, request.app[RUNS].progress())
     run.pop("schema", None)
     context = {"page": "run", "run": run, "run_json": _snapshot_json(run)}
     return auth.render_page(request, "run.html", context)

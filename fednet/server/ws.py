@@ -8,7 +8,15 @@ import logging
 from aiohttp import WSCloseCode, web
 
 from fednet.params import Limits
-from fednet.server.keys import REGISTRY, RUNS, SETTINGS, SOCKETS, STATS
+from fednet.server.keys import (
+    BUFFERS,
+    REGISTRY,
+    RUNS,
+    SETTINGS,
+    SOCKETS,
+    STATS,
+    UPLOADS,
+)
 from fednet.server.session import ClientSession
 
 logger = logging.getLogger(__name__)
@@ -42,6 +50,8 @@ async def client_ws(request: web.Request) -> web.WebSocketResponse:
         request.remote or "unknown",
         registry=app[REGISTRY],
         runs=app[RUNS],
+        uploads=app[UPLOADS],
+        buffers=app[BUFFERS],
         stats=app[STATS],
         limits=Limits(max_total_bytes=settings.max_message_bytes),
         heartbeat_s=settings.heartbeat_s,

@@ -9,8 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from fednet import cli
 from fednet.bench.cli import select_workloads
+from fednet.bench.compare import load_flower_runner
 from fednet.bench.targets import print_targets
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_workload_selection_expands_groups_and_resizes() -> None:
@@ -84,3 +88,24 @@ def test_targets_report_met_missed_and_unmeasured(
     assert "met     W2 P=1e7 N=10 <= 1 s/round and >= 6x Flower legacy" in out
     assert "MISSED  W2 P=1e7 N=10 >= 40% of loopback throughput: 18.0%" in out
     assert "-       W2 P=1e7 N=50 completes (not measured by this run)" in out
+
+
+def test_flower_runner_loads_from_the_source_checkout() -> None:
+    """`--flower` finds Flower's runner under benchmarks/flower of the checkout."""
+    run_flower = load_flower_runner(REPO)
+    assert callable(run_flower) and run_flower.__name__ == "run_flower"
+
+
+def test_bench_flower_outside_a_checkout_says_it_needs_one(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`fednet bench --flower` away from a checkout exits 2 before any workload."""
+    monkeypatch.setattr(cli, "configure_logging", lambda level, fmt: None)
+    code = cli.main(["bench", "--flower", "--repo", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "fednet bench: repo:" in captured.err
+    assert "needs a fednet source checkout" in captured.err
+    assert captured.out == ""

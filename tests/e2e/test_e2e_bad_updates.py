@@ -30,7 +30,7 @@ HONEST = ["site-1", "site-2", "site-3"]
 
 
 def encode_frame(header: dict[str, Any], arrays: list[np.ndarray]) -> bytes:
-    """Build a binary frame as the README describes it: length, JSON, aligned arrays."""
+    """Build a binary frame as docs/protocol.md lays it out: length, JSON, arrays."""
     meta = [{"dtype": a.dtype.str, "shape": list(a.shape)} for a in arrays]
     head = json.dumps({**header, "arrays": meta}).encode()
     out = bytearray(struct.pack(">I", len(head)) + head)

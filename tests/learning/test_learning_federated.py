@@ -13,6 +13,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
 from fednet.client.trainer import Trainer
+from fednet.fitconfig import FitConfig
 from fednet.learning import models
 from fednet.learning.datasets import load_builtin_partition, load_builtin_test, load_csv
 from fednet.learning.schema import merge_schemas
@@ -35,7 +36,7 @@ def _federate(
     trainers: list[Trainer], params: NDArrays, config: dict[str, Any], rounds: int
 ) -> NDArrays:
     for server_round in range(1, rounds + 1):
-        round_config = {**config, "server_round": server_round}
+        round_config = FitConfig.from_dict({**config, "server_round": server_round})
         results = [trainer.fit(params, round_config)[:2] for trainer in trainers]
         params = _fedavg(results)
     return params
@@ -137,9 +138,8 @@ def test_federated_csv_sites_match_centralised_training(
     central = Trainer(pooled)
     central_params = start
     for server_round in range(1, 11):
-        central_params, _, _ = central.fit(
-            central_params, {**config, "server_round": server_round}
-        )
+        round_config = FitConfig.from_dict({**config, "server_round": server_round})
+        central_params, _, _ = central.fit(central_params, round_config)
     federated_params = _federate(
         [Trainer(s, client_number=i) for i, s in enumerate(sites, start=1)],
         start,

@@ -172,31 +172,6 @@ def test_fit_reports_divergence_instead_of_returning_nan() -> None:
         )
 
 
-def test_proximal_term_keeps_the_model_closer_to_the_start() -> None:
-    x, y = _blobs(100)
-    start = models.init_params("logreg", 4, 3, seed=0)
-
-    def distance(mu: float) -> float:
-        new, _ = models.fit(
-            "logreg",
-            start,
-            x,
-            y,
-            num_classes=3,
-            epochs=5,
-            batch_size=10,
-            learning_rate=0.1,
-            rng=np.random.default_rng(0),
-            proximal_mu=mu,
-        )
-        return sum(
-            float(np.linalg.norm(np.asarray(n, np.float32) - np.asarray(s, np.float32)))
-            for n, s in zip(new, start)
-        )
-
-    assert distance(1.0) < 0.8 * distance(0.0)
-
-
 @pytest.mark.parametrize(
     ("x_shape", "y", "fragment"),
     [

@@ -15,6 +15,7 @@ from fednet.config import ServerSettings
 from fednet.learning.datasets import load_builtin_test
 from fednet.protocol import Hello, Message, parse, serialize
 from fednet.server.app import create_app
+from fednet.views import RoundView, RunView
 
 AppFactory = Callable[..., Awaitable[TestClient[Any, web.Application]]]
 
@@ -54,3 +55,42 @@ def hello(name: str = "site-a", instance: str = "i-1") -> Hello:
     """Return a hello as a built-in digits client would send it."""
     schema = load_builtin_test("digits")[2].to_dict()
     return Hello(name, instance, 100, "digits", schema)
+
+
+def round_view(server_round: int = 1, **fields: Any) -> RoundView:
+    """Return a recorded round with neutral values, overridden by ``fields``."""
+    values: dict[str, Any] = {
+        "server_round": server_round,
+        "num_clients": 0,
+        "num_examples": 0,
+        "loss": None,
+        "accuracy": None,
+        "federated_loss": None,
+        "federated_accuracy": None,
+        "test_loss": None,
+        "test_accuracy": None,
+        "duration_s": 0.0,
+        "finished_at": 0.0,
+        "clients": (),
+        "fit_metrics": {},
+        "evaluated_clients": (),
+        "dropped": (),
+        "rejected": {},
+        "client_metrics": {},
+    }
+    return RoundView(**{**values, **fields})
+
+
+def run_view(run_id: int, status: str) -> RunView:
+    """Return a run of the given status with neutral values."""
+    return RunView(
+        id=run_id,
+        status=status,
+        config={},
+        schema=None,
+        error=None,
+        created_at=0.0,
+        started_at=None,
+        finished_at=None,
+        completed_rounds=0,
+    )

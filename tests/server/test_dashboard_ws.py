@@ -11,9 +11,9 @@ import pytest
 
 from fednet.protocol import Status
 from fednet.server import dashboard
-from fednet.server.events import QUEUE_SIZE
+from fednet.server.events import QUEUE_SIZE, ClientChanged, RoundCompleted
 from fednet.server.keys import EVENTS
-from tests.server.conftest import AppFactory, hello, receive, send
+from tests.server.conftest import AppFactory, hello, receive, round_view, send
 
 
 async def _next(
@@ -94,7 +94,7 @@ async def test_slow_subscriber_gets_a_fresh_snapshot(make_client: AppFactory) ->
         await _next(ws, "snapshot")
         hub = client.app[EVENTS]
         for i in range(QUEUE_SIZE + 5):  # no await: the pusher cannot drain
-            hub.publish("client_status", {"client": {"id": f"c{i}"}})
+            hub.publish(ClientChanged("client_status", {"id": f"c{i}"}))
         snap = await _next(ws)
     assert snap["type"] == "snapshot" and snap["seq"] >= QUEUE_SIZE + 5
 
@@ -118,11 +118,10 @@ async def test_non_finite_metrics_become_null(make_client: AppFactory) -> None:
     async with client.ws_connect("/ws/dashboard") as ws:
         await _next(ws, "snapshot")
         client.app[EVENTS].publish(
-            "round_finished",
-            {"run_id": 1, "round": {"loss": float("nan"), "accuracy": 0.5}},
+            RoundCompleted(1, round_view(loss=float("nan"), accuracy=0.5))
         )
         event = await _next(ws)
-    assert event["round"] == {"loss": None, "accuracy": 0.5}
+    assert (event["round"]["loss"], event["round"]["accuracy"]) == (None, 0.5)
 
 
 async def test_shutdown_closes_dashboard_sockets(make_client: AppFactory) -> None:

@@ -6,8 +6,16 @@ import asyncio
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from fednet.server.events import RoundCompleted, RunStatus
 from fednet.server.keys import EVENTS, STATS
-from tests.server.conftest import AppFactory, hello, receive, send
+from tests.server.conftest import (
+    AppFactory,
+    hello,
+    receive,
+    round_view,
+    run_view,
+    send,
+)
 
 
 async def _samples(
@@ -58,10 +66,8 @@ async def test_round_events_feed_the_counter_and_histogram(
     client = await make_client()
     hub = client.app[EVENTS]
     for duration in (0.2, 3.0):
-        hub.publish("round_finished", {"run_id": 1, "round": {"duration_s": duration}})
-    hub.publish(
-        "run_status", {"run": {"id": 1, "status": "finished"}, "progress": None}
-    )
+        hub.publish(RoundCompleted(1, round_view(duration_s=duration)))
+    hub.publish(RunStatus(run_view(1, "finished"), None))
     for _ in range(50):
         await asyncio.sleep(0)
     samples = await _samples(client)
@@ -75,9 +81,7 @@ async def test_round_events_feed_the_counter_and_histogram(
 async def test_each_app_has_its_own_registry(make_client: AppFactory) -> None:
     """Two servers in one process do not share or clash over metrics."""
     first, second = await make_client(), await make_client()
-    first.app[EVENTS].publish(
-        "round_finished", {"run_id": 1, "round": {"duration_s": 1.0}}
-    )
+    first.app[EVENTS].publish(RoundCompleted(1, round_view(duration_s=1.0)))
     await asyncio.sleep(0.01)
     assert (await _samples(first))[("fednet_rounds_completed_total", ())] == 1
     assert (await _samples(second))[("fednet_rounds_completed_total", ())] == 0

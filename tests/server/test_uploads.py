@@ -21,7 +21,7 @@ from fednet.protocol import (
     parse,
     serialize_parts,
 )
-from fednet.server.keys import RUNS
+from fednet.server.keys import UPLOADS
 from fednet.server.uploads import UploadGate
 from tests.server.conftest import AppFactory, receive, send
 
@@ -96,7 +96,7 @@ async def test_large_synthetic_updates_travel_in_parts_through_the_gate(
                 break
             await asyncio.sleep(0.05)
         status = await (await client.get("/api/status")).json()
-        granted = client.app[RUNS].uploads.granted_total
+        granted = client.app[UPLOADS].granted_total
     finally:
         for task in tasks:
             task.cancel()

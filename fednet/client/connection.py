@@ -1,0 +1,284 @@
+"""One WebSocket connection to the coordinator: handshake, requests, keepalive."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from fednet.buffers import BufferPool
+from fednet.client.trainer import Trainer
+from fednet.exceptions import FednetError, ProtocolError
+from fednet.params import Limits
+from fednet.protocol import (
+    Error,
+    Evaluate,
+    EvaluateResult,
+    Fit,
+    FitResult,
+    Hello,
+    Message,
+    Status,
+    UploadGrant,
+    UploadRequest,
+    Welcome,
+    parse,
+    serialize_parts,
+)
+from fednet.reader import MessageReader
+
+logger = logging.getLogger(__name__)
+
+WELCOME_TIMEOUT_S = 30.0
+_DATA_FRAMES = (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY)
+
+
+@dataclass
+class ClientState:
+    """What the status page shows about this client."""
+
+    state: str = "starting"
+    client_id: str | None = None
+    connected_since: float | None = None
+    connects: int = 0
+    last_error: str | None = None
+    last_round: dict[str, Any] | None = None
+    rounds_trained: int = 0
+    started: float = field(default_factory=time.time)
+
+
+class Connection:
+    """Serve the coordinator over one WebSocket connection, and end with it.
+
+    Everything that belongs to one socket lives here and dies with it: the
+    welcome, the reader of multi-part frames, upload grants, the work queue,
+    the send lock and the status the keepalive repeats. Build one with
+    :meth:`open`, which does the handshake, then call :meth:`serve`.
+
+    Args:
+        ws: the open socket.
+        welcome: the coordinator's answer to this socket's hello.
+        trainer: local training on this client's data.
+        state: the client's status page data, updated as work goes on.
+        limits: bounds on the binary frames the coordinator sends.
+        buffers: reuses the buffers multi-part frames are joined in.
+    """
+
+    def __init__(
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        welcome: Welcome,
+        trainer: Trainer,
+        state: ClientState,
+        limits: Limits,
+        buffers: BufferPool,
+    ) -> None:
+        self.welcome = welcome
+        self._ws = ws
+        self._trainer = trainer
+        self._state = state
+        self._buffers = buffers
+        self._reader = MessageReader(limits, buffers)
+        self._grants: dict[tuple[int, int], asyncio.Event] = {}
+        self._send_lock = asyncio.Lock()
+        self._work: asyncio.Queue[Fit | Evaluate] = asyncio.Queue()
+        self._wire_state = "idle"
+
+    @classmethod
+    async def open(
+        cls,
+        ws: aiohttp.ClientWebSocketResponse,
+        hello: Hello,
+        trainer: Trainer,
+        state: ClientState,
+        limits: Limits,
+        buffers: BufferPool,
+    ) -> Connection:
+        """Say hello on a fresh socket and return the connection it welcomes.
+
+        Args:
+            ws: the socket, just opened.
+            hello: who this client is.
+            trainer, state, limits, buffers: as for :class:`Connection`.
+
+        Returns:
+            The connection, its client id recorded in ``state``.
+
+        Raises:
+            ConnectionError: if the coordinator refuses (``state`` then says
+                "refused") or closes before its welcome.
+            ProtocolError: if the answer is malformed or not a welcome.
+            asyncio.TimeoutError: if no answer comes within ``WELCOME_TIMEOUT_S``.
+        """
+        await ws.send_str(_text(hello))
+        frame = await ws.receive(timeout=WELCOME_TIMEOUT_S)
+        if frame.type not in _DATA_FRAMES:
+            raise ConnectionError(f"closed before welcome (code {ws.close_code})")
+        message = parse(frame.data, limits)
+        if isinstance(message, Error):
+            state.state = "refused"
+            raise ConnectionError(f"refused by the server: {message.message}")
+        if not isinstance(message, Welcome):
+            raise ProtocolError(f"expected welcome, got {message.type}")
+        state.client_id = message.client_id
+        state.state, state.connects = "connected", state.connects + 1
+        state.connected_since = time.time()
+        return cls(ws, message, trainer, state, limits, buffers)
+
+    async def serve(self) -> None:
+        """Answer requests until the coordinator closes; then end every task."""
+        tasks = [
+            asyncio.create_task(self._run_worker()),
+            asyncio.create_task(self._keep_alive()),
+        ]
+        try:
+            async for frame in self._ws:
+                if frame.type in _DATA_FRAMES:
+                    self._dispatch(frame.data)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        logger.warning("server closed the connection (code %s)", self._ws.close_code)
+
+    def _dispatch(self, data: str | bytes) -> None:
+        """Feed one WebSocket message to the reader and act on what it completes."""
+        try:
+            message = self._reader.feed(data)
+        except ProtocolError as e:
+            logger.warning("malformed frame from the server: %s", e)
+            return
+        if isinstance(message, (Fit, Evaluate)):
+            self._work.put_nowait(message)
+        elif isinstance(message, UploadGrant):
+            key = (message.run_id, message.server_round)
+            self._grants.setdefault(key, asyncio.Event()).set()
+        elif isinstance(message, Error):
+            self._state.last_error = f"{message.code}: {message.message}"
+            logger.warning("server says %s: %s", message.code, message.message)
+
+    async def _run_worker(self) -> None:
+        """Answer queued requests one at a time, in the order they came."""
+        while True:
+            request = await self._work.get()
+            reply: Message | None = None
+            try:
+                reply = await self._answer(request)
+                self._buffers.release(request.parameters)
+                parts = await asyncio.to_thread(
+                    serialize_parts, reply, self.welcome.part_bytes
+                )
+            except (FednetError, ValueError) as e:
+                logger.error(
+                    "cannot answer %s of round %d: %s",
+                    request.type,
+                    request.server_round,
+                    e,
+                )
+                error = Error(
+                    "client_error", str(e), request.run_id, request.server_round
+                )
+                parts = serialize_parts(error)
+            nbytes = sum(len(p) for p in parts)
+            # The coordinator joins multi-part frames only for granted uploads.
+            if isinstance(reply, FitResult) and (
+                len(parts) > 1 or nbytes > self.welcome.direct_upload_bytes
+            ):
+                await self._wait_for_grant(reply, nbytes)
+            await self._send(parts)
+            del parts, reply
+            await self._send_status("idle")
+
+    async def _answer(self, request: Fit | Evaluate) -> Message:
+        """Run the request on the trainer, telling the coordinator what it does."""
+        if isinstance(request, Fit):
+            return await self._fit(request)
+        return await self._evaluate(request)
+
+    async def _fit(self, request: Fit) -> FitResult:
+        """Train on the local data in a worker thread and record the round."""
+        await self._send_status("training")
+        started = time.monotonic()
+        params, num_examples, metrics = await asyncio.to_thread(
+            self._trainer.fit, request.parameters, request.config
+        )
+        self._state.rounds_trained += 1
+        self._state.last_round = {
+            "run_id": request.run_id,
+            "server_round": request.server_round,
+            "num_examples": num_examples,
+            "train_s": round(time.monotonic() - started, 3),
+            **metrics,
+        }
+        logger.info(
+            "fit: round %d trained on %d examples %s",
+            request.server_round,
+            num_examples,
+            metrics,
+        )
+        await self._send_status("sending")
+        return FitResult(
+            request.run_id, request.server_round, num_examples, metrics, params
+        )
+
+    async def _evaluate(self, request: Evaluate) -> EvaluateResult:
+        """Evaluate in a worker thread; add the metrics to the round just trained."""
+        await self._send_status("evaluating")
+        loss, num_examples, metrics = await asyncio.to_thread(
+            self._trainer.evaluate, request.parameters, request.config
+        )
+        last = self._state.last_round
+        if last and last.get("server_round") == request.server_round:
+            last.update(val_loss=loss, **{f"val_{k}": v for k, v in metrics.items()})
+        return EvaluateResult(
+            request.run_id, request.server_round, num_examples, loss, metrics
+        )
+
+    async def _wait_for_grant(self, reply: FitResult, nbytes: int) -> None:
+        """Ask for an upload slot and wait until the coordinator grants it."""
+        key = (reply.run_id, reply.server_round)
+        granted = self._grants.setdefault(key, asyncio.Event())
+        request = UploadRequest(reply.run_id, reply.server_round, nbytes)
+        await self._send([_text(request)])
+        # No deadline: the coordinator decides when a slot is free.
+        await granted.wait()
+        self._grants.pop(key, None)
+
+    async def _send_status(self, state: str) -> None:
+        """Show ``state`` on the status page and tell the coordinator."""
+        self._state.state = state if state != "idle" else "connected"
+        self._wire_state = state
+        await self._send([_text(Status(state))])
+
+    async def _send(self, parts: list[str | bytes | memoryview]) -> None:
+        """Send one message's parts together: nothing may come between them."""
+        async with self._send_lock:
+            for part in parts:
+                if self._ws.closed:
+                    return
+                if isinstance(part, str):
+                    await self._ws.send_str(part)
+                else:
+                    await self._ws.send_bytes(part)  # type: ignore[arg-type]
+
+    async def _keep_alive(self) -> None:
+        """Repeat the current status every heartbeat, so "last seen" stays fresh.
+
+        WebSocket pings prove the connection alive but never reach the
+        coordinator's application; this small message does, even while the
+        client trains for minutes.
+        """
+        while not self._ws.closed:
+            await asyncio.sleep(self.welcome.heartbeat_s)
+            await self._send([_text(Status(self._wire_state))])
+
+
+def _text(message: Message) -> str:
+    """Return a control message's one text frame."""
+    (frame,) = serialize_parts(message)
+    assert isinstance(frame, str)
+    return frame

@@ -1,0 +1,113 @@
+"""The ``fednet`` subcommands: each turns parsed flags into settings and runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import os
+import random
+import sys
+from collections.abc import Callable
+
+from fednet.config import ClientSettings, RunConfig, ServerSettings
+
+logger = logging.getLogger(__name__)
+
+
+def server_command(args: argparse.Namespace) -> int:
+    """Run ``fednet server``: the coordinator, until interrupted."""
+    from aiohttp import web
+
+    from fednet.runtime import new_event_loop, raise_fd_limit
+    from fednet.server.app import create_app
+
+    settings = ServerSettings(
+        host=args.host,
+        port=args.port,
+        state_dir=args.state_dir,
+        join_token=args.join_token or None,
+        admin_token=args.admin_token or None,
+        heartbeat_s=args.heartbeat_s,
+        max_message_bytes=args.max_message_mb << 20,
+        resume=not args.no_resume,
+    )
+    raise_fd_limit()
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=lambda msg: logger.info("%s", msg.strip()),
+        access_log=None,
+        loop=new_event_loop(),
+    )
+    return 0
+
+
+def client_command(args: argparse.Namespace) -> int:
+    """Run ``fednet client``: join a coordinator with this site's data."""
+    from fednet.client.main import run_client
+    from fednet.runtime import new_event_loop
+
+    settings = ClientSettings(
+        server=args.server,
+        name=args.name or os.uname().nodename,
+        data=args.data,
+        label_column=args.label_column,
+        dataset=args.dataset,
+        partition=args.partition,
+        alpha=args.alpha,
+        seed=args.seed,
+        join_token=args.join_token or None,
+        host=args.client_host,
+        port=args.client_port,
+        heartbeat_s=args.heartbeat_s,
+        max_retries=args.max_retries,
+        backoff_initial_s=args.backoff_initial_s,
+        backoff_max_s=args.backoff_max_s,
+    )
+    return run_client(settings, random.Random(), new_event_loop)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run ``fednet run``: launch a run on a coordinator and follow it."""
+    import aiohttp
+
+    from fednet.follow import follow_run, launch_run
+
+    config = RunConfig(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)}
+    )
+
+    async def main() -> int:
+        async with aiohttp.ClientSession() as http:
+            run_id = await launch_run(
+                http, args.server.rstrip("/"), config.to_dict(), args.admin_token
+            )
+            if args.no_follow:
+                print(run_id)
+                return 0
+            run = await follow_run(http, args.server.rstrip("/"), run_id)
+            return 0 if run["status"] == "finished" else 1
+
+    try:
+        return asyncio.run(main())
+    except (aiohttp.ClientError, OSError) as e:
+        print(f"fednet run: cannot reach {args.server}: {e}", file=sys.stderr)
+        return 2
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """Run ``fednet demo``: a coordinator and three clients on this machine."""
+    from fednet.demo import run_demo
+
+    return run_demo(args)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "server": server_command,
+    "client": client_command,
+    "run": run_command,
+    "demo": demo_command,
+}

@@ -1,0 +1,104 @@
+"""The typed ``config`` of fit and evaluate messages: what a client trains with."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from fednet.exceptions import ProtocolError
+from fednet.fields import (
+    Fields,
+    build_fields,
+    check_table,
+    float_field,
+    int_field,
+    optional_field,
+    str_field,
+    str_tuple_field,
+)
+
+MAX_CLASSES = 100_000
+MAX_NAME = 256
+
+
+@dataclass(frozen=True)
+class FitConfig(Mapping[str, Any]):
+    """How a client trains or evaluates in one round (``config`` of fit, evaluate).
+
+    Build it with :meth:`from_dict` from untrusted JSON. Keys it does not know
+    are ignored: a newer coordinator may add options, and older ones send
+    every RunConfig field (``rounds``, ``strategy``, ``min_clients``, ...).
+
+    It also reads as the mapping of its JSON form (``config["classes"]`` is a
+    list), for code that treats the config as a dict.
+
+    Attributes:
+        server_round: the round, counted from 1 (seeds local randomness).
+        task: the run's task; a client only serves the task its data is for.
+        model: the model the parameters are for (``logreg``, ``mlp``).
+        local_epochs: passes over the local train split.
+        batch_size: examples per SGD step.
+        learning_rate: SGD step size.
+        seed: the run's seed.
+        hidden_units: width of the MLP's hidden layer.
+        classes: the run's class labels, in the order of the model's outputs;
+            None for the synthetic task (no schema).
+    """
+
+    server_round: int
+    task: str
+    model: str
+    local_epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+    hidden_units: int
+    classes: tuple[str, ...] | None = None
+
+    FIELDS: ClassVar[Fields] = {
+        "server_round": int_field(lo=1),
+        "task": str_field(MAX_NAME),
+        "model": str_field(MAX_NAME),
+        "local_epochs": int_field(lo=1),
+        "batch_size": int_field(lo=1),
+        "learning_rate": float_field(positive=True),
+        "seed": int_field(lo=0),
+        "hidden_units": int_field(lo=1),
+        "classes": optional_field(str_tuple_field(MAX_CLASSES, MAX_NAME)),
+    }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> FitConfig:
+        """Validate the JSON ``config`` of a fit or evaluate and build it.
+
+        Raises:
+            ProtocolError: naming the first missing or invalid field.
+        """
+        if not isinstance(data, dict):
+            raise ProtocolError(f"config: must be a JSON object, got {data!r:.80}")
+        return cls(**build_fields(cls, cls.FIELDS, data, "config"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form accepted by :meth:`from_dict` (no ``classes``: None)."""
+        data = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "classes"
+        }
+        if self.classes is not None:
+            data["classes"] = list(self.classes)
+        return data
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+
+check_table(FitConfig, FitConfig.FIELDS)

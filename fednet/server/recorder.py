@@ -1,0 +1,67 @@
+"""What a run's driver writes down: rounds, checkpoints, status; off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from fednet.records import RoundFinished
+from fednet.server.events import EventHub, RoundCompleted
+from fednet.server.registry import Registry
+from fednet.server.store import Store
+from fednet.views import RoundView
+
+
+class RunRecorder:
+    """Persist one run's progress; each write runs in a worker thread (fsync).
+
+    Args:
+        run_id: the run.
+        store: run history and checkpoints.
+        registry: clients, whose last round the dashboard shows.
+        events: where a recorded round is announced.
+    """
+
+    def __init__(
+        self, run_id: int, store: Store, registry: Registry, events: EventHub
+    ) -> None:
+        self.run_id = run_id
+        self._store = store
+        self._registry = registry
+        self._events = events
+
+    async def mark_running(self, schema: dict[str, Any] | None) -> None:
+        """Record that the run started, with the data schema it trains on."""
+        now = time.time()
+        await asyncio.to_thread(self._store.mark_running, self.run_id, schema, now)
+
+    async def end(self, status: str, error: str | None) -> None:
+        """Record how the run ended."""
+        await asyncio.to_thread(
+            self._store.end_run, self.run_id, status, error, time.time()
+        )
+
+    async def round_finished(self, event: RoundFinished, duration_s: float) -> None:
+        """Checkpoint and record a round, then tell clients' rows and dashboards."""
+        record = event.record
+        view = await asyncio.to_thread(self._commit, event, duration_s)
+        for cid, metrics in record.client_metrics.items():
+            conn = self._registry.get(cid)
+            if conn is not None:
+                conn.last_round = {"server_round": record.server_round, **metrics}
+        self._events.publish(RoundCompleted(self.run_id, view))
+
+    def _commit(self, event: RoundFinished, duration_s: float) -> RoundView:
+        """Write the checkpoint, then the round, then drop older checkpoints.
+
+        In that order, a crash at any point leaves the model of the last
+        recorded round on disk.
+        """
+        server_round = event.record.server_round
+        self._store.save_model(self.run_id, server_round, event.parameters)
+        view = self._store.record_round(
+            self.run_id, event.record, duration_s, time.time()
+        )
+        self._store.prune_models(self.run_id, server_round)
+        return view

@@ -1,0 +1,81 @@
+"""What a run's driver waits for: enough clients, an input, or a phase's deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Hashable
+
+from fednet.config import RunConfig
+from fednet.machine import RunMachine
+from fednet.server.registry import ClientConn, Registry
+from fednet.typing import ClientId
+
+logger = logging.getLogger(__name__)
+
+
+class Waits:
+    """The waits of one run's driver, woken by client inputs and registry changes.
+
+    Args:
+        registry: the connected clients.
+    """
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self.changed = asyncio.Event()
+        self._key: Hashable = None
+        self._deadline = 0.0
+
+    def kick(self) -> None:
+        """Wake the driver: an input changed the machine."""
+        self.changed.set()
+
+    async def for_candidates(self, config: RunConfig) -> list[ClientConn]:
+        """Return the connected clients of the run's task once there are enough."""
+        while True:
+            changed = self._registry.changed
+            ready = [
+                c for c in self._registry.connected() if c.hello.task == config.task
+            ]
+            if len(ready) >= config.min_clients:
+                return ready
+            await changed.wait()
+
+    async def for_clients(self, run_id: int, wanted: int) -> list[ClientId]:
+        """Return the eligible connected clients once there are ``wanted``."""
+        while True:
+            changed = self._registry.changed
+            eligible = [c.client_id for c in self._registry.connected() if c.eligible]
+            if len(eligible) >= wanted:
+                return eligible
+            logger.info(
+                "run: %d waits for clients (%d of %d connected)",
+                run_id,
+                len(eligible),
+                wanted,
+            )
+            await changed.wait()
+
+    async def for_input(self, machine: RunMachine) -> None:
+        """Wait for an input, or tell the machine its wait timed out.
+
+        The deadline starts when the machine begins a new wait (its key
+        changes), not at each input.
+        """
+        wait = machine.wait
+        if wait is None:
+            await self.changed.wait()
+            return
+        if wait.key != self._key:
+            self._key = wait.key
+            self._deadline = time.monotonic() + wait.timeout_s
+        try:
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            await asyncio.wait_for(self.changed.wait(), remaining)
+        except TimeoutError:
+            logger.info("%s timed out after %.1f s", wait.label, wait.timeout_s)
+            machine.timed_out()

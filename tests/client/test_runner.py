@@ -1,0 +1,115 @@
+"""The runner against a scripted coordinator: refusals, reconnects, giving up."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fednet.client.connection import Connection
+from fednet.protocol import Error, Fit, FitResult, Hello, UploadGrant, UploadRequest
+from tests.client.conftest import (
+    OFFSET,
+    TIMEOUT,
+    Peer,
+    RunnerFactory,
+    ScriptServer,
+    fit_config,
+    make_runner,
+    params,
+    wait_until,
+)
+
+
+async def test_error_reply_to_hello_refuses_and_gives_up(
+    coordinator: ScriptServer,
+) -> None:
+    """An error instead of welcome: state "refused", then ConnectionError."""
+
+    async def script(peer: Peer) -> None:
+        await peer.expect(Hello)
+        await peer.send(Error("name_taken", "site-3 is already connected"))
+
+    server = await coordinator(script)
+    runner = make_runner(server.url, max_retries=0)
+    with pytest.raises(ConnectionError, match="gave up after 0 retries"):
+        await asyncio.wait_for(runner.run(), TIMEOUT)
+    assert runner.state.state == "refused"
+    refusal = "refused by the server: site-3 is already connected"
+    assert runner.state.last_error == refusal
+
+
+async def test_closed_socket_is_redialled_with_a_fresh_connection(
+    coordinator: ScriptServer,
+    start_runner: RunnerFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After the server closes, the runner says hello again on a new Connection."""
+    opened: list[Connection] = []
+
+    class RecordingConnection(Connection):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            opened.append(self)
+
+    monkeypatch.setattr("fednet.client.runner.Connection", RecordingConnection)
+    hellos: list[Hello] = []
+
+    async def first(peer: Peer) -> None:
+        hellos.append(await peer.welcome(client_id="c-1"))
+
+    async def second(peer: Peer) -> None:
+        hellos.append(await peer.welcome(client_id="c-2"))
+        await peer.hold()
+
+    server = await coordinator(first, second)
+    runner = start_runner(server.url)
+    await wait_until(lambda: runner.state.client_id == "c-2")
+    assert [h.instance for h in hellos] == [runner.instance] * 2
+    assert len(opened) == 2 and opened[0] is not opened[1]
+    assert runner.state.connects == 2
+
+
+async def test_grant_from_an_old_connection_does_not_unblock_the_new_one(
+    coordinator: ScriptServer, start_runner: RunnerFactory
+) -> None:
+    """A grant received before a reconnect is forgotten: the upload waits anew."""
+    limits = {"part_bytes": 1024, "direct_upload_bytes": 1024}
+
+    async def first(peer: Peer) -> None:
+        await peer.welcome(**limits)
+        await peer.send(UploadGrant(1, 1))
+
+    async def second(peer: Peer) -> None:
+        await peer.welcome(**limits)
+        await peer.send(Fit(1, 1, fit_config(), params(2000)), part_bytes=1024)
+        await peer.expect_status("training")
+        await peer.expect_status("sending")
+        await peer.expect(UploadRequest)
+        with pytest.raises(TimeoutError):
+            await peer.receive_frame(timeout=0.3)
+        await peer.send(UploadGrant(1, 1))
+        result = await peer.expect(FitResult)
+        np.testing.assert_allclose(result.parameters[0], params(2000)[0] + OFFSET)
+
+    server = await coordinator(first, second)
+    start_runner(server.url)
+    await server.finished(1)
+
+
+async def test_gives_up_after_max_retries_failed_reconnects(
+    coordinator: ScriptServer,
+) -> None:
+    """Closed before welcome each time: max_retries redials, then ConnectionError."""
+
+    async def close_after_hello(peer: Peer) -> None:
+        await peer.expect(Hello)
+
+    server = await coordinator(*[close_after_hello] * 3)
+    runner = make_runner(server.url, max_retries=2)
+    with pytest.raises(ConnectionError, match="gave up after 2 retries"):
+        await asyncio.wait_for(runner.run(), TIMEOUT)
+    assert server.connections == 3 and runner.state.state == "disconnected"
+    assert (runner.state.last_error or "").startswith("closed before welcome")
