@@ -89,7 +89,7 @@ def run_command(args: argparse.Namespace) -> int:
                 print(run_id)
                 return 0
             run = await follow_run(http, args.server.rstrip("/"), run_id)
-            return 0 if run["status"] == "finished" else 1
+            return 0 if run.status == "finished" else 1
 
     try:
         return asyncio.run(main())

@@ -87,13 +87,13 @@ async def _demo(args: argparse.Namespace, procs: Processes) -> int:
         config = {**DEMO_CONFIG, "rounds": args.rounds, "min_clients": args.clients}
         run_id = await launch_run(http, base, config)
         run = await follow_run(http, base, run_id)
-    accuracy = run["rounds"][-1]["accuracy"] if run["rounds"] else None
+    accuracy = run.rounds[-1].accuracy if run.rounds else None
     if accuracy is not None:
         verdict = "reached" if accuracy >= TARGET_ACCURACY else "MISSED"
         print(
             f"test accuracy {accuracy:.4f}: {verdict} the {TARGET_ACCURACY:.2f} target"
         )
-    return 0 if run["status"] == "finished" else 1
+    return 0 if run.status == "finished" else 1
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -10,12 +10,12 @@ from typing import Any, TextIO
 import aiohttp
 
 from fednet.exceptions import FednetError
+from fednet.views import ProgressView, RoundView, RunView
 
 TABLE_HEADER = (
     f"{'round':>5}  {'clients':>7}  {'examples':>8}  {'loss':>8}  {'accuracy':>8}"
     f"  {'seconds':>7}"
 )
-END_STATUSES = frozenset({"finished", "failed", "stopped"})
 
 
 class ApiError(FednetError):
@@ -54,33 +54,55 @@ async def launch_run(
         return int(body["id"])
 
 
-def format_round(entry: dict[str, Any]) -> str:
+def format_round(entry: RoundView) -> str:
     """Return one table row for a completed round."""
 
-    def num(value: Any, spec: str) -> str:
+    def num(value: float | None, spec: str) -> str:
         return format(value, spec) if value is not None else "-"
 
     return (
-        f"{entry['server_round']:>5}  {entry['num_clients']:>7}  "
-        f"{entry['num_examples']:>8}  {num(entry['loss'], '>8.4f')}  "
-        f"{num(entry['accuracy'], '>8.4f')}  {entry['duration_s']:>7.2f}"
+        f"{entry.server_round:>5}  {entry.num_clients:>7}  "
+        f"{entry.num_examples:>8}  {num(entry.loss, '>8.4f')}  "
+        f"{num(entry.accuracy, '>8.4f')}  {entry.duration_s:>7.2f}"
     )
 
 
-def _bar(run: dict[str, Any], width: int = 30) -> str:
-    total = run["config"]["rounds"]
-    done = len(run["rounds"])
+def _bar(run: RunView, progress: ProgressView | None, width: int = 30) -> str:
+    total = int(run.config["rounds"])
+    done = len(run.rounds or ())
     filled = int(width * done / total) if total else width
-    progress = run.get("progress") or {}
     detail = ""
-    if progress.get("phase") in ("fit", "evaluate"):
+    if progress is not None and progress.phase in ("fit", "evaluate"):
         detail = (
-            f" round {progress['server_round']}: {progress['phase']}"
-            f" {len(progress.get('reported', []))}/{len(progress.get('selected', []))}"
+            f" round {progress.server_round}: {progress.phase}"
+            f" {len(progress.reported or ())}/{len(progress.selected or ())}"
         )
-    elif progress.get("phase") == "waiting":
+    elif progress is not None and progress.phase == "waiting":
         detail = " waiting for clients"
     return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}{detail}"
+
+
+async def get_run(http: aiohttp.ClientSession, server: str, run_id: int) -> RunView:
+    """Return a run (with its rounds) as ``GET /api/runs/{id}`` shows it.
+
+    Raises:
+        ApiError: on an HTTP error status.
+    """
+    run, _ = await _get_run(http, server, run_id)
+    return run
+
+
+async def _get_run(
+    http: aiohttp.ClientSession, server: str, run_id: int
+) -> tuple[RunView, ProgressView | None]:
+    async with http.get(f"{server}/api/runs/{run_id}") as resp:
+        if resp.status != 200:
+            raise ApiError(f"GET run {run_id}: HTTP {resp.status}")
+        body = await resp.json()
+    progress = body.get("progress")
+    return RunView.from_dict(body), (
+        ProgressView.from_dict(progress) if progress is not None else None
+    )
 
 
 async def follow_run(
@@ -90,14 +112,14 @@ async def follow_run(
     *,
     out: TextIO = sys.stdout,
     interval_s: float = 0.5,
-) -> dict[str, Any]:
+) -> RunView:
     """Poll a run until it ends, printing a row per finished round.
 
     On a terminal a progress bar is redrawn in place; elsewhere only rows are
     printed. Connection errors are retried (the server may be restarting).
 
     Returns:
-        The final run as ``GET /api/runs/{id}`` returns it.
+        The final run, with its rounds.
     """
     tty = out.isatty()
     printed = 0
@@ -106,10 +128,7 @@ async def follow_run(
     print(TABLE_HEADER, file=out)
     while True:
         try:
-            async with http.get(f"{server}/api/runs/{run_id}") as resp:
-                if resp.status != 200:
-                    raise ApiError(f"GET run {run_id}: HTTP {resp.status}")
-                run = await resp.json()
+            run, progress = await _get_run(http, server, run_id)
         except (aiohttp.ClientError, OSError):
             if tty:
                 print("\r(server unreachable, retrying)", end="", file=out, flush=True)
@@ -117,14 +136,15 @@ async def follow_run(
             continue
         if tty:
             print("\r\033[K", end="", file=out)
-        for entry in run["rounds"][printed:]:
+        rounds = run.rounds or ()
+        for entry in rounds[printed:]:
             print(format_round(entry), file=out, flush=True)
-        printed = len(run["rounds"])
-        if run["status"] in END_STATUSES:
+        printed = len(rounds)
+        if run.ended:
             elapsed = time.monotonic() - started
-            reason = f" ({run['error']})" if run.get("error") else ""
-            print(f"run {run_id} {run['status']} in {elapsed:.1f} s{reason}", file=out)
-            return dict(run)
+            reason = f" ({run.error})" if run.error else ""
+            print(f"run {run_id} {run.status} in {elapsed:.1f} s{reason}", file=out)
+            return run
         if tty:
-            print(_bar(run), end="", file=out, flush=True)
+            print(_bar(run, progress), end="", file=out, flush=True)
         await asyncio.sleep(interval_s)

@@ -14,7 +14,7 @@ returns a :class:`Fold`, the caller runs it, then hands it back with
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -52,11 +52,10 @@ class Fold:
 
 @dataclass(frozen=True)
 class Wait:
-    """What a machine waits for: ``key`` changes when a new wait begins."""
+    """What a machine waits for; a new ``key`` (e.g. ``fit: round 3``) is a new wait."""
 
-    key: Hashable
+    key: str
     timeout_s: float
-    label: str
 
 
 @dataclass(frozen=True)

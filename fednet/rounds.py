@@ -1,9 +1,8 @@
 """Sans-I/O round state machine of one run: events in, messages and records out.
 
-The machine never touches a socket, a clock or a timer. It implements
-:class:`fednet.machine.RunMachine` for the server's driver; callers with no
-threads (tests) can also use the one-step :meth:`RoundMachine.update_received`.
-Timers (``round_timeout_s``) belong to the caller.
+The machine never touches a socket, a clock or a timer (``round_timeout_s`` is
+the caller's). It implements :class:`fednet.machine.RunMachine` for the
+server's driver; callers without threads can use one-step ``update_received``.
 """
 
 from __future__ import annotations
@@ -135,7 +134,7 @@ class RoundMachine(MachineOutputs):
             self._tally.add_fit(fold.client_id, fold.result)
         else:
             self._reject(fold.client_id, fold.error)
-        self._maybe_close_fit()
+        self._maybe_close()
 
     def evaluate_received(self, client_id: ClientId, result: EvaluateResult) -> None:
         """Take a client's ``evaluate_result`` for the current round."""
@@ -143,7 +142,7 @@ class RoundMachine(MachineOutputs):
         if self._expects(client_id, result.run_id, result.server_round, phase):
             self._tally.pending.discard(client_id)
             self._tally.add_evaluation(client_id, result)
-            self._maybe_close_evaluate()
+            self._maybe_close()
 
     def client_left(self, client_id: ClientId) -> None:
         """Drop a disconnected client from the round in progress."""
@@ -155,16 +154,14 @@ class RoundMachine(MachineOutputs):
                   client_id=client_id)
         if self.phase is Phase.FIT:
             self._tally.dropped.append(client_id)
-        self._maybe_close_fit()
-        self._maybe_close_evaluate()
+        self._maybe_close()
 
     def round_timed_out(self) -> None:
         """Close the current phase with whatever has arrived."""
         gone = self._tally.drop_pending()
         if self.phase is Phase.FIT:
             self._tally.dropped.extend(gone)
-        self._maybe_close_fit()
-        self._maybe_close_evaluate()
+        self._maybe_close()
 
     def fail(self, reason: str) -> None:
         """End the run with a reason (e.g. stopped, or no clients in time)."""
@@ -181,8 +178,6 @@ class RoundMachine(MachineOutputs):
         """Close the current phase (the driver's name for a round timeout)."""
         self.round_timed_out()
 
-    # -- state ----------------------------------------------------------------
-
     @property
     def done(self) -> bool:
         """Return whether the run is over."""
@@ -198,8 +193,8 @@ class RoundMachine(MachineOutputs):
         """Return the phase in progress with the round timeout, if any."""
         if self.phase not in (Phase.FIT, Phase.EVALUATE):
             return None
-        label = f"{self.phase.value}: round {self.server_round}"
-        return Wait((self.server_round, self.phase), self.config.round_timeout_s, label)
+        key = f"{self.phase.value}: round {self.server_round}"
+        return Wait(key, self.config.round_timeout_s)
 
     def progress(self) -> MachineProgress:
         """Return the phase, round and clients of the round in progress."""
@@ -258,9 +253,15 @@ class RoundMachine(MachineOutputs):
                          learning_rate=c.learning_rate, seed=c.seed,
                          hidden_units=c.hidden_units, classes=self._classes)
 
-    def _maybe_close_fit(self) -> None:
-        if self.phase is not Phase.FIT or self._tally.waiting:
+    def _maybe_close(self) -> None:
+        if self._tally.waiting:
             return
+        if self.phase is Phase.FIT:
+            self._close_fit()
+        elif self.phase is Phase.EVALUATE:
+            self._finish_round()
+
+    def _close_fit(self) -> None:
         assert self._aggregator is not None
         count, selected = self._aggregator.count, len(self._tally.selected)
         if count < self.config.min_clients:
@@ -284,10 +285,6 @@ class RoundMachine(MachineOutputs):
         config = self._round_config()
         self._send(reported, Evaluate(self.run_id, self.server_round, config,
                                       self._new_params))
-
-    def _maybe_close_evaluate(self) -> None:
-        if self.phase is Phase.EVALUATE and not self._tally.waiting:
-            self._finish_round()
 
     def _finish_round(self) -> None:
         assert self._new_params is not None

@@ -13,6 +13,13 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = [
     "fednet/protocol.py",
     "fednet/params.py",
+    "fednet/fields.py",
+    "fednet/fitconfig.py",
+    "fednet/reader.py",
+    "fednet/buffers.py",
+    "fednet/machine.py",
+    "fednet/tally.py",
+    "fednet/views.py",
     "fednet/aggregation.py",
     "fednet/rounds.py",
     "fednet/records.py",
@@ -41,12 +48,12 @@ def test_core_modules_do_no_io_and_read_no_clock(module: str) -> None:
 
 
 def test_modules_stay_small() -> None:
-    """No module of the package grows past 400 lines (one concept each)."""
+    """No module of the package grows past 300 lines (one concept each)."""
     sizes = {
         str(p.relative_to(ROOT)): len(p.read_text().splitlines())
         for p in (ROOT / "fednet").rglob("*.py")
     }
-    assert {name: n for name, n in sizes.items() if n > 400} == {}
+    assert {name: n for name, n in sizes.items() if n > 300} == {}
 
 
 def test_mypy_strict_passes() -> None:

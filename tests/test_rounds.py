@@ -225,3 +225,43 @@ def test_resumed_machine_continues_from_the_next_round() -> None:
     m.update_received(A, _fit(m, 1.0))
     m.update_received(B, _fit(m, 1.0))
     assert [type(e) for e in m.events()] == [RoundFinished, RunFinished]
+
+
+def test_timeout_waits_for_an_update_still_being_folded() -> None:
+    """An accepted update still folding at the timeout counts; silent ones drop."""
+    m = _machine(min_clients=1, federated_evaluate=False)
+    m.start_round([A, B, C])
+    fold = m.accept_update(A, _fit(m, 2.0))
+    assert fold is not None
+    m.round_timed_out()
+    assert m.events() == [] and m.pending == {A}
+    assert m.progress().pending == (A,)
+    fold.run()
+    m.update_folded(fold)
+    (event,) = m.events()
+    assert isinstance(event, RoundFinished)
+    assert event.record.clients == (A,) and event.record.dropped == (B, C)
+    np.testing.assert_allclose(event.parameters[0], [2.0, 2.0])
+
+
+def test_a_fold_is_accepted_once_and_handed_back_once() -> None:
+    """A duplicate result while folding is ignored; a second hand-back is an error."""
+    m = _machine()
+    m.start_round([A, B])
+    fold = m.accept_update(A, _fit(m, 1.0))
+    assert fold is not None and m.accept_update(A, _fit(m, 9.0)) is None
+    fold.run()
+    m.update_folded(fold)
+    with pytest.raises(RoundStateError, match="no update of a"):
+        m.update_folded(fold)
+
+
+def test_machine_interface_names_the_wait_and_the_clients_wanted() -> None:
+    """Idle wants min_clients; a phase in progress waits with the round timeout."""
+    m = _machine(round_timeout_s=7)
+    assert m.clients_wanted == 2 and m.wait is None and not m.done
+    m.clients_available([A, B])
+    assert m.clients_wanted == 0
+    assert m.wait is not None and (m.wait.key, m.wait.timeout_s) == ("fit: round 1", 7)
+    m.timed_out()
+    assert m.done

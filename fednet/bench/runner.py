@@ -13,8 +13,9 @@ from typing import Any
 import aiohttp
 
 from fednet.bench.workloads import Workload
-from fednet.follow import END_STATUSES, launch_run
+from fednet.follow import get_run, launch_run
 from fednet.processes import Processes, open_fds, peak_rss_mb
+from fednet.views import RunView
 
 SWARM_CLIENTS_PER_PROCESS = 250
 CONNECT_TIMEOUT_S = 300.0
@@ -125,9 +126,7 @@ async def run_workload(w: Workload, *, work_dir: Path | None = None) -> dict[str
             connect_s = await _wait_clients(http, base, w.num_clients, procs)
             config = {**w.to_run_config(), "round_timeout_s": 600.0}
             run_id = await launch_run(http, base, config)
-            while (run := await _get(http, f"{base}/api/runs/{run_id}"))[
-                "status"
-            ] not in END_STATUSES:
+            while not (run := await get_run(http, base, run_id)).ended:
                 if "server" in procs.exited():
                     raise RuntimeError(f"server exited; logs in {procs.log_dir}")
                 await asyncio.sleep(0.1)
@@ -138,18 +137,20 @@ async def run_workload(w: Workload, *, work_dir: Path | None = None) -> dict[str
 
 
 def _measure(
-    w: Workload, run: dict[str, Any], procs: Processes, connect_s: float, started: float
+    w: Workload, run: RunView, procs: Processes, connect_s: float, started: float
 ) -> dict[str, Any]:
-    rounds = run["rounds"]
-    durations = [r["duration_s"] for r in rounds]
+    rounds = run.rounds or ()
+    durations = [r.duration_s for r in rounds]
     client = "client-1" if w.kind != "scale" else "swarm-1"
-    accuracy = [r["accuracy"] for r in rounds]
-    wall = (run["finished_at"] - run["started_at"]) if run["finished_at"] else None
+    accuracy = [r.accuracy for r in rounds]
+    wall = None
+    if run.finished_at is not None and run.started_at is not None:
+        wall = run.finished_at - run.started_at
     return {
         "system": "fednet",
         "workload": w.name,
-        "status": run["status"],
-        "error": run["error"],
+        "status": run.status,
+        "error": run.error,
         "num_clients": w.num_clients,
         "synthetic_params": w.synthetic_params,
         "final_accuracy": accuracy[-1] if accuracy else None,

@@ -15,6 +15,7 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     """Register every route of the coordinator on ``app``."""
     app.router.add_get("/", views.index, name="index")
     app.router.add_get("/runs/{run_id}", views.run_page, name="run")
+    app.router.add_get("/runs/{run_id}/rounds", views.rounds_rows)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/api/status", api.status)
     app.router.add_get("/api/clients", api.list_clients)

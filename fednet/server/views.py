@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp_jinja2
 from aiohttp import web
 from markupsafe import Markup
 
@@ -98,6 +99,24 @@ async def index(request: web.Request) -> web.Response:
         "snapshot": _snapshot_json(build_snapshot(request.app)),
     }
     return auth.render_page(request, "dashboard.html", context)
+
+
+async def rounds_rows(request: web.Request) -> web.Response:
+    """Render the rows of a run's rounds table after round ``since`` (default 0).
+
+    The run page's script inserts them as rounds finish, so the table has
+    one renderer: the ``rounds_rows.html`` template.
+    """
+    try:
+        run_id = int(request.match_info["run_id"])
+        since = int(request.query.get("since", "0"))
+    except ValueError:
+        raise web.HTTPBadRequest(text="run id and since must be integers\n") from None
+    if request.app[STORE].get_run(run_id, with_rounds=False) is None:
+        raise web.HTTPNotFound(text="no such run\n")
+    rounds = request.app[STORE].get_rounds(run_id, since_round=since)
+    context = {"rounds": [r.to_dict() for r in rounds]}
+    return aiohttp_jinja2.render_template("rounds_rows.html", request, context)
 
 
 async def run_page(request: web.Request) -> web.Response:

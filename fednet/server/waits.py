@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Hashable
 
 from fednet.config import RunConfig
 from fednet.machine import RunMachine
@@ -25,7 +24,7 @@ class Waits:
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
         self.changed = asyncio.Event()
-        self._key: Hashable = None
+        self._key: str | None = None
         self._deadline = 0.0
 
     def kick(self) -> None:
@@ -77,5 +76,5 @@ class Waits:
                 raise TimeoutError
             await asyncio.wait_for(self.changed.wait(), remaining)
         except TimeoutError:
-            logger.info("%s timed out after %.1f s", wait.label, wait.timeout_s)
+            logger.info("%s timed out after %.1f s", wait.key, wait.timeout_s)
             machine.timed_out()

@@ -138,3 +138,23 @@ async def test_static_assets_are_served_locally(make_client: AppFactory) -> None
     for asset in assets:
         assert (await client.get(asset)).status == 200, asset
     assert "https://" not in page.split("<body")[0]
+
+
+async def test_rounds_rows_come_from_the_run_page_template(
+    make_client: AppFactory,
+) -> None:
+    """GET /runs/N/rounds?since=K renders the rows after K exactly as the page does."""
+    client = await make_client()
+    store = client.app[STORE]
+    run_id = store.create_run(RunConfig(rounds=2).to_dict(), 1.0)
+    store.record_round(run_id, _record(1, 0.5), 0.75, 2.0)
+    store.record_round(run_id, _record(2, 0.875), 0.5, 3.0)
+    page = await (await client.get(f"/runs/{run_id}")).text()
+    later = await (await client.get(f"/runs/{run_id}/rounds?since=1")).text()
+    every = await (await client.get(f"/runs/{run_id}/rounds")).text()
+    assert later.count("<tr") == 1 and 'data-round="2"' in later
+    assert "87.5%" in later and "0.50 s" in later
+    assert every.count("<tr") == 2 and every.strip() in page
+    bad = await client.get(f"/runs/{run_id}/rounds?since=x")
+    missing = await client.get("/runs/999/rounds")
+    assert (bad.status, missing.status) == (400, 404)

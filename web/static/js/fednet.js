@@ -222,8 +222,8 @@ window.FN = (function () {
         scales: {
           x: { time: false, range: () => [1, Math.max(2, maxRound)] },
           y: { range: (u, min, max) => {
-            if (min == null) return isPct ? [0, 1] : [0, 1];
-            const pad = Math.max((max - min) * 0.12, isPct ? 0.01 : 0.01);
+            if (min == null) return [0, 1];
+            const pad = Math.max((max - min) * 0.12, 0.01);
             return isPct ? [Math.max(0, min - pad), Math.min(1, max + pad)] : [Math.max(0, min - pad), max + pad];
           } },
         },

@@ -9,22 +9,22 @@
     loss: FN.chart($("chart-loss"), $("loss-legend"), "loss"),
   };
 
-  function chipTitle(metrics) {
-    return Object.entries(metrics || {}).map(([k, v]) => k + " = " + (typeof v === "number" && !Number.isInteger(v) ? v.toFixed(4) : v)).join("\n");
+  // The rows come from the server's rounds_rows.html, the table's one renderer.
+  // Fetches run one after another, so rows arrive in the order rounds did.
+  let rowsQueue = Promise.resolve();
+  function loadRows(since) {
+    rowsQueue = rowsQueue.then(() => fetchRows(since)).catch(() => {});
   }
 
-  function renderRounds() {
-    $("rounds-body").replaceChildren(...run.rounds.map((r) => el("tr", { "data-round": r.server_round },
-      el("td", { class: "num", "data-label": "Round", text: String(r.server_round) }),
-      el("td", { "data-label": "Clients" }, el("span", { class: "chips" },
-        r.clients.map((c) => el("span", { class: "chip", title: chipTitle((r.client_metrics || {})[c]), text: c })),
-        (r.dropped || []).map((c) => el("span", { class: "chip chip-dropped", title: "dropped out of this round", text: c })))),
-      el("td", { class: "num", "data-label": "Examples", text: fmt.int(r.num_examples) }),
-      el("td", { class: "num", "data-label": "Accuracy", text: fmt.pct(r.accuracy) }),
-      el("td", { class: "num", "data-label": "Loss", text: fmt.num(r.loss) }),
-      el("td", { class: "num", "data-label": "Client acc.", text: fmt.pct(r.federated_accuracy) }),
-      el("td", { class: "num", "data-label": "Duration", text: r.duration_s.toFixed(2) + " s" }))));
-    $("rounds-empty").hidden = run.rounds.length > 0;
+  async function fetchRows(since) {
+    const res = await fetch("/runs/" + run.id + "/rounds?since=" + since);
+    if (!res.ok) return;
+    const body = $("rounds-body");
+    for (const tr of [...body.querySelectorAll("tr")]) {
+      if (Number(tr.dataset.round) > since) tr.remove();
+    }
+    body.insertAdjacentHTML("beforeend", await res.text());
+    $("rounds-empty").hidden = body.querySelector("tr") !== null;
   }
 
   function renderFacts() {
@@ -51,7 +51,6 @@
     $("run-status").replaceWith(Object.assign(badge(run.status), { id: "run-status" }));
     $("stop-run").hidden = !["queued", "running"].includes(run.status);
     $("download-model").hidden = !done;
-    renderRounds();
     renderFacts();
     charts.accuracy.update(run.rounds, run.config.rounds);
     charts.loss.update(run.rounds, run.config.rounds);
@@ -76,6 +75,7 @@
           if (res.ok) Object.assign(run, await res.json());
         }
         render();
+        loadRows(0);
       },
       event(ev) {
         if (ev.type === "round_finished" && ev.run_id === run.id) {
@@ -84,6 +84,7 @@
           else run.rounds = run.rounds.filter((r) => r.server_round !== ev.round.server_round).concat([ev.round]);
           run.completed_rounds = ev.round.server_round;
           schedule(render);
+          loadRows(ev.round.server_round - 1);
         } else if (ev.type === "run_status" && ev.run.id === run.id) {
           Object.assign(run, ev.run);
           schedule(render);

@@ -1,0 +1,39 @@
+"""Run lifecycle across restarts: what a server does with runs it finds unfinished."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fednet.config import RunConfig
+from fednet.server.store import Store
+from tests.server.conftest import AppFactory
+
+
+async def test_unfinished_run_with_an_invalid_config_fails_and_server_serves(
+    make_client: AppFactory, tmp_path: Path
+) -> None:
+    """A stored run whose config no longer validates is failed with the reason."""
+    store = Store(tmp_path / "state")
+    bad = store.create_run({**RunConfig().to_dict(), "rounds": 0}, 1.0)
+    store.close()
+    client = await make_client()
+    run = await (await client.get(f"/api/runs/{bad}")).json()
+    assert run["status"] == "failed"
+    assert "cannot resume" in run["error"] and "rounds" in run["error"]
+    resp = await client.post("/api/runs", json={"rounds": 1})
+    assert resp.status == 201
+
+
+async def test_newest_unfinished_run_resumes_and_older_ones_fail(
+    make_client: AppFactory, tmp_path: Path
+) -> None:
+    """Only the newest unfinished run is resumed; older ones are superseded."""
+    store = Store(tmp_path / "state")
+    old = store.create_run(RunConfig(rounds=2).to_dict(), 1.0)
+    new = store.create_run(RunConfig(rounds=2).to_dict(), 2.0)
+    store.close()
+    client = await make_client()
+    stale = await (await client.get(f"/api/runs/{old}")).json()
+    resumed = await (await client.get(f"/api/runs/{new}")).json()
+    assert (stale["status"], stale["error"]) == ("failed", "superseded by a newer run")
+    assert resumed["status"] == "queued" and resumed["progress"]["phase"] == "waiting"
