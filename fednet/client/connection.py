@@ -172,12 +172,13 @@ class Connection:
                 parts = await asyncio.to_thread(
                     serialize_parts, reply, self.welcome.part_bytes
                 )
-            except (FednetError, ValueError) as e:
+            except Exception as e:  # noqa: BLE001 - a trainer bug must not mute us
                 logger.error(
                     "cannot answer %s of round %d: %s",
                     request.type,
                     request.server_round,
                     e,
+                    exc_info=not isinstance(e, (FednetError, ValueError)),
                 )
                 error = Error(
                     "client_error", str(e), request.run_id, request.server_round

@@ -112,7 +112,7 @@ async def launch_run(request: web.Request) -> web.Response:
             web.HTTPBadRequest, "invalid run config", fields=e.errors
         ) from e
     try:
-        run_id = request.app[RUNS].launch(config)
+        run_id = await request.app[RUNS].launch(config)
     except RunConflict as e:
         raise _json_error(web.HTTPConflict, str(e)) from e
     logger.info("run: %d launched with %s", run_id, config)

@@ -14,8 +14,8 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import WSCloseCode, web
 
-from fednet.config import ServerSettings
 from fednet.buffers import BufferPool
+from fednet.config import ServerSettings
 from fednet.server.auth import setup_auth
 from fednet.server.events import EventHub
 from fednet.server.keys import (

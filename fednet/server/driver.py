@@ -231,6 +231,8 @@ class RunDriver:
             self._waits.changed.clear()
             await self._persist(machine)
             await self._flush(machine)
+            if self._waits.changed.is_set():
+                continue  # an input came in meanwhile: record and send first
             if machine.done:
                 return
             if machine.clients_wanted:

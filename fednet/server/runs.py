@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -37,6 +38,7 @@ class RunManager:
         self._events = events
         self._stats = stats
         self._driver: RunDriver | None = None
+        self._launching = False
 
     @property
     def active(self) -> RunDriver | None:
@@ -44,7 +46,7 @@ class RunManager:
         driver = self._driver
         return driver if driver is not None and not driver.ended else None
 
-    def launch(self, config: RunConfig) -> int:
+    async def launch(self, config: RunConfig) -> int:
         """Create a run and start driving it.
 
         Raises:
@@ -52,7 +54,15 @@ class RunManager:
         """
         if self.active is not None:
             raise RunConflict(f"run {self.active.run_id} is still active")
-        run_id = self._store.create_run(config.to_dict(), time.time())
+        if self._launching:
+            raise RunConflict("another run is being launched")
+        self._launching = True
+        try:
+            run_id = await asyncio.to_thread(
+                self._store.create_run, config.to_dict(), time.time()
+            )
+        finally:
+            self._launching = False
         self._start(run_id, config, completed_rounds=0)
         return run_id
 

@@ -9,6 +9,7 @@ from collections import Counter
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
+from fednet.buffers import BufferPool
 from fednet.exceptions import ProtocolError
 from fednet.params import Limits
 from fednet.protocol import (
@@ -26,7 +27,6 @@ from fednet.protocol import (
     serialize_parts,
 )
 from fednet.reader import MessageReader
-from fednet.buffers import BufferPool
 from fednet.server.registry import ClientConn, Registry
 from fednet.server.runs import RunManager
 from fednet.server.uploads import UploadGate

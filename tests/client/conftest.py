@@ -55,6 +55,15 @@ def params(size: int = 4) -> NDArrays:
     return [np.arange(size, dtype=np.float32)]
 
 
+def assert_trained(result: NDArrays, model: NDArrays) -> None:
+    """Check that ``result`` is ``model`` after one synthetic fit."""
+    assert len(result) == len(model)
+    for got, sent in zip(result, model):
+        np.testing.assert_allclose(
+            np.asarray(got, np.float32), np.asarray(sent, np.float32) + OFFSET
+        )
+
+
 class Peer:
     """The coordinator's side of one client socket, as a script drives it."""
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import aiohttp
-import numpy as np
 import pytest
 
 from fednet.protocol import (
+    Error,
     Evaluate,
     EvaluateResult,
     Fit,
@@ -20,11 +21,12 @@ from fednet.protocol import (
     UploadGrant,
     UploadRequest,
 )
+from fednet.typing import NDArrays
 from tests.client.conftest import (
-    OFFSET,
     Peer,
     RunnerFactory,
     ScriptServer,
+    assert_trained,
     fit_config,
     params,
     wait_until,
@@ -62,7 +64,7 @@ async def test_fit_reports_training_then_sending_then_result_then_idle(
         await peer.expect_status("sending")
         result = await peer.expect(FitResult)
         assert (result.run_id, result.server_round, result.num_examples) == (1, 1, 1)
-        np.testing.assert_allclose(result.parameters[0], params()[0] + OFFSET)
+        assert_trained(result.parameters, params())
         await peer.expect_status("idle")
 
     server = await coordinator(script)
@@ -93,7 +95,7 @@ async def test_large_result_waits_for_a_grant_then_arrives_in_contiguous_parts(
         assert len(frames) > 200 and sum(len(f) for f in frames) == request.nbytes
         assert isinstance(result, FitResult)
         assert (result.run_id, result.server_round) == (7, 2)
-        np.testing.assert_allclose(result.parameters[0], model[0] + OFFSET)
+        assert_trained(result.parameters, model)
 
     server = await coordinator(script)
     start_runner(server.url)
@@ -199,3 +201,40 @@ async def _receive_parts(peer: Peer) -> tuple[list[bytes], Message]:
         frames.append(frame.data)
         message = peer.reader.feed(frame.data)
     return frames, message
+
+
+async def test_a_trainer_crash_is_reported_and_the_client_answers_on(
+    coordinator: ScriptServer,
+    start_runner: RunnerFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unexpected trainer error gets a client_error reply, not a silent client."""
+    calls = 0
+
+    def crash_once(parameters: NDArrays, config: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("out of GPU memory")
+        return original(parameters, config)
+
+    async def script(peer: Peer) -> None:
+        await peer.welcome()
+        await peer.send(Fit(1, 1, fit_config(), params()))
+        await peer.expect_status("training")
+        error = await peer.expect(Error)
+        assert error.code == "client_error" and "out of GPU memory" in error.message
+        await peer.expect_status("idle")
+        await peer.send(Fit(1, 2, fit_config(2), params()))
+        await peer.expect_status("training")
+        await peer.expect_status("sending")
+        result = await peer.expect(FitResult)
+        assert result.server_round == 2
+
+    server = await coordinator(script)
+    runner = start_runner(server.url)
+    original = runner.trainer.fit
+    monkeypatch.setattr(runner.trainer, "fit", crash_once)
+    await server.finished()
+    assert "cannot answer fit of round 1" in caplog.text

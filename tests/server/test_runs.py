@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from fednet.config import RunConfig
@@ -37,3 +38,15 @@ async def test_newest_unfinished_run_resumes_and_older_ones_fail(
     resumed = await (await client.get(f"/api/runs/{new}")).json()
     assert (stale["status"], stale["error"]) == ("failed", "superseded by a newer run")
     assert resumed["status"] == "queued" and resumed["progress"]["phase"] == "waiting"
+
+
+async def test_two_launches_at_once_create_one_run(make_client: AppFactory) -> None:
+    """Concurrent POST /api/runs: one 201, the other 409; one run stored."""
+    client = await make_client()
+    body = {"rounds": 1}
+    first, second = await asyncio.gather(
+        client.post("/api/runs", json=body), client.post("/api/runs", json=body)
+    )
+    assert sorted([first.status, second.status]) == [201, 409]
+    runs = await (await client.get("/api/runs")).json()
+    assert len(runs) == 1
