@@ -10,5 +10,4 @@ import numpy.typing as npt
 NDArray = npt.NDArray[np.generic]
 NDArrays = list[NDArray]
 ClientId = NewType("ClientId", str)
-RunId = NewType("RunId", int)
 Metrics = dict[str, float]

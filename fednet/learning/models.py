@@ -8,15 +8,12 @@ plain minibatch SGD.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from fednet.typing import NDArray, NDArrays
-
-logger = logging.getLogger(__name__)
 
 MODELS = ("logreg", "mlp")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sqlite3
 import threading
@@ -24,8 +23,6 @@ from fednet.server.rows import (
 )
 from fednet.typing import NDArrays
 from fednet.views import RoundView, RunView
-
-logger = logging.getLogger(__name__)
 
 ACTIVE_STATUSES = ("queued", "running")
 
