@@ -21,7 +21,7 @@ from fednet.commands import COMMANDS
 from fednet.config import RunConfig
 from fednet.exceptions import ConfigError, DataError, FednetError
 from fednet.fields import check_table
-from fednet.logs import JsonFormatter
+from fednet.logs import JsonFormatter, TextFormatter
 
 
 def _env_name(flag: str) -> str:
@@ -115,7 +115,10 @@ def _server_parser(sub: Any) -> None:
     f.add("--join-token", help="token clients must present to join")
     f.add("--admin-token", help="token needed to launch and stop runs")
     f.add("--heartbeat-s", type=float, default=10.0, help="WebSocket ping interval")
+    f.add("--send-timeout-s", type=float, default=30.0, help="time one send may take")
     f.add("--max-message-mb", type=int, default=1024, help="largest frame accepted")
+    f.add("--max-clients", type=int, default=10_000, help="client sockets at once")
+    f.add("--hello-timeout-s", type=float, default=10.0, help="time to say hello")
     f.switch("--no-resume", help="do not resume an unfinished run at start")
 
 
@@ -210,12 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 def configure_logging(level: str, fmt: str) -> None:
     """Send logs to stderr as text or JSON lines."""
     handler = logging.StreamHandler()
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 

@@ -30,8 +30,11 @@ def server_command(args: argparse.Namespace) -> int:
         join_token=args.join_token or None,
         admin_token=args.admin_token or None,
         heartbeat_s=args.heartbeat_s,
+        send_timeout_s=args.send_timeout_s,
         max_message_bytes=args.max_message_mb << 20,
         resume=not args.no_resume,
+        max_clients=args.max_clients,
+        hello_timeout_s=args.hello_timeout_s,
     )
     raise_fd_limit()
     web.run_app(

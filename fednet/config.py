@@ -141,7 +141,14 @@ _CHECKS: dict[str, _Check] = {
 
 @dataclass(frozen=True, kw_only=True)
 class ServerSettings:
-    """Settings of a coordinator process, built once in the CLI."""
+    """Settings of a coordinator process, built once in the CLI.
+
+    ``max_message_bytes`` bounds a binary frame, a joined upload included;
+    ``max_clients`` the client sockets open at once (more get HTTP 503);
+    ``hello_timeout_s`` how long a new socket may take to say ``hello``.
+    ``send_timeout_s`` how long one message may take to leave for a client (one
+    that stops reading is dropped then).
+    """
 
     host: str = "0.0.0.0"
     port: int = 5000
@@ -152,6 +159,9 @@ class ServerSettings:
     max_message_bytes: int = 1 << 30
     web_dir: Path | None = None
     resume: bool = True
+    max_clients: int = 10_000
+    hello_timeout_s: float = 10.0
+    send_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         errors: dict[str, str] = {}
@@ -161,6 +171,12 @@ class ServerSettings:
             errors["heartbeat_s"] = f"must be positive, got {self.heartbeat_s}"
         if self.max_message_bytes < 1024:
             errors["max_message_bytes"] = "must be at least 1024"
+        if msg := _int_range(1, 1_000_000)(self.max_clients):
+            errors["max_clients"] = msg
+        if msg := _float_range(0.0, 3600.0, lo_open=True)(self.hello_timeout_s):
+            errors["hello_timeout_s"] = msg
+        if msg := _float_range(0.0, 86_400.0, lo_open=True)(self.send_timeout_s):
+            errors["send_timeout_s"] = msg
         if errors:
             raise ConfigError(errors)
 

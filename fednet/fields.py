@@ -25,13 +25,28 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 MAX_TEXT = 4096
 MAX_METRICS = 256
+MAX_EXAMPLES = 10**9  # the most training examples a client may declare in hello
+
+
+def parse_int64(text: str) -> int | None:
+    """Return the integer ``text`` spells (a URL segment), or None if it is none.
+
+    Ids are SQLite integers: a number outside int64 names nothing, like a
+    word does, so callers answer 404 (or 400) instead of overflowing.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if INT64_MIN <= value <= INT64_MAX else None
 
 
 def load_object(text: str, max_chars: int) -> dict[str, Any]:
     """Decode a JSON object from a text frame (NaN and Infinity are not JSON).
 
     Raises:
-        ProtocolError: if the text is too long, not JSON, or not an object.
+        ProtocolError: if the text is too long, not JSON, nested too deeply
+            for the decoder, or not an object.
     """
     if len(text) > max_chars:
         raise ProtocolError(f"text frame of {len(text)} characters is too long")
@@ -39,6 +54,8 @@ def load_object(text: str, max_chars: int) -> dict[str, Any]:
         obj = json.loads(text, parse_constant=_reject_constant)
     except ValueError as e:
         raise ProtocolError(f"text frame is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ProtocolError("text frame is not valid JSON: nested too deeply") from None
     if not isinstance(obj, dict):
         raise ProtocolError("message must be a JSON object")
     return obj

@@ -30,12 +30,16 @@ class Fold:
     """One accepted update, to be validated and folded into the round's aggregate.
 
     Folds of one machine must run one at a time (they share the aggregate).
+    ``max_examples`` bounds the update's weight (``num_examples``): the server
+    sets it to what the client declared at hello, so one client cannot
+    outweigh the others by claiming more examples than it holds.
     """
 
     client_id: ClientId
     result: FitResult = field(repr=False)
     aggregator: Aggregator = field(repr=False)
     error: str | None = None
+    max_examples: int | None = None
 
     @property
     def nbytes(self) -> int:
@@ -44,6 +48,12 @@ class Fold:
 
     def run(self) -> None:
         """Validate and fold the update; record why if it is invalid."""
+        num_examples, bound = self.result.num_examples, self.max_examples
+        if bound is not None and num_examples > bound:
+            self.error = (
+                f"num_examples {num_examples} exceeds the {bound} declared at hello"
+            )
+            return
         try:
             self.aggregator.add(self.result.parameters, self.result.num_examples)
         except AggregationError as e:

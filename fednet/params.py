@@ -35,11 +35,20 @@ _LEN = struct.Struct(">I")
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds a decoder enforces before it trusts a frame."""
+    """Bounds a decoder enforces before it trusts a frame.
+
+    Attributes:
+        max_header_bytes: the longest JSON header.
+        max_arrays: the most arrays in one frame.
+        max_total_bytes: the longest frame, a joined multi-part one included;
+            also bounds each array's shape (zero dimensions counted as one).
+        max_dims: the most dimensions of one array.
+    """
 
     max_header_bytes: int = 1 << 20
     max_arrays: int = 1024
     max_total_bytes: int = 1 << 30
+    max_dims: int = 32
 
 
 DEFAULT_LIMITS = Limits()
@@ -152,11 +161,22 @@ def frame_length(
         raise ProtocolError(f"{len(metas)} arrays exceed the limit")
     total = end
     for index, meta in enumerate(metas):
-        dtype, shape = _parse_array_meta(index, meta)
+        dtype, shape = _parse_array_meta(index, meta, limits)
         total += _pad(total) + dtype.itemsize * math.prod(shape)
         if total > limits.max_total_bytes:
             raise ProtocolError(f"frame of more than {total} bytes exceeds the limit")
     return total
+
+
+def max_frame_length(arrays: Sequence[NDArray], limits: Limits = DEFAULT_LIMITS) -> int:
+    """Return the longest frame that carries arrays of these sizes.
+
+    That is the length prefix, the longest header the limits allow, the
+    largest padding before each array and the arrays' bytes: what a client may
+    send back for a model of this shape.
+    """
+    padded = sum(ALIGN - 1 + np.asarray(a).nbytes for a in arrays)
+    return _LEN.size + limits.max_header_bytes + padded
 
 
 def frame_to_arrays(
@@ -185,7 +205,7 @@ def frame_to_arrays(
     arrays: NDArrays = []
     offset = end
     for index, meta in enumerate(metas):
-        dtype, shape = _parse_array_meta(index, meta)
+        dtype, shape = _parse_array_meta(index, meta, limits)
         offset += _pad(offset)
         nbytes = dtype.itemsize * math.prod(shape)
         if offset + nbytes > len(view):
@@ -215,6 +235,8 @@ def _parse_header(raw: memoryview) -> dict[str, Any]:
         header = json.loads(bytes(raw))
     except (UnicodeDecodeError, ValueError) as e:
         raise ProtocolError(f"header is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ProtocolError("header is nested too deeply") from None
     if not isinstance(header, dict):
         raise ProtocolError("header must be a JSON object")
     if not isinstance(header.get("arrays"), list):
@@ -222,7 +244,15 @@ def _parse_header(raw: memoryview) -> dict[str, Any]:
     return header
 
 
-def _parse_array_meta(index: int, meta: Any) -> tuple[np.dtype[Any], tuple[int, ...]]:
+def _parse_array_meta(
+    index: int, meta: Any, limits: Limits
+) -> tuple[np.dtype[Any], tuple[int, ...]]:
+    """Return an array's dtype and shape, refusing a shape numpy cannot hold.
+
+    The shape's extent, the product of its non-zero dimensions times the item
+    size, must fit in the frame size limit, even for an empty array: numpy
+    refuses ``reshape`` to ``(0, 2**62)`` with a ValueError.
+    """
     if not isinstance(meta, dict):
         raise ProtocolError(f"array {index}: metadata must be an object")
     dtype_str, shape = meta.get("dtype"), meta.get("shape")
@@ -230,9 +260,22 @@ def _parse_array_meta(index: int, meta: Any) -> tuple[np.dtype[Any], tuple[int, 
         raise ProtocolError(f"array {index}: unsupported dtype {dtype_str!r}")
     if (
         not isinstance(shape, list)
-        or len(shape) > 32
+        or len(shape) > limits.max_dims
         or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
         or any(d < 0 for d in shape)
     ):
-        raise ProtocolError(f"array {index}: invalid shape {shape!r}")
-    return np.dtype(dtype_str), tuple(shape)
+        raise ProtocolError(f"array {index}: invalid shape {_show(shape)}")
+    dtype = np.dtype(dtype_str)
+    extent = dtype.itemsize
+    for dim in shape:
+        extent *= max(dim, 1)
+        if extent > limits.max_total_bytes:
+            raise ProtocolError(
+                f"array {index}: shape {_show(shape)} exceeds the frame size limit"
+            )
+    return dtype, tuple(shape)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

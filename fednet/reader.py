@@ -13,6 +13,8 @@ class FrameAssembler:
 
     Feed each binary message; :meth:`feed` returns the whole frame once its
     last part arrived, else None. A single-part frame is returned as is.
+    Nothing is allocated before :meth:`feed`: a caller that must first decide
+    whether it accepts a frame of that size reads :meth:`declared_length`.
 
     Args:
         limits: bounds checked on the first part.
@@ -27,6 +29,7 @@ class FrameAssembler:
         self._buffer: bytearray | None = None
         self._filled = 0
         self._total = 0
+        self._declared: tuple[object, int] | None = None
 
     @property
     def in_progress(self) -> bool:
@@ -35,7 +38,22 @@ class FrameAssembler:
 
     def reset(self) -> None:
         """Forget a partly received frame."""
-        self._buffer, self._filled = None, 0
+        self._buffer, self._filled, self._declared = None, 0, None
+
+    def declared_length(self, data: bytes | bytearray | memoryview) -> int | None:
+        """Return the length of the frame ``data`` would start, allocating nothing.
+
+        Returns None when a frame is in progress (``data`` continues it). The
+        header is parsed once: feeding the same ``data`` next reuses it.
+
+        Raises:
+            ProtocolError: on a malformed first part or a frame over the limits.
+        """
+        if self._buffer is not None:
+            return None
+        total = frame_length(data, self.limits)
+        self._declared = (data, total)
+        return total
 
     def feed(
         self, data: bytes | bytearray | memoryview
@@ -46,7 +64,11 @@ class FrameAssembler:
             ProtocolError: on a malformed first part or a frame that overflows.
         """
         if self._buffer is None:
-            total = frame_length(data, self.limits)
+            declared, self._declared = self._declared, None
+            if declared is not None and declared[0] is data:
+                total = declared[1]
+            else:
+                total = frame_length(data, self.limits)
             if len(data) >= total:
                 return data
             self._buffer = self.pool.acquire(total) if self.pool else bytearray(total)
@@ -103,6 +125,23 @@ class MessageReader:
     def in_progress(self) -> bool:
         """Return whether a multi-part binary frame has begun but not ended."""
         return self._assembler.in_progress
+
+    def declared_length(self, data: str | bytes | bytearray) -> int | None:
+        """Return the length of the binary frame ``data`` would start.
+
+        None for a text message or a part that continues a frame; nothing is
+        allocated, so a caller can refuse a frame before :meth:`feed` joins it.
+
+        Raises:
+            ProtocolError: on a malformed first part; nothing is kept.
+        """
+        if isinstance(data, str):
+            return None
+        try:
+            return self._assembler.declared_length(data)
+        except ProtocolError:
+            self._assembler.reset()
+            raise
 
     def reset(self) -> None:
         """Drop a partly received multi-part frame."""

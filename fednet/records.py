@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -74,20 +76,42 @@ class RunFailed:
 
 Event = Union[RoundFinished, RunFinished, RunFailed]
 
+_FLOAT_MAX = sys.float_info.max
+
 
 class WeightedMean:
-    """Example-weighted means of metrics reported by several clients."""
+    """Example-weighted means of metrics reported by several clients.
+
+    Each mean is kept as a running mean, a convex combination of the values
+    seen, never as a sum of ``value * weight``: it stays between the smallest
+    and the largest value, so finite values give a finite mean even where
+    their sum would overflow (e.g. ``1e308`` twice). It is clamped to the
+    finite range against the last rounding at the very edge of it. A value
+    that is not a finite float, and a weight that is not positive, are
+    skipped: they say nothing a mean could use.
+    """
 
     def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
+        self.means: dict[str, float] = {}
         self.weights: dict[str, int] = {}
 
     def add(self, metrics: Metrics, weight: int) -> None:
         """Add one client's metrics with its weight."""
-        for key, value in metrics.items():
-            self.sums[key] = self.sums.get(key, 0.0) + float(value) * weight
-            self.weights[key] = self.weights.get(key, 0) + weight
+        if weight <= 0:
+            return
+        for key, raw in metrics.items():
+            try:
+                value = float(raw)
+            except OverflowError:  # an int beyond the float range
+                continue
+            if not math.isfinite(value):
+                continue
+            total = self.weights.get(key, 0) + weight
+            kept = self.means.get(key, 0.0) * ((total - weight) / total)
+            mean = kept + value * (weight / total)
+            self.means[key] = max(-_FLOAT_MAX, min(_FLOAT_MAX, mean))
+            self.weights[key] = total
 
     def result(self) -> Metrics:
-        """Return the weighted mean of every metric seen."""
-        return {k: s / self.weights[k] for k, s in self.sums.items() if self.weights[k]}
+        """Return the weighted mean of every metric seen (always finite)."""
+        return dict(self.means)

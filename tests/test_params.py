@@ -14,7 +14,9 @@ from fednet.params import (
     Limits,
     arrays_to_frame,
     arrays_to_parts,
+    frame_length,
     frame_to_arrays,
+    max_frame_length,
 )
 from fednet.reader import FrameAssembler
 
@@ -92,6 +94,24 @@ def test_malformed_frames_raise_protocol_error(frame: bytes, match: str) -> None
         frame_to_arrays(frame)
 
 
+@pytest.mark.parametrize("shape", [[0, 2**62], [2**62, 0], [0, 2**31, 2**31]])
+def test_huge_shape_of_an_empty_array_is_a_protocol_error(shape: list[int]) -> None:
+    """A shape like [0, 2**62] holds no bytes yet never reaches numpy's reshape."""
+    frame = _frame({"arrays": [{"dtype": "<f4", "shape": shape}]})
+    with pytest.raises(ProtocolError, match="exceeds the frame size limit"):
+        frame_length(frame)
+    with pytest.raises(ProtocolError, match="exceeds the frame size limit"):
+        frame_to_arrays(frame)
+
+
+def test_max_frame_length_bounds_a_frame_with_the_longest_header() -> None:
+    """A frame of these arrays with a header at the limit fits max_frame_length."""
+    arrays, limits = _arrays(), Limits(max_header_bytes=4096)
+    frame = arrays_to_frame({"pad": "x" * 3000}, arrays)
+    assert len(frame) <= max_frame_length(arrays, limits)
+    assert max_frame_length(arrays, limits) < len(frame) + 4096 + 8 * len(arrays)
+
+
 def test_limits_are_enforced_before_decoding() -> None:
     """Header size, array count and total size are bounded."""
     frame = arrays_to_frame({"pad": "x" * 100}, [np.zeros(4, np.float32)] * 3)
@@ -144,3 +164,11 @@ def test_pool_ignores_single_part_frames_and_keeps_at_most_max_free() -> None:
         pool.release(_joined(pool, [np.zeros(500, np.float32)]))
         pool.release([np.frombuffer(bytearray(2000), np.float32)])
     assert len(pool._free) == 1
+
+
+def test_deeply_nested_header_is_a_protocol_error() -> None:
+    """A header of 200,000 nested lists is refused, not a RecursionError."""
+    header = b"[" * 200_000
+    frame = struct.pack(">I", len(header)) + header
+    with pytest.raises(ProtocolError, match="nested too deeply"):
+        frame_to_arrays(frame)

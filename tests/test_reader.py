@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from fednet.buffers import BufferPool
 from fednet.exceptions import ProtocolError
 from fednet.fitconfig import FitConfig
 from fednet.protocol import Evaluate, FitResult, Status, serialize, serialize_parts
 from fednet.reader import MessageReader
+from fednet.typing import NDArrays
 
 SYNTHETIC = FitConfig(
     server_round=1,
@@ -67,3 +69,42 @@ def test_part_overflowing_the_announced_length_is_refused() -> None:
         reader.feed(bytes(part))
     with pytest.raises(ProtocolError, match="overflows"):
         reader.feed(bytes(parts[-1]) + b"extra")
+
+
+class _CountingPool(BufferPool):
+    """A pool that counts the buffers asked of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.acquired: list[int] = []
+
+    def acquire(self, size: int) -> bytearray:
+        self.acquired.append(size)
+        return super().acquire(size)
+
+
+def _split_fit_result(part_bytes: int = 256) -> tuple[FitResult, list[bytes]]:
+    params: NDArrays = [np.arange(1000, dtype=np.float32)]
+    message = FitResult(1, 1, 9, {}, params)
+    return message, [bytes(p) for p in serialize_parts(message, part_bytes)]
+
+
+def test_declared_length_is_read_from_the_first_part_without_allocating() -> None:
+    """The whole frame's length is known from part one; nothing is joined yet."""
+    message, parts = _split_fit_result()
+    pool = _CountingPool()
+    reader = MessageReader(pool=pool)
+    declared = reader.declared_length(parts[0])
+    assert declared == sum(len(p) for p in parts)
+    assert pool.acquired == [] and not reader.in_progress
+    results = [reader.feed(p) for p in parts]
+    assert results[-1] == message and pool.acquired == [declared]
+
+
+def test_declared_length_is_none_for_text_and_following_parts() -> None:
+    """Only a message that starts a binary frame declares a length."""
+    _, parts = _split_fit_result()
+    reader = MessageReader()
+    assert reader.declared_length('{"type": "status", "state": "idle"}') is None
+    assert reader.feed(parts[0]) is None
+    assert reader.declared_length(parts[1]) is None

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 
 from fednet.buffers import BufferPool
+from fednet.client import work
+from fednet.client.state import ClientState
 from fednet.client.trainer import Trainer
 from fednet.exceptions import FednetError, ProtocolError
 from fednet.params import Limits
@@ -35,20 +35,6 @@ logger = logging.getLogger(__name__)
 
 WELCOME_TIMEOUT_S = 30.0
 _DATA_FRAMES = (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY)
-
-
-@dataclass
-class ClientState:
-    """What the status page shows about this client."""
-
-    state: str = "starting"
-    client_id: str | None = None
-    connected_since: float | None = None
-    connects: int = 0
-    last_error: str | None = None
-    last_round: dict[str, Any] | None = None
-    rounds_trained: int = 0
-    started: float = field(default_factory=time.time)
 
 
 class Connection:
@@ -83,9 +69,9 @@ class Connection:
         self._state = state
         self._buffers = buffers
         self._reader = MessageReader(limits, buffers)
-        self._grants: dict[tuple[int, int], asyncio.Event] = {}
+        self._grants = work.UploadGrants()
         self._send_lock = asyncio.Lock()
-        self._work: asyncio.Queue[Fit | Evaluate] = asyncio.Queue()
+        self._work = work.WorkQueue(buffers)
         self._wire_state = "idle"
 
     @classmethod
@@ -153,10 +139,9 @@ class Connection:
             logger.warning("malformed frame from the server: %s", e)
             return
         if isinstance(message, (Fit, Evaluate)):
-            self._work.put_nowait(message)
+            self._work.put(message)
         elif isinstance(message, UploadGrant):
-            key = (message.run_id, message.server_round)
-            self._grants.setdefault(key, asyncio.Event()).set()
+            self._grants.grant((message.run_id, message.server_round))
         elif isinstance(message, Error):
             self._state.last_error = f"{message.code}: {message.message}"
             logger.warning("server says %s: %s", message.code, message.message)
@@ -189,7 +174,8 @@ class Connection:
             if isinstance(reply, FitResult) and (
                 len(parts) > 1 or nbytes > self.welcome.direct_upload_bytes
             ):
-                await self._wait_for_grant(reply, nbytes)
+                if not await self._wait_for_grant(reply, nbytes):
+                    parts = []
             await self._send(parts)
             del parts, reply
             await self._send_status("idle")
@@ -239,15 +225,25 @@ class Connection:
             request.run_id, request.server_round, num_examples, loss, metrics
         )
 
-    async def _wait_for_grant(self, reply: FitResult, nbytes: int) -> None:
-        """Ask for an upload slot and wait until the coordinator grants it."""
+    async def _wait_for_grant(self, reply: FitResult, nbytes: int) -> bool:
+        """Ask for an upload slot; return whether it was granted in time.
+
+        Past ``work.GRANT_WAIT_S`` the result is given up: nothing more is sent
+        for it and the client goes idle, ready for the next request.
+        """
         key = (reply.run_id, reply.server_round)
-        granted = self._grants.setdefault(key, asyncio.Event())
+        self._grants.expect(key)
         request = UploadRequest(reply.run_id, reply.server_round, nbytes)
         await self._send([_text(request)])
-        # No deadline: the coordinator decides when a slot is free.
-        await granted.wait()
-        self._grants.pop(key, None)
+        if await self._grants.wait(key):
+            return True
+        logger.warning(
+            "no upload grant for round %d within %.0f s: result given up",
+            reply.server_round,
+            work.GRANT_WAIT_S,
+            extra={"server_round": reply.server_round},
+        )
+        return False
 
     async def _send_status(self, state: str) -> None:
         """Show ``state`` on the status page and tell the coordinator."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
 import signal
@@ -61,17 +62,37 @@ def client_number(settings: ClientSettings) -> int:
 
 
 async def serve_client(runner: ClientRunner, description: str) -> None:
-    """Serve the status page and keep the runner connected until cancelled."""
+    """Serve the status page and keep the runner connected until cancelled.
+
+    The status page is optional: if its port is taken (a second client on
+    the host), it is served on a free port instead, with a warning.
+    """
     status = web.AppRunner(create_status_app(runner, description), access_log=None)
     await status.setup()
-    site = web.TCPSite(status, runner.settings.host, runner.settings.port)
-    await site.start()
+    await _start_site(status, runner.settings.host, runner.settings.port)
     for address in status.addresses:
         logger.info("status page on http://%s:%d/", *address[:2])
     try:
         await runner.run()
     finally:
         await status.cleanup()
+
+
+async def _start_site(status: web.AppRunner, host: str, port: int) -> None:
+    """Listen on ``host:port``, or on a free port if that one is taken."""
+    site = web.TCPSite(status, host, port)
+    try:
+        await site.start()
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE:
+            raise
+        await site.stop()
+        logger.warning(
+            "status port %d is taken (%s): serving the status page on a free port",
+            port,
+            e.strerror,
+        )
+        await web.TCPSite(status, host, 0).start()
 
 
 def run_client(
@@ -82,7 +103,8 @@ def run_client(
     """Run a client process until SIGINT/SIGTERM; return the exit code.
 
     Raises:
-        DataError: if the client's data cannot be loaded.
+        DataError: if the client's data cannot be loaded, or makes a hello
+            too large for the coordinator (checked before dialling).
     """
     data, description = load_client_data(settings)
     logger.info("data: %s", description)

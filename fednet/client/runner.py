@@ -11,12 +11,13 @@ import aiohttp
 
 from fednet import __version__
 from fednet.buffers import BufferPool
-from fednet.client.connection import ClientState, Connection
+from fednet.client.connection import Connection
+from fednet.client.state import ClientState
 from fednet.client.trainer import Trainer
 from fednet.config import ClientSettings
-from fednet.exceptions import ProtocolError
+from fednet.exceptions import DataError, ProtocolError
 from fednet.params import Limits
-from fednet.protocol import Hello
+from fednet.protocol import MAX_TEXT_BYTES, Hello, serialize_parts
 
 __all__ = ["ClientRunner", "ClientState", "backoff_delay"]
 
@@ -61,9 +62,12 @@ class ClientRunner:
         """Connect, serve, and reconnect with backoff until retries run out.
 
         Raises:
+            DataError: before dialling, if the hello is too large for the
+                coordinator (see :meth:`check_hello`); retrying cannot help.
             ConnectionError: once ``settings.max_retries`` reconnects in a row
                 have failed.
         """
+        self.check_hello()
         attempt = 0
         async with aiohttp.ClientSession(headers=self._headers()) as http:
             while True:
@@ -122,6 +126,29 @@ class ClientRunner:
                 "joined %s as %s", self.settings.server, connection.welcome.client_id
             )
             await connection.serve()
+
+    def check_hello(self) -> None:
+        """Refuse a hello the coordinator cannot read, before dialling at all.
+
+        Raises:
+            DataError: if the hello is longer than the coordinator's text
+                frame limit (``MAX_TEXT_BYTES``), as with a CSV file of very
+                many or very long column names.
+        """
+        (frame,) = serialize_parts(self._hello())
+        assert isinstance(frame, str)
+        size = len(frame.encode())
+        if size <= MAX_TEXT_BYTES:
+            return
+        schema = self.trainer.schema
+        features, classes = (
+            (len(schema.feature_names), len(schema.classes)) if schema else (0, 0)
+        )
+        raise DataError(
+            f"the data's {features} feature columns and {classes} classes make a"
+            f" hello of {size} bytes, over the coordinator's limit of"
+            f" {MAX_TEXT_BYTES} bytes: use fewer or shorter column names"
+        )
 
     def _hello(self) -> Hello:
         """Return this client's hello: who it is and what data it holds."""

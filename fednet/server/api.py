@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
-import json
 import logging
 import time
 from typing import Any
@@ -13,19 +13,24 @@ from aiohttp import web
 from fednet import __version__
 from fednet.config import RunConfig
 from fednet.exceptions import ConfigError
+from fednet.fields import parse_int64
 from fednet.protocol import PROTOCOL_VERSION
 from fednet.server import auth
+from fednet.server.dashboard import strict_dumps
 from fednet.server.keys import REGISTRY, RUNS, SETTINGS, STARTED, STATS, STORE
 from fednet.server.runs import RunConflict
 from fednet.views import ProgressView, RunView
 
 logger = logging.getLogger(__name__)
 
+# Every JSON answer is strict JSON: NaN and infinities go out as null.
+json_response = functools.partial(web.json_response, dumps=strict_dumps)
+
 
 def _json_error(
     status: type[web.HTTPException], message: str, **extra: Any
 ) -> web.HTTPException:
-    body = json.dumps({"error": message, **extra})
+    body = strict_dumps({"error": message, **extra})
     return status(text=body, content_type="application/json")
 
 
@@ -49,10 +54,11 @@ async def require_admin(request: web.Request) -> None:
 
 
 def _run_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["run_id"])
-    except ValueError:
-        raise _json_error(web.HTTPNotFound, "no such run") from None
+    """Return the run id of the URL; 404 if it is not an integer in int64."""
+    run_id = parse_int64(request.match_info["run_id"])
+    if run_id is None:
+        raise _json_error(web.HTTPNotFound, "no such run")
+    return run_id
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -64,7 +70,7 @@ async def status(request: web.Request) -> web.Response:
     """Return the server's state, its clients count and the active run's progress."""
     app = request.app
     runs = app[RUNS]
-    return web.json_response(
+    return json_response(
         {
             "version": __version__,
             "protocol_version": PROTOCOL_VERSION,
@@ -80,12 +86,12 @@ async def status(request: web.Request) -> web.Response:
 
 async def list_clients(request: web.Request) -> web.Response:
     """Return every known client, connected first."""
-    return web.json_response([c.to_dict() for c in request.app[REGISTRY].all()])
+    return json_response([c.to_dict() for c in request.app[REGISTRY].all()])
 
 
 async def list_runs(request: web.Request) -> web.Response:
     """Return the newest runs first."""
-    return web.json_response([r.to_dict() for r in request.app[STORE].list_runs()])
+    return json_response([r.to_dict() for r in request.app[STORE].list_runs()])
 
 
 async def get_run(request: web.Request) -> web.Response:
@@ -93,7 +99,7 @@ async def get_run(request: web.Request) -> web.Response:
     run = request.app[STORE].get_run(_run_id(request))
     if run is None:
         raise _json_error(web.HTTPNotFound, "no such run")
-    return web.json_response(run_with_progress(run, request.app[RUNS].progress()))
+    return json_response(run_with_progress(run, request.app[RUNS].progress()))
 
 
 async def launch_run(request: web.Request) -> web.Response:
@@ -101,7 +107,8 @@ async def launch_run(request: web.Request) -> web.Response:
     await require_admin(request)
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError) as e:  # too deep for the decoder
+        logger.warning("launch: refused a body that is not JSON: %.200s", e)
         raise _json_error(
             web.HTTPBadRequest, "body must be a JSON object", fields={}
         ) from None
@@ -116,7 +123,7 @@ async def launch_run(request: web.Request) -> web.Response:
     except RunConflict as e:
         raise _json_error(web.HTTPConflict, str(e)) from e
     logger.info("run: %d launched with %s", run_id, config)
-    return web.json_response({"id": run_id}, status=201)
+    return json_response({"id": run_id}, status=201)
 
 
 async def stop_run(request: web.Request) -> web.Response:
@@ -129,7 +136,7 @@ async def stop_run(request: web.Request) -> web.Response:
         raise _json_error(web.HTTPConflict, f"run {run_id} is not active")
     run = request.app[STORE].get_run(run_id, with_rounds=False)
     assert run is not None  # it existed above and runs are never deleted
-    return web.json_response(run.to_dict())
+    return json_response(run.to_dict())
 
 
 def _progress_dict(progress: ProgressView | None) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
@@ -20,6 +21,7 @@ from fednet.server.auth import setup_auth
 from fednet.server.events import EventHub
 from fednet.server.keys import (
     BUFFERS,
+    CLIENT_SOCKETS,
     EVENTS,
     REGISTRY,
     RUNS,
@@ -31,7 +33,7 @@ from fednet.server.keys import (
     UPLOADS,
 )
 from fednet.server.metrics import setup_metrics
-from fednet.server.registry import Registry
+from fednet.server.registry import Registry, close_socket
 from fednet.server.routes import setup_routes
 from fednet.server.runs import RunManager
 from fednet.server.store import Store
@@ -60,6 +62,7 @@ def create_app(settings: ServerSettings) -> web.Application:
     app[STATS] = Counter()
     app[STARTED] = time.time()
     app[SOCKETS] = weakref.WeakSet()
+    app[CLIENT_SOCKETS] = set()
     app[UPLOADS] = UploadGate()
     # Joined upload frames: one buffer per upload slot, plus one arriving.
     app[BUFFERS] = BufferPool(max_free=app[UPLOADS].slots + 1)
@@ -73,6 +76,7 @@ def create_app(settings: ServerSettings) -> web.Application:
     setup_routes(app, web_dir / "static")
     app.cleanup_ctx.append(_state_ctx)
     setup_metrics(app)
+    app.on_shutdown.append(_stop_runs)
     app.on_shutdown.append(_close_sockets)
     if settings.join_token is None:
         logger.warning("no join token set: anyone who reaches this server may join")
@@ -83,7 +87,7 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = Store(settings.state_dir)
     app[STORE] = store
-    app[REGISTRY] = Registry(app[EVENTS])
+    app[REGISTRY] = Registry(app[EVENTS], send_timeout_s=settings.send_timeout_s)
     app[RUNS] = RunManager(store, app[REGISTRY], app[EVENTS], app[STATS])
     if settings.resume:
         app[RUNS].resume_unfinished()
@@ -92,7 +96,15 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
     store.close()
 
 
+async def _stop_runs(app: web.Application) -> None:
+    """Stop driving before the sockets close: clients leaving must not end the run."""
+    await app[RUNS].close()
+
+
 async def _close_sockets(app: web.Application) -> None:
+    """Close every socket; one whose peer takes nothing is dropped after a while."""
     sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
-    for ws in list(sockets):
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+    code, timeout_s = WSCloseCode.GOING_AWAY, app[SETTINGS].send_timeout_s
+    await asyncio.gather(
+        *(close_socket(ws, code, b"server shutdown", timeout_s) for ws in list(sockets))
+    )

@@ -82,7 +82,7 @@ async def dashboard_ws(request: web.Request) -> web.WebSocketResponse:
     try:
         async for msg in ws:
             if msg.type is WSMsgType.TEXT and msg.data == "resync":
-                await ws.send_str(_dumps(build_snapshot(app)))
+                await ws.send_str(strict_dumps(build_snapshot(app)))
     finally:
         pusher.cancel()
         await asyncio.gather(pusher, return_exceptions=True)
@@ -96,7 +96,7 @@ async def _push(app: web.Application, ws: web.WebSocketResponse) -> None:
             # Subscribe before the snapshot so no event falls in between.
             queue = hub.subscribe()
             try:
-                await ws.send_str(_dumps(build_snapshot(app)))
+                await ws.send_str(strict_dumps(build_snapshot(app)))
                 await _forward(app, ws, queue)
             finally:
                 hub.unsubscribe(queue)
@@ -130,7 +130,7 @@ async def _forward(
         else:
             if event is None:
                 return
-            await ws.send_str(_dumps(event.to_dict()))
+            await ws.send_str(strict_dumps(event.to_dict()))
         if loop.time() >= next_status:
             next_status = loop.time() + STATUS_INTERVAL_S
             status = {
@@ -138,11 +138,18 @@ async def _forward(
                 "seq": None,
                 "status": server_status(app),
             }
-            await ws.send_str(_dumps(status))
+            await ws.send_str(strict_dumps(status))
 
 
-def _dumps(data: dict[str, Any]) -> str:
-    return json.dumps(json_safe(data), default=str)
+def strict_dumps(data: Any) -> str:
+    """Return ``data`` as strict JSON: NaN and infinities become null.
+
+    Python's ``json.dumps`` writes them as ``NaN`` and ``Infinity``, which
+    strict parsers (browsers' ``JSON.parse`` among them) refuse. Every JSON
+    answer of the coordinator goes through here: the API, the pages'
+    embedded JSON and the dashboard socket. Other objects become strings.
+    """
+    return json.dumps(json_safe(data), default=str, allow_nan=False)
 
 
 def json_safe(value: Any) -> Any:

@@ -5,7 +5,7 @@ client connections, timeouts from its own timer), sends what the machine
 produced and records what it decided. The machine is only ever called from
 the event loop; the costly work around it runs in threads: validating and
 folding large updates (one at a time, in the run's fold thread) and the store's
-writes (which fsync).
+writes (which fsync); sends run in tasks of their own (:mod:`.sender`).
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from collections import Counter
 
 from fednet.config import RunConfig
 from fednet.machine import Fold, RunMachine
-from fednet.protocol import Error, EvaluateResult, FitResult, serialize_parts
+from fednet.protocol import Error, EvaluateResult, FitResult, Message
 from fednet.records import RoundFinished, RunFailed, RunFinished
 from fednet.server.folds import FoldRunner
 from fednet.server.events import EventHub, RoundProgress, RunStatus
 from fednet.server.recorder import RunRecorder
 from fednet.server.registry import ClientConn, Registry
+from fednet.server.sender import Outbox
 from fednet.server.setup import RunSetup, build_machine, prepare_run
 from fednet.server.store import Store
 from fednet.server.waits import Waits
@@ -30,6 +31,9 @@ from fednet.typing import ClientId
 from fednet.views import ProgressView
 
 logger = logging.getLogger(__name__)
+
+_BUSY = {"fit": "training", "evaluate": "evaluating"}
+"""A client's status once the message of that type reached it."""
 
 
 class RunDriver:
@@ -74,7 +78,7 @@ class RunDriver:
         self._round_started = 0.0
         self._outcome: tuple[str, str | None] = ("failed", "ended without a result")
         self._folds = FoldRunner(f"fold-{run_id}", self._folded)
-        self._background: set[asyncio.Future[bool]] = set()
+        self._outbox = Outbox(registry, self._delivered)
 
     # -- control ---------------------------------------------------------------
 
@@ -88,9 +92,12 @@ class RunDriver:
         await self._cancel()
 
     async def shutdown(self) -> None:
-        """Stop driving without ending the run: a restarted server resumes it."""
-        self._shutdown = True
-        await self._cancel()
+        """Stop driving without ending the run (it resumes); let an ending finish."""
+        self._shutdown = not self.ended
+        if self._task is not None:
+            if self._shutdown:
+                self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def _cancel(self) -> None:
         if self._task is not None:
@@ -121,6 +128,7 @@ class RunDriver:
         machine = self._machine_for(conn, msg.run_id)
         fold = machine.accept_update(conn.client_id, msg) if machine else None
         if fold is not None:
+            fold.max_examples = conn.hello.num_examples
             await self._folds.run(fold)
 
     def evaluate_received(self, conn: ClientConn, msg: EvaluateResult) -> None:
@@ -150,6 +158,11 @@ class RunDriver:
         self._waits.kick()
 
     # -- views ------------------------------------------------------------------
+
+    @property
+    def setup(self) -> RunSetup | None:
+        """Return the run's fixed facts (schema, start model), once prepared."""
+        return self._setup
 
     def progress(self) -> ProgressView:
         """Return where the run stands (``waiting`` before it has its machine)."""
@@ -184,10 +197,10 @@ class RunDriver:
     # -- the run ------------------------------------------------------------------
 
     async def _drive(self) -> None:
-        status, error = "failed", None
+        status, error, played = "failed", None, False
         try:
             await self._play(await self._prepare())
-            status, error = self._outcome
+            (status, error), played = self._outcome, True
         except asyncio.CancelledError:
             if self._shutdown:
                 raise
@@ -196,6 +209,7 @@ class RunDriver:
             logger.exception("run %d crashed", self.run_id)
             error = f"internal error: {e}"
         finally:
+            await self._outbox.close(cancel=not played)  # else its last replies go
             self.ended = True
             self._folds.close()
             for conn in self._registry.all():
@@ -230,7 +244,7 @@ class RunDriver:
         while True:
             self._waits.changed.clear()
             await self._persist(machine)
-            await self._flush(machine)
+            self._flush(machine)
             if self._waits.changed.is_set():
                 continue  # an input came in meanwhile: record and send first
             if machine.done:
@@ -244,29 +258,23 @@ class RunDriver:
             else:
                 await self._waits.for_input(machine)
 
-    async def _flush(self, machine: RunMachine) -> None:
-        state = {"fit": "training", "evaluate": "evaluating"}
-        while outgoing := machine.messages_to_send():
-            for out in outgoing:
-                if isinstance(out.message, Error):
-                    key = f"rejected:{out.message.code}"
-                    self._stats[key] += len(out.recipients)
-                parts = serialize_parts(out.message)
-                sent = await asyncio.gather(
-                    *(self._send(cid, parts) for cid in out.recipients)
-                )
-                for cid, ok in zip(out.recipients, sent):
-                    conn = self._registry.get(cid)
-                    if not ok:
-                        machine.client_left(cid)
-                    elif conn is not None and out.message.type in state:
-                        self._registry.set_status(conn, state[out.message.type])
+    def _flush(self, machine: RunMachine) -> None:
+        """Post what the machine produced; the sends go on without the driver."""
+        for out in machine.messages_to_send():
+            if isinstance(out.message, Error):
+                key = f"rejected:{out.message.code}"
+                self._stats[key] += len(out.recipients)
+            self._outbox.post(out.recipients, out.message)
 
-    async def _send(
-        self, client_id: ClientId, parts: list[str | bytes | memoryview]
-    ) -> bool:
+    def _delivered(self, client_id: ClientId, message: Message, ok: bool) -> None:
+        """Drop a client its message did not reach; else mark it busy with it."""
         conn = self._registry.get(client_id)
-        return conn is not None and await conn.send(parts)
+        if not ok:
+            if self._machine is not None and not self.ended:
+                self._machine.client_left(client_id)
+            self._waits.kick()
+        elif conn is not None and message.type in _BUSY:
+            self._registry.set_status(conn, _BUSY[message.type])
 
     async def _persist(self, machine: RunMachine) -> None:
         for event in machine.events():
@@ -286,9 +294,7 @@ class RunDriver:
         if reason is None:
             return
         error = Error("schema_mismatch", reason, self.run_id)
-        task = asyncio.ensure_future(conn.send(serialize_parts(error)))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._outbox.post((conn.client_id,), error)
         logger.warning(
             "client %s cannot join run %d: %s", conn.client_id, self.run_id, reason
         )

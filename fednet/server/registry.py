@@ -18,6 +18,56 @@ from fednet.typing import ClientId
 logger = logging.getLogger(__name__)
 
 MAX_DEPARTED = 1000
+DEFAULT_SEND_TIMEOUT_S = 30.0
+"""How long one message may take to leave (``ServerSettings.send_timeout_s``)."""
+
+Part = str | bytes | bytearray | memoryview
+
+
+def drop_socket(ws: web.WebSocketResponse) -> None:
+    """Drop a connection at once, discarding what it has not sent yet.
+
+    A closing handshake cannot reach a peer that does not read: the close frame
+    would queue behind the unread data, and closing the transport would wait
+    for that data to drain. The transport is aborted instead: its buffers and
+    file descriptor are released now, the peer sees a reset, and the socket's
+    handler sees the connection end like any departure.
+    """
+    request = ws._req  # aiohttp has no public way to abort a WebSocketResponse
+    transport = request.transport if request is not None else None
+    if transport is not None:
+        transport.abort()
+
+
+async def close_socket(
+    ws: web.WebSocketResponse, code: int, reason: bytes, timeout_s: float
+) -> None:
+    """Close a socket with a code and reason; drop it if that takes over ``timeout_s``.
+
+    Closing waits for what is queued to leave, which a peer that stopped
+    reading never lets happen.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            await ws.close(code=code, message=reason)
+    except TimeoutError:
+        drop_socket(ws)
+    except asyncio.CancelledError:
+        if _asked_to_stop():
+            raise
+        drop_socket(ws)
+
+
+def _asked_to_stop() -> bool:
+    """Return whether the current task was cancelled, not just a future it awaited.
+
+    Every writer of an aiohttp connection awaits the same drain future; when
+    one of them is cancelled (a send's deadline), the others see a
+    CancelledError too, and so does any later writer while the peer reads
+    nothing.
+    """
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
 
 
 @dataclass(eq=False)
@@ -37,6 +87,7 @@ class ClientConn:
     bytes_received: int = 0
     bytes_sent: int = 0
     stats: Counter[str] = field(default_factory=Counter, repr=False)
+    send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
@@ -44,29 +95,54 @@ class ClientConn:
         """Return whether the client's socket is open."""
         return self.ws is not None and not self.ws.closed
 
-    async def send(self, parts: Sequence[str | bytes | bytearray | memoryview]) -> bool:
-        """Send one message's WebSocket parts in order; False if the socket is gone.
+    async def send(self, parts: Sequence[Part]) -> bool:
+        """Send one message's WebSocket parts in order; False if they did not all go.
 
-        The lock keeps the parts of one message together on the connection.
+        The lock keeps the parts of one message together on the connection, and
+        messages in the order their sends began. A message that has not left
+        within ``send_timeout_s`` (the peer stopped reading) fails and drops the
+        connection, as does a send cancelled midway: either would leave the
+        peer with part of a message.
         """
-        if self.ws is None or self.ws.closed:
-            return False
-        size = 0
-        try:
-            async with self._send_lock:
-                for part in parts:
-                    if isinstance(part, str):
-                        await self.ws.send_str(part)
-                    else:
-                        await self.ws.send_bytes(part)  # type: ignore[arg-type]
-                    size += len(part)
-        except (ConnectionError, RuntimeError) as e:
-            logger.info("send to %s failed: %s", self.client_id, e)
-            return False
-        finally:
-            self.bytes_sent += size
-            self.stats["bytes_sent"] += size
+        async with self._send_lock:
+            ws = self.ws
+            if ws is None or ws.closed:
+                return False
+            begun = 0
+            try:
+                async with asyncio.timeout(self.send_timeout_s):
+                    for begun, part in enumerate(parts, 1):
+                        await _send_part(ws, part)
+                        self.bytes_sent += len(part)
+                        self.stats["bytes_sent"] += len(part)
+            except TimeoutError:
+                self.stats["send_timeouts"] += 1
+                limit = f"{self.send_timeout_s:g} s"
+                self._drop(ws, f"timed out after {limit} at part {begun}/{len(parts)}")
+                return False
+            except (ConnectionError, RuntimeError) as e:
+                logger.info("send to %s failed: %s", self.client_id, e)
+                return False
+            except asyncio.CancelledError:
+                if not _asked_to_stop():
+                    self._drop(ws, "failed: another writer of its socket was cancelled")
+                    return False
+                if 0 < begun < len(parts):
+                    self._drop(ws, "was cancelled midway", logging.INFO)
+                raise
         return True
+
+    def _drop(
+        self, ws: web.WebSocketResponse, why: str, level: int = logging.WARNING
+    ) -> None:
+        logger.log(
+            level,
+            "send to %s %s; dropping its connection",
+            self.client_id,
+            why,
+            extra={"client_id": self.client_id},
+        )
+        drop_socket(ws)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the client as ``GET /api/clients`` shows it."""
@@ -86,11 +162,26 @@ class ClientConn:
         }
 
 
-class Registry:
-    """Connected clients by id, plus the most recently departed ones."""
+async def _send_part(ws: web.WebSocketResponse, part: Part) -> None:
+    if isinstance(part, str):
+        await ws.send_str(part)
+    else:
+        await ws.send_bytes(part)  # type: ignore[arg-type]
 
-    def __init__(self, events: EventHub) -> None:
+
+class Registry:
+    """Connected clients by id, plus the most recently departed ones.
+
+    Args:
+        events: where dashboards hear of joins, departures and status changes.
+        send_timeout_s: the send deadline given to each client added.
+    """
+
+    def __init__(
+        self, events: EventHub, *, send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S
+    ) -> None:
         self._events = events
+        self._send_timeout_s = send_timeout_s
         self._clients: OrderedDict[ClientId, ClientConn] = OrderedDict()
         self.changed = asyncio.Event()
 
@@ -108,6 +199,7 @@ class Registry:
 
     def add(self, conn: ClientConn) -> None:
         """Register a newly welcomed client (replacing a departed one of that id)."""
+        conn.send_timeout_s = self._send_timeout_s
         self._clients.pop(conn.client_id, None)
         self._clients[conn.client_id] = conn
         self._notify("client_joined", conn)

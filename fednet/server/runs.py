@@ -9,6 +9,7 @@ from collections import Counter
 
 from fednet.config import RunConfig
 from fednet.exceptions import ConfigError, FednetError
+from fednet.params import max_frame_length
 from fednet.protocol import EvaluateResult, FitResult
 from fednet.server.driver import RunDriver
 from fednet.server.events import EventHub
@@ -98,8 +99,8 @@ class RunManager:
 
     async def close(self) -> None:
         """Stop driving without ending the run (it resumes on restart)."""
-        if self.active is not None:
-            await self.active.shutdown()
+        if self._driver is not None:
+            await self._driver.shutdown()
 
     def progress(self) -> ProgressView | None:
         """Return the active run's live progress, or None."""
@@ -140,6 +141,28 @@ class RunManager:
             await self.active.update_received(conn, msg)
         else:
             _ignored(conn, msg.run_id)
+
+    def upload_allowance(
+        self, conn: ClientConn, run_id: int, server_round: int
+    ) -> int | None:
+        """Return the largest ``fit_result`` the active run awaits from a client.
+
+        That is the frame of the global model's shapes with the longest header
+        allowed; None when the run, its round or its training phase is another,
+        or the client is not (or no longer) awaited.
+        """
+        driver = self.active
+        progress = driver.progress() if driver is not None else None
+        setup = driver.setup if driver is not None else None
+        if (
+            progress is None
+            or setup is None
+            or (progress.run_id, progress.server_round) != (run_id, server_round)
+            or progress.phase != "fit"
+            or conn.client_id not in (progress.pending or ())
+        ):
+            return None
+        return max_frame_length(setup.parameters)
 
     def evaluate_received(self, conn: ClientConn, msg: EvaluateResult) -> None:
         """Hand an ``evaluate_result`` to the active run."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -11,6 +12,7 @@ from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
 from fednet.buffers import BufferPool
 from fednet.exceptions import ProtocolError
+from fednet.fields import MAX_EXAMPLES
 from fednet.params import Limits
 from fednet.protocol import (
     DEFAULT_DIRECT_UPLOAD_BYTES,
@@ -29,15 +31,18 @@ from fednet.protocol import (
 from fednet.reader import MessageReader
 from fednet.server.registry import ClientConn, Registry
 from fednet.server.runs import RunManager
-from fednet.server.uploads import UploadGate
+from fednet.server.uploads import UploadGate, UploadRefused
 from fednet.typing import ClientId
 
 logger = logging.getLogger(__name__)
 
 
-class UploadNotGranted(ProtocolError):
-    """A client began a multi-part frame without holding an upload slot."""
+MAX_HELLO_CHARS = 256 << 10
+"""The longest message a socket may send before its ``hello`` was welcomed.
 
+Room for the schema of a CSV with about ten thousand columns; anything binary
+before ``hello`` is refused.
+"""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 CLIENT_STATES = frozenset({"idle", "training", "evaluating", "sending"})
@@ -63,6 +68,7 @@ class ClientSession:
         stats: Counter[str],
         limits: Limits,
         heartbeat_s: float,
+        hello_timeout_s: float,
         part_bytes: int = DEFAULT_PART_BYTES,
         direct_upload_bytes: int = DEFAULT_DIRECT_UPLOAD_BYTES,
     ) -> None:
@@ -79,48 +85,71 @@ class ClientSession:
         self.direct_upload_bytes = direct_upload_bytes
         self.reader = MessageReader(limits, buffers)
         self.conn: ClientConn | None = None
+        self.hello_timeout_s = hello_timeout_s
+        loop = asyncio.get_running_loop()
+        self._hello_timer = loop.call_later(hello_timeout_s, self._hello_overdue)
+        self._overdue: asyncio.Task[None] | None = None
 
     async def receive(self, frame: WSMessage) -> None:
         """Handle one incoming WebSocket message (possibly one part of several)."""
         if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             return
         self.stats["bytes_received"] += len(frame.data)
-        if self.conn is not None:
-            self.conn.last_seen = time.time()
-            self.conn.bytes_received += len(frame.data)
+        conn = self.conn
+        if conn is None:
+            await self._before_hello(frame.data)
+            return
+        conn.last_seen = time.time()
+        conn.bytes_received += len(frame.data)
         try:
-            was_joining = self.reader.in_progress
+            declared = self.reader.declared_length(frame.data)
+            if declared is not None:
+                self.uploads.admit(
+                    conn, declared, len(frame.data), self.direct_upload_bytes
+                )
             message = self.reader.feed(frame.data)
-            if self.reader.in_progress and not was_joining:
-                self._check_grant()
-        except UploadNotGranted as e:
+        except UploadRefused as e:
             # Its remaining parts would each look malformed: close instead.
-            self.stats["rejected:upload_not_granted"] += 1
-            await self._refuse("upload_not_granted", str(e))
+            self.reader.reset()
+            await self._refuse(e.code, str(e))
             return
         except ProtocolError as e:
-            self.stats["rejected:protocol_error"] += 1
-            logger.warning("malformed frame from %s: %s", self._who(), e)
-            if self.conn is not None:
-                await self.uploads.finished(self.conn)
-            await self._send(Error("protocol_error", str(e)))
+            await self._malformed(e)
             return
         if message is None:
             return
-        if self.conn is None:
-            await self._hello(message)
+        try:
+            await self._dispatch(conn, message)
+        finally:
+            if frame.type is WSMsgType.BINARY:
+                await self.uploads.finished(conn)
+
+    async def _before_hello(self, data: str | bytes) -> None:
+        """Take a message before ``hello``: small text only, no binary frame."""
+        if not isinstance(data, str):
+            await self._refuse("hello_required", "a binary frame before hello")
             return
-        await self._dispatch(self.conn, message)
+        if len(data) > MAX_HELLO_CHARS:
+            await self._refuse(
+                "invalid_hello", f"{len(data)} characters before hello is too long"
+            )
+            return
+        try:
+            message = self.reader.feed(data)
+        except ProtocolError as e:
+            await self._malformed(e)
+            return
+        if message is not None:
+            await self._hello(message)
+        if self.conn is not None:
+            self._hello_timer.cancel()
 
-    def _check_grant(self) -> None:
-        """Refuse a multi-part upload that was not granted a slot.
-
-        Joining a large frame costs memory; only granted uploads may, which
-        keeps the coordinator's memory bounded even with misbehaving clients.
-        """
-        if self.conn is None or not self.uploads.holds(self.conn):
-            self.reader.reset()
-            raise UploadNotGranted("a multi-part frame needs an upload_grant first")
+    async def _malformed(self, error: ProtocolError) -> None:
+        self.stats["rejected:protocol_error"] += 1
+        logger.warning("malformed frame from %s: %s", self._who(), error)
+        if self.conn is not None:
+            await self.uploads.finished(self.conn)
+        await self._send(Error("protocol_error", str(error)))
 
     async def _dispatch(self, conn: ClientConn, message: Message) -> None:
         if isinstance(message, FitResult):
@@ -128,13 +157,12 @@ class ClientSession:
             try:
                 await self.runs.update_received(conn, message)
             finally:
-                await self.uploads.finished(conn)
                 self.buffers.release(message.parameters)
         elif isinstance(message, EvaluateResult):
             self.registry.set_status(conn, "idle")
             self.runs.evaluate_received(conn, message)
         elif isinstance(message, UploadRequest):
-            await self.uploads.request(conn, message)
+            await self._upload_request(conn, message)
         elif isinstance(message, Status) and message.state in CLIENT_STATES:
             self.registry.set_status(conn, message.state)
         elif isinstance(message, Error):
@@ -158,8 +186,12 @@ class ClientSession:
                 f"client {message.protocol_version}",
             )
             return
-        if not _NAME.match(message.name) or message.num_examples < 0:
+        if not _NAME.match(message.name):
             await self._refuse("invalid_hello", f"invalid client name {message.name!r}")
+            return
+        if not 0 <= message.num_examples <= MAX_EXAMPLES:
+            count = f"{message.num_examples} (allowed: 0 to {MAX_EXAMPLES})"
+            await self._refuse("invalid_hello", f"invalid num_examples {count}")
             return
         client_id = ClientId(message.name)
         old = self.registry.get(client_id)
@@ -194,8 +226,29 @@ class ClientSession:
             message.task,
         )
 
+    async def _upload_request(self, conn: ClientConn, message: UploadRequest) -> None:
+        """Queue a request for an upload slot if the run awaits such a result."""
+        run_id, server_round = message.run_id, message.server_round
+        allowance = self.runs.upload_allowance(conn, run_id, server_round)
+        if allowance is not None and 0 < message.nbytes <= allowance:
+            await self.uploads.request(conn, message)
+            return
+        if allowance is None:
+            reason = f"run {run_id} round {server_round} awaits no result from you"
+        else:
+            reason = f"{message.nbytes} bytes requested, at most {allowance} expected"
+        self.stats["rejected:upload_refused"] += 1
+        logger.warning("refused an upload of %s: %s", conn.client_id, reason)
+        await self._send(Error("upload_refused", reason, run_id, server_round))
+
+    def _hello_overdue(self) -> None:
+        if self.conn is None and not self.ws.closed:
+            reason = f"no hello within {self.hello_timeout_s:g} s"
+            self._overdue = asyncio.ensure_future(self._refuse("hello_timeout", reason))
+
     async def close(self) -> None:
         """Unregister the client after its socket closed."""
+        self._hello_timer.cancel()
         if self.conn is not None:
             logger.info("client %s left", self.conn.client_id)
             self.registry.remove(self.conn)
@@ -203,6 +256,7 @@ class ClientSession:
             self.runs.client_left(self.conn)
 
     async def _refuse(self, code: str, reason: str) -> None:
+        self.stats[f"rejected:{code}"] += 1
         logger.warning("refused %s: %s", self.address, reason)
         await self._send(Error(code, reason))
         await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=code.encode())

@@ -221,7 +221,11 @@ class Store:
         return self.models_dir / f"run-{run_id}-round-{server_round}.npz"
 
     def save_model(self, run_id: int, server_round: int, params: NDArrays) -> Path:
-        """Write a checkpoint atomically (temp file, fsync, rename).
+        """Write a checkpoint atomically and durably (temp file, fsync, rename).
+
+        The models directory is fsynced after the rename, so once this returns
+        a power cut cannot lose the checkpoint the round about to be recorded
+        points at.
 
         Older checkpoints of the run are removed by :meth:`prune_models` once
         the round is committed, so a crash in between never loses the model of
@@ -234,13 +238,19 @@ class Store:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        # The rename lives in the directory: durable only once it is synced.
+        _fsync_dir(self.models_dir)
         return path
 
     def prune_models(self, run_id: int, keep_round: int) -> None:
-        """Delete a run's checkpoints other than ``keep_round``."""
+        """Delete a run's checkpoints other than ``keep_round``, durably."""
+        pruned = False
         for path in self.models_dir.glob(f"run-{run_id}-round-*.npz"):
             if path != self._model_path(run_id, keep_round):
                 path.unlink(missing_ok=True)
+                pruned = True
+        if pruned:
+            _fsync_dir(self.models_dir)
 
     def load_model(self, run_id: int, server_round: int) -> NDArrays | None:
         """Load a checkpoint, or return None when it does not exist."""
@@ -257,3 +267,12 @@ class Store:
             return None
         path = self._model_path(run_id, run.completed_rounds)
         return path if path.exists() else None
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Flush a directory's entries (renames, unlinks) to disk."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

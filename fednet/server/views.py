@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,9 +11,10 @@ from aiohttp import web
 from markupsafe import Markup
 
 from fednet.config import MODELS, STRATEGIES, TASKS, RunConfig
+from fednet.fields import parse_int64
 from fednet.server import auth
 from fednet.server.api import run_with_progress
-from fednet.server.dashboard import build_snapshot, json_safe
+from fednet.server.dashboard import build_snapshot, strict_dumps
 from fednet.server.keys import RUNS, STORE
 
 
@@ -77,17 +77,13 @@ def launch_form_fields() -> list[FormField]:
     return [dataclasses.replace(f, default=getattr(defaults, f.name)) for f in _FIELDS]
 
 
-def _json_script(data: Any) -> Markup:
-    """Serialise data for a ``<script type="application/json">`` element."""
-    text = (
-        json.dumps(data, default=str, allow_nan=False) if data is not None else "null"
-    )
-    # "</" would end the script element early; \u003c keeps it inert.
-    return Markup(text.replace("<", "\\u003c"))
-
-
 def _snapshot_json(data: Any) -> Markup:
-    return _json_script(json_safe(data))
+    """Serialise data for a ``<script type="application/json">`` element.
+
+    Strict JSON (NaN and infinities become null), as the API's answers.
+    """
+    # "</" would end the script element early; \u003c keeps it inert.
+    return Markup(strict_dumps(data).replace("<", "\\u003c"))
 
 
 async def index(request: web.Request) -> web.Response:
@@ -107,12 +103,11 @@ async def rounds_rows(request: web.Request) -> web.Response:
     The run page's script inserts them as rounds finish, so the table has
     one renderer: the ``rounds_rows.html`` template.
     """
-    try:
-        run_id = int(request.match_info["run_id"])
-        since = int(request.query.get("since", "0"))
-    except ValueError:
-        raise web.HTTPBadRequest(text="run id and since must be integers\n") from None
-    if request.app[STORE].get_run(run_id, with_rounds=False) is None:
+    run_id = parse_int64(request.match_info["run_id"])
+    since = parse_int64(request.query.get("since", "0"))
+    if since is None:
+        raise web.HTTPBadRequest(text="since must be an integer\n")
+    if run_id is None or request.app[STORE].get_run(run_id, with_rounds=False) is None:
         raise web.HTTPNotFound(text="no such run\n")
     rounds = request.app[STORE].get_rounds(run_id, since_round=since)
     context = {"rounds": [r.to_dict() for r in rounds]}
@@ -121,10 +116,9 @@ async def rounds_rows(request: web.Request) -> web.Response:
 
 async def run_page(request: web.Request) -> web.Response:
     """Render one run: config, per-round table with its clients, charts."""
-    try:
-        run_id = int(request.match_info["run_id"])
-    except ValueError:
-        raise web.HTTPNotFound(text="no such run\n") from None
+    run_id = parse_int64(request.match_info["run_id"])
+    if run_id is None:
+        raise web.HTTPNotFound(text="no such run\n")
     view = request.app[STORE].get_run(run_id)
     if view is None:
         context = {"page": "run", "run_id": run_id}

@@ -8,8 +8,10 @@ import logging
 from aiohttp import WSCloseCode, web
 
 from fednet.params import Limits
+from fednet.protocol import DEFAULT_PART_BYTES, MAX_TEXT_BYTES
 from fednet.server.keys import (
     BUFFERS,
+    CLIENT_SOCKETS,
     REGISTRY,
     RUNS,
     SETTINGS,
@@ -20,6 +22,20 @@ from fednet.server.keys import (
 from fednet.server.session import ClientSession
 
 logger = logging.getLogger(__name__)
+
+PREFIX_BYTES = 4
+"""The length prefix of a binary frame."""
+
+
+def message_limit(part_bytes: int, limits: Limits) -> int:
+    """Return the longest WebSocket message a client may send.
+
+    One part of a frame (the first also holds the length prefix and the
+    header) or one text message, never a whole large upload: memory spent on
+    a message that the session refuses is bounded by this, not by the frame
+    size limit.
+    """
+    return max(part_bytes, MAX_TEXT_BYTES) + PREFIX_BYTES + limits.max_header_bytes
 
 
 def _check_join_token(request: web.Request) -> None:
@@ -36,15 +52,38 @@ def _check_join_token(request: web.Request) -> None:
         raise web.HTTPUnauthorized(text="join token required\n")
 
 
+def _check_capacity(request: web.Request) -> None:
+    app = request.app
+    if len(app[CLIENT_SOCKETS]) >= app[SETTINGS].max_clients:
+        app[STATS]["rejected:too_many_clients"] += 1
+        logger.warning("refused a client from %s: too many clients", request.remote)
+        raise web.HTTPServiceUnavailable(text="too many clients\n")
+
+
 async def client_ws(request: web.Request) -> web.WebSocketResponse:
     """Serve one client: receive, parse, hand to the coordinator, reply."""
     _check_join_token(request)
+    _check_capacity(request)
     app, settings = request.app, request.app[SETTINGS]
+    limits = Limits(max_total_bytes=settings.max_message_bytes)
     ws = web.WebSocketResponse(
-        heartbeat=settings.heartbeat_s, max_msg_size=settings.max_message_bytes
+        heartbeat=settings.heartbeat_s,
+        max_msg_size=message_limit(DEFAULT_PART_BYTES, limits),
     )
-    await ws.prepare(request)
-    app[SOCKETS].add(ws)
+    app[CLIENT_SOCKETS].add(ws)
+    try:
+        await ws.prepare(request)
+        app[SOCKETS].add(ws)
+        await _serve(request, ws, limits)
+    finally:
+        app[CLIENT_SOCKETS].discard(ws)
+    return ws
+
+
+async def _serve(
+    request: web.Request, ws: web.WebSocketResponse, limits: Limits
+) -> None:
+    app, settings = request.app, request.app[SETTINGS]
     session = ClientSession(
         ws,
         request.remote or "unknown",
@@ -53,8 +92,10 @@ async def client_ws(request: web.Request) -> web.WebSocketResponse:
         uploads=app[UPLOADS],
         buffers=app[BUFFERS],
         stats=app[STATS],
-        limits=Limits(max_total_bytes=settings.max_message_bytes),
+        limits=limits,
         heartbeat_s=settings.heartbeat_s,
+        hello_timeout_s=settings.hello_timeout_s,
+        part_bytes=DEFAULT_PART_BYTES,
     )
     try:
         async for frame in ws:
@@ -64,4 +105,3 @@ async def client_ws(request: web.Request) -> web.WebSocketResponse:
         await ws.close(code=WSCloseCode.INTERNAL_ERROR)
     finally:
         await session.close()
-    return ws

@@ -105,13 +105,13 @@ async def test_the_last_round_closing_during_a_send_is_still_recorded(
     )
     conn.driver = driver
     driver.start()
-    await asyncio.wait_for(_ended(driver), 10)
+    await asyncio.wait_for(_ended(store, run_id), 10)
     run = store.get_run(run_id)
     assert run is not None and (run.status, run.error) == ("finished", None)
     assert run.rounds is not None and [r.server_round for r in run.rounds] == [1]
     store.close()
 
 
-async def _ended(driver: RunDriver) -> None:
-    while not driver.ended:
+async def _ended(store: Store, run_id: int) -> None:
+    while (run := store.get_run(run_id, with_rounds=False)) is None or not run.ended:
         await asyncio.sleep(0.01)

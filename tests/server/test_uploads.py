@@ -46,10 +46,12 @@ async def test_gate_grants_only_free_slots_in_arrival_order() -> None:
     await gate.request(a, UploadRequest(1, 1, 10**8))  # type: ignore[arg-type]
     await gate.request(b, UploadRequest(1, 1, 10**8))  # type: ignore[arg-type]
     await gate.request(c, UploadRequest(1, 1, 10**8))  # type: ignore[arg-type]
+    await gate.settled()
     assert [len(x.sent) for x in (a, b, c)] == [1, 0, 0]
     assert (gate.in_flight, gate.waiting) == (1, 2)
     b.connected = False
     await gate.finished(a)  # type: ignore[arg-type]
+    await gate.settled()
     assert [len(x.sent) for x in (a, b, c)] == [1, 0, 1]
     assert c.sent[0].type == "upload_grant" and gate.waiting == 0
 
@@ -62,6 +64,7 @@ async def test_gate_frees_the_slot_of_a_client_that_left() -> None:
     await gate.request(b, UploadRequest(1, 1, 10**8))  # type: ignore[arg-type]
     a.connected = False
     await gate.finished(a)  # type: ignore[arg-type]
+    await gate.settled()
     assert len(b.sent) == 1 and gate.in_flight == 1
 
 

@@ -1,0 +1,98 @@
+"""What one connection waits for, bounded: queued requests and upload grants."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fednet.buffers import BufferPool
+from fednet.protocol import Evaluate, Fit
+
+logger = logging.getLogger(__name__)
+
+MAX_QUEUED_REQUESTS = 8
+"""Fit and evaluate requests a connection holds before dropping the oldest.
+
+The coordinator has at most one request outstanding per client (two when a
+round times out while the client still trains), so a longer queue means a
+misbehaving peer; each request holds a whole model.
+"""
+
+GRANT_WAIT_S = 150.0
+"""Longest wait for an ``upload_grant`` before the result is given up.
+
+A bit above the coordinator's grant timeout (120 s), past which its round has
+moved on; read at each wait, so tests may shorten it.
+"""
+
+GrantKey = tuple[int, int]
+
+
+class WorkQueue:
+    """Fit and evaluate requests in arrival order, at most ``maximum`` of them.
+
+    A request beyond the bound drops the oldest one waiting: the oldest is the
+    stalest, its round the likeliest to be over, while the newest is the one
+    the coordinator still waits for. Nothing is sent for a dropped request.
+
+    Args:
+        buffers: where a dropped request's joined-frame buffers go back to.
+        maximum: requests held at once.
+    """
+
+    def __init__(self, buffers: BufferPool, maximum: int = MAX_QUEUED_REQUESTS) -> None:
+        self._buffers = buffers
+        self._queue: asyncio.Queue[Fit | Evaluate] = asyncio.Queue(maximum)
+
+    def put(self, request: Fit | Evaluate) -> None:
+        """Queue a request, dropping the oldest waiting one if the queue is full."""
+        if self._queue.full():
+            dropped = self._queue.get_nowait()
+            self._buffers.release(dropped.parameters)
+            logger.warning(
+                "more than %d requests queued: dropped %s of round %d",
+                self._queue.maxsize,
+                dropped.type,
+                dropped.server_round,
+                extra={"server_round": dropped.server_round},
+            )
+        self._queue.put_nowait(request)
+
+    async def get(self) -> Fit | Evaluate:
+        """Return the oldest request, waiting for one if there is none."""
+        return await self._queue.get()
+
+
+class UploadGrants:
+    """The upload grants a connection waits for, each at most ``GRANT_WAIT_S``.
+
+    Only requested grants count: one for a round nobody waits for (the wait
+    gave up, or the coordinator misbehaves) is ignored, so stray grants
+    neither pile up nor unblock a later upload.
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[GrantKey, asyncio.Event] = {}
+
+    def expect(self, key: GrantKey) -> None:
+        """Start waiting for ``key``'s grant (before asking, so none is missed)."""
+        self._events[key] = asyncio.Event()
+
+    def grant(self, key: GrantKey) -> None:
+        """Record a grant from the coordinator; ignore one nobody waits for."""
+        event = self._events.get(key)
+        if event is None:
+            logger.warning("ignored an upload grant for round %d: not asked", key[1])
+            return
+        event.set()
+
+    async def wait(self, key: GrantKey) -> bool:
+        """Wait for ``key``'s grant; return False if none came in time."""
+        event = self._events[key]
+        try:
+            await asyncio.wait_for(event.wait(), GRANT_WAIT_S)
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            del self._events[key]
+        return True
