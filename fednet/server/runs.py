@@ -10,7 +10,7 @@ from collections import Counter
 from fednet.config import RunConfig
 from fednet.exceptions import ConfigError, FednetError
 from fednet.params import max_frame_length
-from fednet.protocol import EvaluateResult, FitResult
+from fednet.protocol import Error, EvaluateResult, FitResult
 from fednet.server.driver import RunDriver
 from fednet.server.events import EventHub
 from fednet.server.registry import ClientConn, Registry
@@ -134,6 +134,17 @@ class RunManager:
         """Tell the active run a client left."""
         if self.active is not None:
             self.active.client_left(conn)
+
+    def error_received(self, conn: ClientConn, msg: Error) -> None:
+        """Drop a client that reports it cannot answer the round in progress.
+
+        The round then need not wait for it until ``round_timeout_s``.
+        """
+        driver = self.active
+        if driver is None or msg.run_id != driver.run_id:
+            return
+        if msg.server_round == driver.progress().server_round:
+            driver.client_left(conn)
 
     async def update_received(self, conn: ClientConn, msg: FitResult) -> None:
         """Hand a ``fit_result`` to the active run; return once it was folded."""

@@ -29,7 +29,7 @@ from fednet.protocol import (
     serialize_parts,
 )
 from fednet.reader import MessageReader
-from fednet.server.registry import ClientConn, Registry
+from fednet.server.registry import ClientConn, Registry, close_socket
 from fednet.server.runs import RunManager
 from fednet.server.uploads import UploadGate, UploadRefused
 from fednet.typing import ClientId
@@ -172,6 +172,7 @@ class ClientSession:
                 message.code,
                 message.message,
             )
+            self.runs.error_received(conn, message)
         else:
             await self._send(Error("unexpected_message", f"unexpected {message.type}"))
 
@@ -203,7 +204,9 @@ class ClientSession:
                 return
             logger.info("client %s reconnected; closing its old socket", client_id)
             assert old.ws is not None
-            await old.ws.close(code=WSCloseCode.GOING_AWAY, message=b"replaced")
+            # The client is back, so the old socket is dead to it: do not let
+            # one that stopped reading hold up the new hello.
+            await close_socket(old.ws, WSCloseCode.GOING_AWAY, b"replaced", 1.0)
         now = time.time()
         self.conn = ClientConn(
             client_id, message, self.ws, self.address, now, now, stats=self.stats

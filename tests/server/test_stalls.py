@@ -19,7 +19,16 @@ from fednet.client.runner import ClientRunner
 from fednet.client.trainer import Trainer
 from fednet.config import ClientSettings, ServerSettings
 from fednet.exceptions import ConfigError
-from fednet.protocol import Error, Fit, FitResult, Hello, Message, Status, parse
+from fednet.protocol import (
+    Error,
+    Fit,
+    FitResult,
+    Hello,
+    Message,
+    Status,
+    Welcome,
+    parse,
+)
 from fednet.server.events import EventHub
 from fednet.server.keys import REGISTRY, RUNS
 from fednet.server.registry import ClientConn, Registry
@@ -294,3 +303,18 @@ def test_send_timeout_s_must_be_positive() -> None:
     with pytest.raises(ConfigError) as caught:
         ServerSettings(send_timeout_s=0)
     assert "send_timeout_s" in caught.value.errors
+
+
+async def test_a_client_back_on_a_new_socket_replaces_its_stuck_one_at_once(
+    make_client: AppFactory,
+) -> None:
+    """The same instance saying hello again is welcomed while the old socket hangs."""
+    client = await make_client(send_timeout_s=600.0)
+    async with _stuck(client) as stuck:
+        await _launch(client, rounds=1, min_clients=1, round_timeout_s=600.0)
+        await _until(_sending(client))
+        await _stalled(stuck)
+        async with client.ws_connect("/ws") as again:
+            await send(again, Hello("stuck", "i-1", 1, "synthetic"))
+            welcome = await asyncio.wait_for(receive(again), 10)
+        assert isinstance(welcome, Welcome) and not stuck.connected
