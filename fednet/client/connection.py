@@ -145,6 +145,8 @@ class Connection:
         elif isinstance(message, Error):
             self._state.last_error = f"{message.code}: {message.message}"
             logger.warning("server says %s: %s", message.code, message.message)
+            if message.code == "upload_refused" and message.server_round is not None:
+                self._grants.refuse((message.run_id or 0, message.server_round))
 
     async def _run_worker(self) -> None:
         """Answer queued requests one at a time, in the order they came."""
@@ -238,7 +240,8 @@ class Connection:
         if await self._grants.wait(key):
             return True
         logger.warning(
-            "no upload grant for round %d within %.0f s: result given up",
+            "no upload grant for round %d (refused, or none within %.0f s):"
+            " result given up",
             reply.server_round,
             work.GRANT_WAIT_S,
             extra={"server_round": reply.server_round},

@@ -73,6 +73,7 @@ class UploadGrants:
 
     def __init__(self) -> None:
         self._events: dict[GrantKey, asyncio.Event] = {}
+        self._refused: set[GrantKey] = set()
 
     def expect(self, key: GrantKey) -> None:
         """Start waiting for ``key``'s grant (before asking, so none is missed)."""
@@ -86,8 +87,14 @@ class UploadGrants:
             return
         event.set()
 
+    def refuse(self, key: GrantKey) -> None:
+        """Record that the coordinator refused ``key``'s upload: stop waiting."""
+        if key in self._events:
+            self._refused.add(key)
+            self._events[key].set()
+
     async def wait(self, key: GrantKey) -> bool:
-        """Wait for ``key``'s grant; return False if none came in time."""
+        """Wait for ``key``'s grant; return False if refused or none came in time."""
         event = self._events[key]
         try:
             await asyncio.wait_for(event.wait(), GRANT_WAIT_S)
@@ -95,4 +102,7 @@ class UploadGrants:
             return False
         finally:
             del self._events[key]
+        if key in self._refused:
+            self._refused.discard(key)
+            return False
         return True

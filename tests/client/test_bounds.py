@@ -17,6 +17,7 @@ from fednet.client.main import serve_client
 from fednet.client.work import MAX_QUEUED_REQUESTS
 from fednet.protocol import (
     MAX_TEXT_BYTES,
+    Error,
     Evaluate,
     EvaluateResult,
     Fit,
@@ -61,6 +62,28 @@ async def test_no_grant_in_time_gives_up_the_result_and_answers_the_next_fit(
         await peer.expect_status("sending")
         result = await peer.expect(FitResult)
         assert result.server_round == 2
+
+    server = await coordinator(script)
+    start_runner(server.url)
+    await server.finished()
+
+
+async def test_a_refused_upload_is_given_up_at_once(
+    coordinator: ScriptServer,
+    start_runner: RunnerFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """upload_refused for the round ends the wait for a grant: the client idles."""
+    monkeypatch.setattr("fednet.client.work.GRANT_WAIT_S", 60.0)
+
+    async def script(peer: Peer) -> None:
+        await peer.welcome(**SMALL_PARTS)
+        await peer.send(Fit(1, 1, fit_config(), params(2000)), part_bytes=1024)
+        await peer.expect_status("training")
+        await peer.expect_status("sending")
+        await peer.expect(UploadRequest)
+        await peer.send(Error("upload_refused", "not awaited", 1, 1))
+        await asyncio.wait_for(peer.expect_status("idle"), 10)
 
     server = await coordinator(script)
     start_runner(server.url)
