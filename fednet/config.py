@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -32,7 +31,7 @@ def _float_range(lo: float, hi: float, *, lo_open: bool = False) -> _Check:
     def check(value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"must be a number, got {value!r}"
-        if not math.isfinite(value) or value > hi or value < lo:
+        if not lo <= value <= hi:  # also NaN and infinities; exact for any int
             return f"must be between {lo:g} and {hi:g}, got {value!r}"
         if lo_open and value <= lo:
             return f"must be greater than {lo:g}, got {value!r}"
@@ -101,14 +100,10 @@ class RunConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = {k: "unknown field" for k in data if k not in names}
         values = {k: v for k, v in data.items() if k in names}
-        if isinstance(values.get("learning_rate"), int) and not isinstance(
-            values.get("learning_rate"), bool
-        ):
-            values["learning_rate"] = float(values["learning_rate"])
-        if isinstance(values.get("round_timeout_s"), int) and not isinstance(
-            values.get("round_timeout_s"), bool
-        ):
-            values["round_timeout_s"] = float(values["round_timeout_s"])
+        for name in ("learning_rate", "round_timeout_s"):
+            # an int too large for a float stays an int, refused by its check
+            if type(values.get(name)) is int and abs(values[name]) <= 2**53:
+                values[name] = float(values[name])
         try:
             config = cls(**values)
         except ConfigError as e:

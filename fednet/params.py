@@ -256,7 +256,7 @@ def _parse_array_meta(
     if not isinstance(meta, dict):
         raise ProtocolError(f"array {index}: metadata must be an object")
     dtype_str, shape = meta.get("dtype"), meta.get("shape")
-    if dtype_str not in ALLOWED_DTYPES:
+    if not isinstance(dtype_str, str) or dtype_str not in ALLOWED_DTYPES:
         raise ProtocolError(f"array {index}: unsupported dtype {dtype_str!r}")
     if (
         not isinstance(shape, list)

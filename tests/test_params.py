@@ -80,6 +80,8 @@ def _frame(header: object, payload: bytes = b"") -> bytes:
         (_frame([1, 2]), "JSON object"),
         (_frame({"type": "fit"}), "'arrays'"),
         (_frame({"arrays": [{"dtype": "|O", "shape": [1]}]}), "unsupported dtype"),
+        (_frame({"arrays": [{"dtype": [], "shape": [1]}]}), "unsupported dtype"),
+        (_frame({"arrays": [{"dtype": {}, "shape": [1]}]}), "unsupported dtype"),
         (_frame({"arrays": [{"dtype": "<f4", "shape": [-1]}]}), "invalid shape"),
         (_frame({"arrays": [{"dtype": "<f4", "shape": "3"}]}), "invalid shape"),
         (_frame({"arrays": ["x"]}), "metadata"),
