@@ -15,14 +15,36 @@ returns a :class:`Fold`, the caller runs it, then hands it back with
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from fednet.exceptions import AggregationError
-from fednet.protocol import EvaluateResult, FitResult, Message
+from fednet.protocol import Error, EvaluateResult, FitResult, Message
 from fednet.records import Event, Outgoing
 from fednet.strategies import Aggregator
 from fednet.typing import ClientId
+
+EVAL_PER_TRAIN = 9
+"""Most validation rows a site holds per training row (``val_fraction`` < 0.9)."""
+
+
+def bound_evaluation(
+    result: EvaluateResult, declared: int
+) -> tuple[EvaluateResult, Error | None]:
+    """Return the evaluation to count, and the error for its sender if it lied.
+
+    An evaluation's weight in the federated metrics is its ``num_examples``.
+    A site's validation split cannot hold more than ``EVAL_PER_TRAIN`` rows
+    per training row it ``declared`` at hello: one claiming more counts for
+    nothing (as an evaluation without data), and its sender gets an
+    ``invalid_update``, so that one site cannot dictate the reported metrics.
+    """
+    limit = EVAL_PER_TRAIN * max(declared, 1)
+    if result.num_examples <= limit:
+        return result, None
+    reason = f"evaluate_result: num_examples {result.num_examples} exceeds {limit}"
+    error = Error("invalid_update", reason, result.run_id, result.server_round)
+    return replace(result, num_examples=0), error
 
 
 @dataclass(eq=False)

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 
 from fednet.config import RunConfig
-from fednet.machine import Fold, RunMachine
+from fednet.machine import Fold, RunMachine, bound_evaluation
 from fednet.protocol import Error, EvaluateResult, FitResult, Message
 from fednet.records import RoundFinished, RunFailed, RunFinished
 from fednet.server.folds import FoldRunner
@@ -89,7 +89,9 @@ class RunDriver:
 
     async def stop(self) -> None:
         """Stop the run; it ends as ``stopped``."""
-        await self._cancel()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def shutdown(self) -> None:
         """Stop driving without ending the run (it resumes); let an ending finish."""
@@ -97,11 +99,6 @@ class RunDriver:
         if self._task is not None:
             if self._shutdown:
                 self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
     # -- inputs from client connections -----------------------------------------
@@ -119,11 +116,9 @@ class RunDriver:
         self._waits.kick()
 
     async def update_received(self, conn: ClientConn, msg: FitResult) -> None:
-        """Validate and fold a ``fit_result``, then account for it.
+        """Validate and fold a ``fit_result`` (in the run's fold thread), then count it.
 
-        Large updates are folded in the run's fold thread while the event loop
-        reads other uploads; the machine is called only from the loop. This
-        returns once the update's arrays are no longer in use.
+        Returns once the update's arrays are no longer in use.
         """
         machine = self._machine_for(conn, msg.run_id)
         fold = machine.accept_update(conn.client_id, msg) if machine else None
@@ -132,9 +127,12 @@ class RunDriver:
             await self._folds.run(fold)
 
     def evaluate_received(self, conn: ClientConn, msg: EvaluateResult) -> None:
-        """Hand an ``evaluate_result`` to the machine."""
+        """Hand an ``evaluate_result`` to the machine, weighed at most as declared."""
         machine = self._machine_for(conn, msg.run_id)
         if machine is not None:
+            msg, error = bound_evaluation(msg, conn.hello.num_examples)
+            if error is not None:
+                self._post((conn.client_id,), error)
             machine.evaluate_received(conn.client_id, msg)
             self._after_input()
 
@@ -145,11 +143,7 @@ class RunDriver:
 
     def _machine_for(self, conn: ClientConn, run_id: int) -> RunMachine | None:
         if self._machine is None or self.ended or run_id != self.run_id:
-            logger.warning(
-                "ignored a result of client %s for run %d, which is not active",
-                conn.client_id,
-                run_id,
-            )
+            ignored_result(conn, run_id)
             return None
         return self._machine
 
@@ -167,24 +161,17 @@ class RunDriver:
     def progress(self) -> ProgressView:
         """Return where the run stands (``waiting`` before it has its machine)."""
         now = time.monotonic()
+        run_id, rounds, elapsed_s = self.run_id, self.config.rounds, now - self._started
         if self._machine is None:
             return ProgressView(
-                run_id=self.run_id,
-                rounds=self.config.rounds,
-                elapsed_s=now - self._started,
-                server_round=self.completed_rounds,
-                phase="waiting",
+                run_id=run_id, rounds=rounds, elapsed_s=elapsed_s,
+                server_round=self.completed_rounds, phase="waiting",
             )
         p = self._machine.progress()
         return ProgressView(
-            run_id=self.run_id,
-            rounds=self.config.rounds,
-            elapsed_s=now - self._started,
-            server_round=p.server_round,
-            phase=p.phase,
-            selected=p.selected,
-            reported=p.reported,
-            pending=p.pending,
+            run_id=run_id, rounds=rounds, elapsed_s=elapsed_s,
+            server_round=p.server_round, phase=p.phase,
+            selected=p.selected, reported=p.reported, pending=p.pending,
             round_elapsed_s=now - self._round_started,
         )
 
@@ -261,10 +248,12 @@ class RunDriver:
     def _flush(self, machine: RunMachine) -> None:
         """Post what the machine produced; the sends go on without the driver."""
         for out in machine.messages_to_send():
-            if isinstance(out.message, Error):
-                key = f"rejected:{out.message.code}"
-                self._stats[key] += len(out.recipients)
-            self._outbox.post(out.recipients, out.message)
+            self._post(out.recipients, out.message)
+
+    def _post(self, recipients: tuple[ClientId, ...], message: Message) -> None:
+        if isinstance(message, Error):
+            self._stats[f"rejected:{message.code}"] += len(recipients)
+        self._outbox.post(recipients, message)
 
     def _delivered(self, client_id: ClientId, message: Message, ok: bool) -> None:
         """Drop a client its message did not reach; else mark it busy with it."""
@@ -298,3 +287,12 @@ class RunDriver:
         logger.warning(
             "client %s cannot join run %d: %s", conn.client_id, self.run_id, reason
         )
+
+
+def ignored_result(conn: ClientConn, run_id: int) -> None:
+    """Log a result for a run that is not the active one (it changes nothing)."""
+    logger.warning(
+        "ignored a result of client %s for run %d, which is not active",
+        conn.client_id,
+        run_id,
+    )

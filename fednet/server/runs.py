@@ -11,7 +11,7 @@ from fednet.config import RunConfig
 from fednet.exceptions import ConfigError, FednetError
 from fednet.params import max_frame_length
 from fednet.protocol import Error, EvaluateResult, FitResult
-from fednet.server.driver import RunDriver
+from fednet.server.driver import RunDriver, ignored_result
 from fednet.server.events import EventHub
 from fednet.server.registry import ClientConn, Registry
 from fednet.server.store import Store
@@ -151,7 +151,7 @@ class RunManager:
         if self.active is not None:
             await self.active.update_received(conn, msg)
         else:
-            _ignored(conn, msg.run_id)
+            ignored_result(conn, msg.run_id)
 
     def upload_allowance(
         self, conn: ClientConn, run_id: int, server_round: int
@@ -180,12 +180,4 @@ class RunManager:
         if self.active is not None:
             self.active.evaluate_received(conn, msg)
         else:
-            _ignored(conn, msg.run_id)
-
-
-def _ignored(conn: ClientConn, run_id: int) -> None:
-    logger.warning(
-        "ignored a result of client %s for run %d, which is not active",
-        conn.client_id,
-        run_id,
-    )
+            ignored_result(conn, msg.run_id)

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from fednet.exceptions import ProtocolError
 from fednet.protocol import UploadGrant, UploadRequest, serialize_parts
-from fednet.server.registry import ClientConn
+from fednet.server.registry import ClientConn, drop_socket
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,14 @@ DEFAULT_SLOTS = 2
 
 GRANT_TIMEOUT_S = 120.0
 """A granted upload that has not begun by then frees its slot."""
+
+MIN_UPLOAD_BYTES_PER_S = 100_000
+"""An upload under way must average at least this rate (0.8 Mbit/s).
+
+Once begun it has ``GRANT_TIMEOUT_S`` plus its size at this rate to finish;
+then the sender's connection is dropped with the partial frame, and its slot
+goes to the next client (a trickling peer cannot hold a slot for ever).
+"""
 
 
 class UploadRefused(ProtocolError):
@@ -46,10 +54,11 @@ class UploadTooLarge(UploadRefused):
 
 @dataclass(eq=False)
 class _Slot:
-    """One granted upload: its size and the timer that expires it unused."""
+    """One granted upload: its size and the timer that ends it (unused or slow)."""
 
     nbytes: int
     expiry: asyncio.TimerHandle | None = field(default=None, repr=False)
+    begun: bool = False
 
     def stop_timer(self) -> None:
         if self.expiry is not None:
@@ -67,13 +76,19 @@ class UploadGate:
         slots: uploads allowed in flight at once.
         grant_timeout_s: a granted upload that has not begun by then frees
             its slot (the client may be stuck or gone); a timer expires it.
+        min_rate: bytes per second an upload under way must average, after
+            ``grant_timeout_s`` of grace; a slower sender is disconnected.
     """
 
     def __init__(
-        self, slots: int = DEFAULT_SLOTS, grant_timeout_s: float = GRANT_TIMEOUT_S
+        self,
+        slots: int = DEFAULT_SLOTS,
+        grant_timeout_s: float = GRANT_TIMEOUT_S,
+        min_rate: float = MIN_UPLOAD_BYTES_PER_S,
     ) -> None:
         self.slots = slots
         self.grant_timeout_s = grant_timeout_s
+        self.min_rate = min_rate
         self._granted: dict[ClientConn, _Slot] = {}
         self._waiting: deque[tuple[ClientConn, UploadRequest]] = deque()
         self._sending: set[asyncio.Task[None]] = set()
@@ -127,7 +142,13 @@ class UploadGate:
             raise UploadTooLarge(
                 f"a frame of {declared} bytes exceeds the {slot.nbytes} granted"
             )
-        slot.stop_timer()
+        if not slot.begun:
+            slot.begun = True
+            slot.stop_timer()
+            deadline_s = self.grant_timeout_s + declared / self.min_rate
+            slot.expiry = asyncio.get_running_loop().call_later(
+                deadline_s, self._expire, conn, slot
+            )
 
     async def request(self, conn: ClientConn, message: UploadRequest) -> None:
         """Queue a client's request and grant what the free slots allow."""
@@ -155,10 +176,20 @@ class UploadGate:
             self._grant()
 
     def _expire(self, conn: ClientConn, slot: _Slot) -> None:
-        if self._granted.get(conn) is slot:
+        if self._granted.get(conn) is not slot:
+            return
+        slot.expiry = None
+        if slot.begun and conn.ws is not None:
+            # Its partial frame lives in its session: dropping the socket ends both.
+            logger.warning(
+                "upload of %s too slow (under %g bytes/s); dropping its connection",
+                conn.client_id,
+                self.min_rate,
+            )
+            drop_socket(conn.ws)
+        else:
             logger.warning("upload slot of %s expired unused", conn.client_id)
-            slot.expiry = None
-            self._release(conn)
+        self._release(conn)
 
     def _grant(self) -> None:
         for conn in [c for c in self._granted if not c.connected]:

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import random
+from dataclasses import replace
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,13 +17,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from fednet.client.main import load_client_data
 from fednet.client.runner import ClientRunner
 from fednet.client.trainer import Trainer
 from fednet.config import ClientSettings
 from fednet.fields import MAX_EXAMPLES
-from fednet.machine import Fold
+from fednet.machine import Fold, bound_evaluation
 from fednet.protocol import (
     Error,
+    Evaluate,
+    EvaluateResult,
     Fit,
     FitResult,
     Hello,
@@ -84,17 +88,16 @@ async def _launch(client: Client) -> int:
 
 
 @asynccontextmanager
-async def _honest(client: Client) -> AsyncIterator[None]:
-    """Run two synthetic clients, s1 and s2 (updates: offsets 1e-3 and 2e-3)."""
+async def _honest(client: Client, dataset: str = "synthetic") -> AsyncIterator[None]:
+    """Run two clients, s1 and s2 (synthetic updates: offsets 1e-3 and 2e-3)."""
     url = str(client.make_url("/ws")).replace("http://", "ws://")
-    runners = [
-        ClientRunner(
-            ClientSettings(server=url, name=f"s{i}", dataset="synthetic"),
-            Trainer(None, client_number=i),
-            random.Random(i),
+    runners = []
+    for i in (1, 2):
+        settings = ClientSettings(
+            server=url, name=f"s{i}", dataset=dataset, partition=(i, 2)
         )
-        for i in (1, 2)
-    ]
+        trainer = Trainer(load_client_data(settings)[0], client_number=i)
+        runners.append(ClientRunner(settings, trainer, random.Random(i)))
     tasks = [asyncio.create_task(r.run()) for r in runners]
     try:
         yield
@@ -143,6 +146,44 @@ async def test_an_int64_max_weight_never_reaches_the_store(
     assert error.code == "invalid_update"
     assert run["status"] == "finished", run
     assert run["rounds"][0]["num_examples"] == 2
+
+
+async def test_an_evaluation_heavier_than_its_hello_counts_for_nothing(
+    make_client: AppFactory,
+) -> None:
+    """An evaluate_result of 10**9 rows after a hello of 100 cannot set the loss."""
+    client = await make_client()
+    async with _honest(client, "digits"):
+        await _connected(client, 2)
+        clients = await (await client.get("/api/clients")).json()
+        schema = clients[0]["schema"]  # public: mallory copies a real site's
+        async with client.ws_connect("/ws") as ws:
+            await send(ws, Hello("mallory", "i-m", 100, "digits", schema))
+            await receive(ws)
+            body = {**SYNTHETIC, "task": "digits", "min_clients": 3}
+            response = await client.post("/api/runs", json=body)
+            run_id = int((await response.json())["id"])
+            fit = await _next(ws, Fit)
+            await send(ws, FitResult(run_id, 1, 100, {}, fit.parameters))
+            evaluate = await _next(ws, Evaluate)
+            claim = EvaluateResult(run_id, evaluate.server_round, 10**9, 1e6, {})
+            await send(ws, claim)
+            error = await _next(ws, Error)
+            run = await _ended(client, run_id)
+    assert error.code == "invalid_update" and "num_examples" in error.message
+    assert run["status"] == "finished", run
+    assert sorted(run["rounds"][0]["evaluated_clients"]) == ["s1", "s2"]
+    assert run["rounds"][0]["federated_loss"] < 10
+
+
+def test_bound_evaluation_allows_a_validation_split_under_90_percent() -> None:
+    """9 validation rows per declared training row pass; one more counts for 0."""
+    fair = EvaluateResult(1, 1, 900, 0.5, {"accuracy": 0.9})
+    assert bound_evaluation(fair, 100) == (fair, None)
+    counted, error = bound_evaluation(replace(fair, num_examples=901), 100)
+    assert counted.num_examples == 0 and counted.loss == 0.5
+    assert error is not None and error.code == "invalid_update"
+    assert (error.run_id, error.server_round) == (1, 1)
 
 
 async def test_a_hello_above_max_examples_is_refused(make_client: AppFactory) -> None:

@@ -197,6 +197,24 @@ async def test_unused_grant_expires_on_its_timer(make_client: AppFactory) -> Non
         assert client.app[UPLOADS].in_flight == 0
 
 
+async def test_upload_that_trickles_is_dropped_and_frees_its_slot(
+    make_client: AppFactory,
+) -> None:
+    """A begun upload slower than the minimum rate loses its socket and its slot."""
+    client = await make_client()
+    gate = client.app[UPLOADS]
+    gate.grant_timeout_s, gate.min_rate = 0.3, 1e9
+    async with selected_client(client) as (ws, fit):
+        await send(ws, UploadRequest(fit.run_id, 1, 5000))
+        assert isinstance(await receive(ws), UploadGrant)
+        await ws.send_bytes(first_part(fit.run_id, count=1000))  # then nothing
+        await asyncio.sleep(0.1)
+        assert gate.in_flight == 1  # begun: its slot is held for now
+        closing = await ws.receive(timeout=5)
+        assert closing.type in _CLOSED, closing
+        assert gate.in_flight == 0
+
+
 async def test_socket_without_hello_is_closed_at_the_deadline(
     make_client: AppFactory,
 ) -> None:
