@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fednet.exceptions import ProtocolError
 from fednet.fields import (
@@ -18,6 +18,9 @@ from fednet.fields import (
     str_field,
     str_tuple_field,
 )
+
+if TYPE_CHECKING:
+    from fednet.config import RunConfig
 
 MAX_CLASSES = 100_000
 MAX_NAME = 256
@@ -68,6 +71,23 @@ class FitConfig(Mapping[str, Any]):
         "hidden_units": int_field(lo=1),
         "classes": optional_field(str_tuple_field(MAX_CLASSES, MAX_NAME)),
     }
+
+    @classmethod
+    def for_round(
+        cls, run: RunConfig, server_round: int, classes: tuple[str, ...] | None
+    ) -> FitConfig:
+        """Return what a run's clients are told for one of its rounds."""
+        return cls(
+            server_round=server_round,
+            task=run.task,
+            model=run.model,
+            local_epochs=run.local_epochs,
+            batch_size=run.batch_size,
+            learning_rate=run.learning_rate,
+            seed=run.seed,
+            hidden_units=run.hidden_units,
+            classes=classes,
+        )
 
     @classmethod
     def from_dict(cls, data: Any) -> FitConfig:

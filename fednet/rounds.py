@@ -1,8 +1,7 @@
 """Sans-I/O round state machine of one run: events in, messages and records out.
 
 The machine never touches a socket, a clock or a timer (``round_timeout_s`` is
-the caller's). It implements :class:`fednet.machine.RunMachine` for the
-server's driver; callers without threads can use one-step ``update_received``.
+the caller's): it is the server driver's :class:`fednet.machine.RunMachine`.
 """
 
 from __future__ import annotations
@@ -26,6 +25,10 @@ from fednet.typing import ClientId, Metrics, NDArrays
 logger = logging.getLogger(__name__)
 
 CentralEvaluate = Callable[[NDArrays], tuple[float, Metrics]]
+
+ROUND_ATTEMPTS = 3
+"""Plays of a round before too few valid updates fail the run: a round short of
+``min_clients`` changed nothing, so it is played again (same number and model)."""
 
 
 class Phase(enum.Enum):
@@ -79,6 +82,7 @@ class RoundMachine(MachineOutputs):
         self._tally = RoundTally()
         self._aggregator: Aggregator | None = None
         self._new_params: NDArrays | None = None
+        self._attempt = 0
 
     # -- inputs ---------------------------------------------------------------
 
@@ -149,19 +153,20 @@ class RoundMachine(MachineOutputs):
         if client_id not in self._tally.pending:
             return
         self._tally.pending.discard(client_id)
-        self._log(logging.INFO, "%s: client %s left round %d",
-                  self.phase.value, client_id, self.server_round,
-                  client_id=client_id)
+        self._log(logging.INFO, "%s: client %s left round %d", self.phase.value,
+                  client_id, self.server_round, client_id=client_id)
         if self.phase is Phase.FIT:
             self._tally.dropped.append(client_id)
         self._maybe_close()
 
-    def round_timed_out(self) -> None:
-        """Close the current phase with whatever has arrived."""
+    def timed_out(self) -> None:
+        """Close the current phase with whatever has arrived (the round timeout)."""
         gone = self._tally.drop_pending()
         if self.phase is Phase.FIT:
             self._tally.dropped.extend(gone)
         self._maybe_close()
+
+    round_timed_out = timed_out
 
     def fail(self, reason: str) -> None:
         """End the run with a reason (e.g. stopped, or no clients in time)."""
@@ -173,10 +178,6 @@ class RoundMachine(MachineOutputs):
         """Start the next round when idle (the driver's entry point)."""
         if self.phase is Phase.IDLE:
             self.start_round(available)
-
-    def timed_out(self) -> None:
-        """Close the current phase (the driver's name for a round timeout)."""
-        self.round_timed_out()
 
     @property
     def done(self) -> bool:
@@ -212,11 +213,6 @@ class RoundMachine(MachineOutputs):
         """Return the clients the current phase still waits for."""
         return frozenset(self._tally.pending | self._tally.folding)
 
-    @property
-    def selected(self) -> tuple[ClientId, ...]:
-        """Return the clients selected for the current round."""
-        return self._tally.selected
-
     # -- internals ------------------------------------------------------------
 
     def _expects(
@@ -235,10 +231,8 @@ class RoundMachine(MachineOutputs):
 
     def _reject(self, client_id: ClientId, reason: str) -> None:
         self._tally.rejected[client_id] = reason
-        self._log(logging.WARNING,
-                  "fit: rejected the update of client %s in round %d: %s",
-                  client_id, self.server_round, reason,
-                  client_id=client_id)
+        self._log(logging.WARNING, "fit: rejected the update of client %s in round "
+                  "%d: %s", client_id, self.server_round, reason, client_id=client_id)
         error = Error("invalid_update", reason, self.run_id, self.server_round)
         self._send((client_id,), error)
 
@@ -247,11 +241,7 @@ class RoundMachine(MachineOutputs):
         logger.log(level, msg, *args, extra={**extra, "run_id": self.run_id})
 
     def _round_config(self) -> FitConfig:
-        c = self.config
-        return FitConfig(server_round=self.server_round, task=c.task, model=c.model,
-                         local_epochs=c.local_epochs, batch_size=c.batch_size,
-                         learning_rate=c.learning_rate, seed=c.seed,
-                         hidden_units=c.hidden_units, classes=self._classes)
+        return FitConfig.for_round(self.config, self.server_round, self._classes)
 
     def _maybe_close(self) -> None:
         if self._tally.waiting:
@@ -265,10 +255,9 @@ class RoundMachine(MachineOutputs):
         assert self._aggregator is not None
         count, selected = self._aggregator.count, len(self._tally.selected)
         if count < self.config.min_clients:
-            self.fail(
-                f"round {self.server_round}: {count} of {selected} selected clients "
-                f"sent a valid update, min_clients is {self.config.min_clients}"
-            )
+            self._fall_short(f"round {self.server_round}: {count} of {selected} "
+                             "selected clients sent a valid update, min_clients "
+                             f"is {self.config.min_clients}")
             return
         self._new_params = self._aggregator.result()
         self._tally.num_examples = self._aggregator.total_examples
@@ -286,8 +275,19 @@ class RoundMachine(MachineOutputs):
         self._send(reported, Evaluate(self.run_id, self.server_round, config,
                                       self._new_params))
 
+    def _fall_short(self, why: str) -> None:
+        self._attempt += 1
+        if self._attempt >= ROUND_ATTEMPTS:
+            self.fail(f"{why} ({self._attempt} attempts)")
+            return
+        self._log(logging.WARNING, "%s; playing the round again (attempt %d of %d)",
+                  why, self._attempt + 1, ROUND_ATTEMPTS)
+        self.server_round -= 1
+        self._aggregator, self.phase = None, Phase.IDLE
+
     def _finish_round(self) -> None:
         assert self._new_params is not None
+        self._attempt = 0
         self.parameters = self._new_params
         record = self._tally.record(self.server_round)
         self._record(RoundFinished(record, self.parameters))

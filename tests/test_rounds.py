@@ -9,7 +9,7 @@ from fednet.config import RunConfig
 from fednet.exceptions import RoundStateError
 from fednet.protocol import Error, Evaluate, EvaluateResult, Fit, FitResult
 from fednet.records import RoundFinished, RunFailed, RunFinished
-from fednet.rounds import Phase, RoundMachine
+from fednet.rounds import ROUND_ATTEMPTS, Phase, RoundMachine
 from fednet.strategies import FedAvg
 from fednet.typing import ClientId, NDArrays
 
@@ -112,18 +112,57 @@ def test_timeout_with_quorum_closes_the_round_and_lists_the_dropped() -> None:
     np.testing.assert_allclose(event.parameters[0], [3.0, 3.0])
 
 
-def test_timeout_without_quorum_fails_the_run() -> None:
-    """Fewer than min_clients results at the timeout fail the run with a reason."""
-    m = _machine()
+def test_a_round_short_of_quorum_is_played_again_from_the_same_model() -> None:
+    """Fewer than min_clients results: no event, the same round again, same model."""
+    m = _machine(federated_evaluate=False)
     m.start_round([A, B, C])
+    before = [p.copy() for p in m.parameters]
     m.update_received(A, _fit(m, 2.0))
+    m.messages_to_send()
     m.round_timed_out()
+    assert m.events() == []
+    assert (m.phase, m.server_round, m.clients_wanted) == (Phase.IDLE, 0, 2)
+    m.clients_available([A, B])
+    (out,) = m.messages_to_send()
+    assert isinstance(out.message, Fit) and out.message.server_round == 1
+    np.testing.assert_array_equal(out.message.parameters[0], before[0])
+    m.update_received(A, _fit(m, 2.0))
+    m.update_received(B, _fit(m, 4.0))
+    (event,) = m.events()
+    assert isinstance(event, RoundFinished) and event.record.server_round == 1
+    assert event.record.clients == (A, B)
+
+
+def test_a_round_short_of_quorum_every_time_fails_the_run() -> None:
+    """After ROUND_ATTEMPTS plays short of min_clients, the run fails with a reason."""
+    m = _machine()
+    for attempt in range(ROUND_ATTEMPTS):
+        assert m.phase is Phase.IDLE and m.events() == []
+        m.start_round([A, B, C])
+        m.update_received(A, _fit(m, 2.0))
+        m.client_left(B)
+        m.round_timed_out()
     (event,) = m.events()
     assert isinstance(event, RunFailed)
-    assert (
-        "1 of 3 selected clients" in event.reason and "min_clients is 2" in event.reason
-    )
+    assert "round 1: 1 of 3 selected clients" in event.reason
+    assert f"min_clients is 2 ({ROUND_ATTEMPTS} attempts)" in event.reason
     assert m.phase is Phase.DONE
+
+
+def test_a_replayed_round_takes_a_late_update_of_the_same_model() -> None:
+    """An update from the short play arriving in the replay counts once."""
+    m = _machine(federated_evaluate=False)
+    m.start_round([A, B])
+    m.update_received(A, _fit(m, 2.0))
+    m.round_timed_out()
+    m.start_round([A, B])
+    late = _fit(m, 6.0)  # B's answer to the first play: same run, round, model
+    m.update_received(B, late)
+    m.update_received(B, _fit(m, 8.0))  # its answer to the replay: a duplicate
+    m.update_received(A, _fit(m, 2.0))
+    (event,) = m.events()
+    assert isinstance(event, RoundFinished)
+    np.testing.assert_allclose(event.parameters[0], [4.0, 4.0])
 
 
 def test_client_leaving_mid_round_does_not_block_the_others() -> None:
@@ -179,8 +218,7 @@ def test_invalid_update_gets_an_error_and_never_touches_the_model() -> None:
     codes = [(o.recipients, getattr(o.message, "code")) for o in replies]
     assert codes == [((A,), "invalid_update"), ((B,), "invalid_update")]
     m.update_received(C, _fit(m, 2.0))
-    (event,) = m.events()
-    assert isinstance(event, RunFailed)
+    assert m.events() == [] and m.phase is Phase.IDLE  # 1 valid of 2: played again
     np.testing.assert_array_equal(m.parameters[0], [0.0, 0.0])
 
 
@@ -203,7 +241,7 @@ def test_clients_per_round_samples_deterministically() -> None:
     for _ in range(2):
         m = _machine(clients_per_round=2)
         m.start_round([A, B, C])
-        picks.append(m.selected)
+        picks.append(m.progress().selected)
     assert len(picks[0]) == 2 and picks[0] == picks[1]
 
 
@@ -264,4 +302,4 @@ def test_machine_interface_names_the_wait_and_the_clients_wanted() -> None:
     assert m.clients_wanted == 0
     assert m.wait is not None and (m.wait.key, m.wait.timeout_s) == ("fit: round 1", 7)
     m.timed_out()
-    assert m.done
+    assert m.clients_wanted == 2 and m.wait is None and not m.done  # played again

@@ -14,6 +14,7 @@ from fednet.client.trainer import Trainer
 from fednet.config import ClientSettings
 from fednet.learning.datasets import load_builtin_partition
 from fednet.protocol import Error, Fit, FitResult, Hello, Status, Welcome
+from fednet.rounds import ROUND_ATTEMPTS
 from tests.server.conftest import AppFactory, hello, receive, send
 
 
@@ -108,10 +109,13 @@ async def test_same_name_from_another_process_is_refused(
             assert isinstance(await receive(again), Welcome)
 
 
-async def test_wrong_shaped_update_gets_error_and_run_goes_on(
+async def test_wrong_shaped_updates_get_errors_and_never_touch_the_model(
     make_client: AppFactory,
 ) -> None:
-    """A bad update is answered with invalid_update; the model is untouched."""
+    """Each bad update gets invalid_update; the round is replayed, then the run fails.
+
+    The model is untouched all along.
+    """
     client = await make_client()
     run_id = (
         await (
@@ -121,18 +125,22 @@ async def test_wrong_shaped_update_gets_error_and_run_goes_on(
     async with client.ws_connect("/ws") as ws:
         await send(ws, hello())
         await receive(ws)
-        fit = await receive(ws)
-        assert isinstance(fit, Fit) and fit.run_id == run_id
-        before = [p.copy() for p in fit.parameters]
-        await send(ws, FitResult(run_id, 1, 10, {}, [np.zeros((2, 2), np.float32)]))
-        error = await receive(ws)
-        assert isinstance(error, Error) and error.code == "invalid_update"
-    for _ in range(100):
-        run = await (await client.get(f"/api/runs/{run_id}")).json()
-        if run["status"] == "failed":
-            break
-        await asyncio.sleep(0.05)
-    assert run["status"] == "failed" and "min_clients is 1" in run["error"]
+        for _ in range(ROUND_ATTEMPTS):
+            fit = await receive(ws)
+            assert isinstance(fit, Fit) and fit.run_id == run_id
+            assert fit.server_round == 1
+            before = [p.copy() for p in fit.parameters]
+            bad = [np.zeros((2, 2), np.float32)]
+            await send(ws, FitResult(run_id, 1, 10, {}, bad))
+            error = await receive(ws)
+            assert isinstance(error, Error) and error.code == "invalid_update"
+        for _ in range(100):
+            run = await (await client.get(f"/api/runs/{run_id}")).json()
+            if run["status"] == "failed":
+                break
+            await asyncio.sleep(0.05)
+    assert run["status"] == "failed", run
+    assert f"min_clients is 1 ({ROUND_ATTEMPTS} attempts)" in run["error"]
     model = await (await client.get(f"/api/runs/{run_id}/model")).read()
     with np.load(io.BytesIO(model)) as saved:
         for i, p in enumerate(before):
