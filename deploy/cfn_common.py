@@ -24,12 +24,33 @@ def key_name() -> object:
     return If("HasKeyName", Ref("KeyName"), NoValue)
 
 
+def add_ssh_ingress(t: Template, group_id: object) -> ec2.SecurityGroupIngress:
+    """Add the SSH rule from ``SshCidr``; it exists only with a key pair."""
+    return t.add_resource(
+        ec2.SecurityGroupIngress(
+            "SshFromSshCidr",
+            Condition="HasSsh",
+            GroupId=group_id,
+            IpProtocol="tcp",
+            FromPort=22,
+            ToPort=22,
+            CidrIp=Ref("SshCidr"),
+            Description="SSH from SshCidr (only with KeyName)",
+        )
+    )
+
+
 def metadata_options() -> dict[str, Any]:
-    """Return IMDSv2-only metadata options; hop limit 2 lets containers reach it."""
+    """Return IMDSv2-only metadata options reachable from the host only.
+
+    Hop limit 1: a reply to a container (one hop further, behind Docker's
+    bridge) is dropped, so the containers, which never call AWS, cannot take
+    the instance role's credentials.
+    """
     return {
         "HttpEndpoint": "enabled",
         "HttpTokens": "required",
-        "HttpPutResponseHopLimit": 2,
+        "HttpPutResponseHopLimit": 1,
     }
 
 
@@ -76,6 +97,69 @@ def _token_statement(*names: str) -> dict[str, Any]:
     }
 
 
+def _admin_token_deny() -> dict[str, Any]:
+    """Return the statement that keeps the admin token from a client role.
+
+    AmazonSSMManagedInstanceCore allows ``ssm:GetParameter(s)`` on every
+    parameter; an explicit deny wins over that allow.
+    """
+    return {
+        "Sid": "NeverReadTheAdminToken",
+        "Effect": "Deny",
+        "Action": [
+            "ssm:GetParameter",
+            "ssm:GetParameters",
+            "ssm:GetParameterHistory",
+            "ssm:GetParametersByPath",
+            "secretsmanager:GetSecretValue",
+        ],
+        "Resource": [
+            Sub(
+                "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}"
+                ":parameter/${AdminTokenName}"
+            ),
+            Sub(
+                "arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}"
+                ":secret:${AdminTokenName}-??????"
+            ),
+        ],
+    }
+
+
+def _ecr_pull_statement() -> object:
+    """Return the statement that pulls images from this account's ECR."""
+    return If(
+        "UseEcr",
+        {
+            "Sid": "PullImagesFromEcr",
+            "Effect": "Allow",
+            "Action": [
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:BatchGetImage",
+                "ecr:GetDownloadUrlForLayer",
+            ],
+            "Resource": [
+                Sub("arn:${AWS::Partition}:ecr:*:${AWS::AccountId}:repository/*")
+            ],
+        },
+        NoValue,
+    )
+
+
+def _ecr_login_statement() -> object:
+    """Return the statement of ``aws ecr get-login-password`` (no resource)."""
+    return If(
+        "UseEcr",
+        {
+            "Sid": "LogInToEcr",
+            "Effect": "Allow",
+            "Action": ["ecr:GetAuthorizationToken"],
+            "Resource": ["*"],
+        },
+        NoValue,
+    )
+
+
 def _client_data_statement() -> object:
     """Return the statement that reads the client CSV, when one is used."""
     return If(
@@ -108,7 +192,12 @@ def add_instance_profile(
     if role_name == "Server":
         statements: list[object] = [_token_statement("JoinTokenName", "AdminTokenName")]
     else:
-        statements = [_token_statement("JoinTokenName"), _client_data_statement()]
+        statements = [
+            _token_statement("JoinTokenName"),
+            _admin_token_deny(),
+            _client_data_statement(),
+        ]
+    statements += [_ecr_login_statement(), _ecr_pull_statement()]
     statements.extend(extra or [])
     role = t.add_resource(
         iam.Role(

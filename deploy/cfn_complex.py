@@ -1,15 +1,14 @@
-"""The complex stack: a VPC, two Auto Scaling groups behind two load balancers."""
+"""The complex stack: a VPC, two Auto Scaling groups behind load balancers."""
 
 from __future__ import annotations
 
 from troposphere import (
+    And,
     Base64,
+    Condition,
     Equals,
-    Export,
     GetAtt,
-    If,
     Not,
-    Output,
     Parameter,
     Ref,
     Sub,
@@ -24,14 +23,27 @@ from troposphere.policies import (
     UpdatePolicy,
 )
 
+import cfn_balancers as balancers
 import cfn_common as common
 import cfn_network as network
+import cfn_outputs as outputs
 import cfn_params as params
+import cfn_scripts as scripts
+import cfn_slots as slots
 import cfn_state as state
-import cfn_userdata as userdata
 
 SIGNAL_TIMEOUT = "PT15M"
 HEALTH_CHECK_GRACE_S = 600
+# What AWS says to suspend during a rolling update with WaitOnResourceSignals
+# (AutoScalingRollingUpdate documentation): no replacement or rebalancing may
+# start instances the update does not wait for.
+SUSPENDED_DURING_UPDATES = [
+    "HealthCheck",
+    "ReplaceUnhealthy",
+    "AZRebalance",
+    "AlarmNotification",
+    "ScheduledActions",
+]
 
 
 def _add_parameters(t: Template) -> None:
@@ -58,16 +70,59 @@ def _add_parameters(t: Template) -> None:
     )
     t.add_parameter(
         Parameter(
+            "SiteCidr",
+            Type="String",
+            Default="0.0.0.0/0",
+            AllowedPattern=params.CIDR_PATTERN,
+            MinLength=9,
+            MaxLength=18,
+            ConstraintDescription="an IPv4 CIDR such as 198.51.100.0/24",
+            Description="IPv4 range of remote sites allowed to join at /ws (the "
+            "stack's own clients connect inside the VPC)",
+        )
+    )
+    t.add_parameter(
+        Parameter(
             "CertificateArn",
             Type="String",
             Default="",
             AllowedPattern=r"^$|^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}"
             r":certificate/[A-Za-z0-9-]+$",
-            Description="ACM certificate for an HTTPS listener on the coordinator's "
-            "load balancer; empty for HTTP only",
+            Description="ACM certificate of DomainName: HTTPS on the "
+            "coordinator's load balancer, port 80 redirects; empty for HTTP only",
+        )
+    )
+    t.add_parameter(
+        Parameter(
+            "DomainName",
+            Type="String",
+            Default="",
+            AllowedPattern=r"^$|^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+            MaxLength=253,
+            Description="With CertificateArn: the name (CNAME or alias to "
+            "ServerLoadBalancerDNS) in the dashboard and wss:// URLs",
         )
     )
     t.add_condition("HasCertificate", Not(Equals(Ref("CertificateArn"), "")))
+    t.add_condition("SiteCidrDiffers", Not(Equals(Ref("SiteCidr"), Ref("HttpCidr"))))
+    t.add_condition(
+        "HasCertificateAndSiteCidrDiffers",
+        And(Condition("HasCertificate"), Condition("SiteCidrDiffers")),
+    )
+    pairs = (("CertificateArn", "DomainName"), ("DomainName", "CertificateArn"))
+    for given, needed in pairs:
+        t.add_rule(
+            f"{given}Needs{needed}",
+            {
+                "RuleCondition": Not(Equals(Ref(given), "")),
+                "Assertions": [
+                    {
+                        "Assert": Not(Equals(Ref(needed), "")),
+                        "AssertDescription": f"{given} needs {needed}",
+                    }
+                ],
+            },
+        )
 
 
 def _launch_template(
@@ -98,16 +153,17 @@ def _launch_template(
 def _group(
     name: str,
     template: ec2.LaunchTemplate,
-    target_group: object,
+    target_groups: list[object],
     subnets: list[object],
     *,
     desired: object,
     min_in_service: int,
+    after: list[str],
 ) -> autoscaling.AutoScalingGroup:
     """Return an Auto Scaling group (1-3) with ELB health checks and signals."""
     return autoscaling.AutoScalingGroup(
         name,
-        DependsOn=["DefaultRoute"],
+        DependsOn=after,
         LaunchTemplate=autoscaling.LaunchTemplateSpecification(
             LaunchTemplateId=Ref(template),
             Version=GetAtt(template, "LatestVersionNumber"),
@@ -116,7 +172,7 @@ def _group(
         MaxSize="3",
         DesiredCapacity=desired,
         VPCZoneIdentifier=[Ref(s) for s in subnets],
-        TargetGroupARNs=[Ref(target_group)],
+        TargetGroupARNs=[Ref(g) for g in target_groups],
         HealthCheckType="ELB",
         HealthCheckGracePeriod=HEALTH_CHECK_GRACE_S,
         Tags=[
@@ -131,6 +187,7 @@ def _group(
                 MinInstancesInService=min_in_service,
                 WaitOnResourceSignals=True,
                 PauseTime=SIGNAL_TIMEOUT,
+                SuspendProcesses=SUSPENDED_DURING_UPDATES,
             )
         ),
     )
@@ -148,7 +205,7 @@ def build_complex() -> Template:
         "Load Balancers, coordinator state saved to S3."
     )
     params.add_instance_parameters(t)
-    params.add_client_data_parameters(t)
+    params.add_client_data_parameters(t, partition=False)
     params.add_common_conditions_and_rules(t)
     _add_parameters(t)
     net = network.add_network(t)
@@ -156,15 +213,15 @@ def build_complex() -> Template:
     server_profile = common.add_instance_profile(
         t, "Server", state.state_bucket_statements(bucket)
     )
-    client_profile = common.add_instance_profile(t, "Client")
-    balancers = network.add_load_balancers(t, net)
+    client_profile = common.add_instance_profile(t, "Client", slots.slot_statements())
+    lbs = balancers.add_load_balancers(t, net)
     server_lt = t.add_resource(
         _launch_template(
             "ServerLaunchTemplate",
             server_profile,
             net.instance_sg,
-            userdata.server_script(
-                "ServerGroup", publish_http=False, state_bucket=True
+            scripts.server_script(
+                "ServerGroup", publish_http=False, state=state.state_script()
             ),
         )
     )
@@ -173,10 +230,11 @@ def build_complex() -> Template:
             "ClientLaunchTemplate",
             client_profile,
             net.instance_sg,
-            userdata.client_script(
+            scripts.client_script(
                 "ClientGroup",
-                server_url="ws://${ServerLoadBalancer.DNSName}/ws",
+                server_url="ws://${InternalServerLoadBalancer.DNSName}/ws",
                 publish_http=False,
+                partition=slots.SLOT_SCRIPT,
             ),
         )
     )
@@ -186,69 +244,25 @@ def build_complex() -> Template:
         _group(
             "ServerGroup",
             server_lt,
-            balancers.server_target_group,
+            lbs.server_target_groups,
             net.subnets,
             desired="1",
             min_in_service=0,
+            after=["DefaultRoute"],
         )
     )
+    # Clients start once the coordinator has signalled: they signal only when
+    # it has welcomed them.
     t.add_resource(
         _group(
             "ClientGroup",
             client_lt,
-            balancers.client_target_group,
+            [lbs.client_target_group],
             net.subnets,
             desired=Ref("ClientCount"),
             min_in_service=1,
+            after=["DefaultRoute", "ServerGroup"],
         )
     )
-    _add_outputs(t)
+    outputs.add_complex_outputs(t)
     return t
-
-
-def _exported(name: str, description: str, value: object) -> Output:
-    """Return an output exported as ``<stack name>-<name>``."""
-    return Output(
-        name,
-        Description=description,
-        Value=value,
-        Export=Export(Sub("${AWS::StackName}-" + name)),
-    )
-
-
-def _add_outputs(t: Template) -> None:
-    """Add both load balancers' DNS names, the URLs and the state bucket."""
-    t.add_output(
-        [
-            _exported(
-                "ServerLoadBalancerDNS",
-                "DNS name of the coordinator's load balancer",
-                GetAtt("ServerLoadBalancer", "DNSName"),
-            ),
-            _exported(
-                "ClientLoadBalancerDNS",
-                "DNS name of the clients' load balancer",
-                GetAtt("ClientLoadBalancer", "DNSName"),
-            ),
-            _exported(
-                "DashboardUrl",
-                "The coordinator's dashboard",
-                If(
-                    "HasCertificate",
-                    Sub("https://${ServerLoadBalancer.DNSName}/"),
-                    Sub("http://${ServerLoadBalancer.DNSName}/"),
-                ),
-            ),
-            _exported(
-                "ServerWebSocketUrl",
-                "Where clients outside the stack connect",
-                Sub("ws://${ServerLoadBalancer.DNSName}/ws"),
-            ),
-            _exported(
-                "StateBucketName",
-                "S3 bucket holding the coordinator's state directory",
-                Ref("StateBucket"),
-            ),
-            _exported("VpcId", "The stack's VPC", Ref("Vpc")),
-        ]
-    )

@@ -1,4 +1,4 @@
-"""VPC, security groups and load balancers of the complex stack."""
+"""VPC, subnets and security groups of the complex stack."""
 
 from __future__ import annotations
 
@@ -14,32 +14,20 @@ from troposphere import (
     Template,
     ec2,
 )
-from troposphere import elasticloadbalancingv2 as elb
 
 import cfn_common as common
 import cfn_userdata as userdata
-
-# The client heartbeat is 10 s; an idle timeout far above it keeps WebSockets
-# open through the load balancer even while a long round is training.
-IDLE_TIMEOUT_S = 3600
-TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
 @dataclass(frozen=True)
 class Network:
     """The network resources the instances and load balancers attach to."""
 
+    vpc: ec2.VPC
     subnets: list[ec2.Subnet]
     instance_sg: ec2.SecurityGroup
     lb_sg: ec2.SecurityGroup
-
-
-@dataclass(frozen=True)
-class Balancers:
-    """The target groups the Auto Scaling groups register into."""
-
-    server_target_group: elb.TargetGroup
-    client_target_group: elb.TargetGroup
+    internal_lb_sg: ec2.SecurityGroup
 
 
 def _add_subnets(t: Template, vpc: ec2.VPC) -> list[ec2.Subnet]:
@@ -89,93 +77,137 @@ def _add_subnets(t: Template, vpc: ec2.VPC) -> list[ec2.Subnet]:
     return subnets
 
 
-def _add_security_groups(
-    t: Template, vpc: ec2.VPC
-) -> tuple[ec2.SecurityGroup, ec2.SecurityGroup]:
-    """Add the load balancers' and the instances' security groups."""
-    lb_sg = t.add_resource(
+_NO_OTHER_EGRESS = ec2.SecurityGroupRule(
+    IpProtocol="icmp",
+    FromPort=252,
+    ToPort=86,
+    CidrIp="255.255.255.255/32",
+    Description="Disallow all other traffic",
+)
+
+
+def _group(t: Template, name: str, vpc: ec2.VPC, **props: Any) -> ec2.SecurityGroup:
+    """Add a security group of the VPC tagged after ``name``."""
+    role = name.removesuffix("SecurityGroup")
+    return t.add_resource(
         ec2.SecurityGroup(
-            "LoadBalancerSecurityGroup",
-            GroupDescription="fednet load balancers: HTTP(S) from HttpCidr",
-            VpcId=Ref(vpc),
-            Metadata=common.skip_checks(
-                (
-                    "CKV_AWS_260",
-                    "The dashboard is public by default (runs need the admin "
-                    "token); narrow it with HttpCidr",
-                ),
-            ),
-            SecurityGroupIngress=[
-                common.ingress(80, "HTTP from HttpCidr", CidrIp=Ref("HttpCidr")),
-            ],
-            # Replaces the default allow-all egress; the rules below add the
-            # instance ports (the same placeholder rule CDK uses).
-            SecurityGroupEgress=[
-                ec2.SecurityGroupRule(
-                    IpProtocol="icmp",
-                    FromPort=252,
-                    ToPort=86,
-                    CidrIp="255.255.255.255/32",
-                    Description="Disallow all other traffic",
-                )
-            ],
-            Tags=common.name_tags("load-balancers"),
+            name, VpcId=Ref(vpc), Tags=common.name_tags(role.lower()), **props
         )
     )
-    instance_sg = t.add_resource(
-        ec2.SecurityGroup(
-            "InstanceSecurityGroup",
-            GroupDescription="fednet instances: app ports from the load balancers",
-            VpcId=Ref(vpc),
-            SecurityGroupIngress=[
-                common.ingress(22, "SSH from SshCidr", CidrIp=Ref("SshCidr")),
-            ],
-            SecurityGroupEgress=[
-                common.egress(443, "Packages, images, AWS APIs", CidrIp="0.0.0.0/0"),
-                common.egress(
-                    80, "Packages, images, coordinator LB", CidrIp="0.0.0.0/0"
-                ),
-            ],
-            Tags=common.name_tags("instances"),
+
+
+def _link(
+    t: Template, name: str, port: int, source: object, target: object, what: str
+) -> None:
+    """Let ``source`` reach ``target`` on ``port`` (egress and ingress rules)."""
+    t.add_resource(
+        ec2.SecurityGroupEgress(
+            f"{name}Egress",
+            GroupId=Ref(source),
+            IpProtocol="tcp",
+            FromPort=port,
+            ToPort=port,
+            DestinationSecurityGroupId=Ref(target),
+            Description=what,
         )
     )
     t.add_resource(
         ec2.SecurityGroupIngress(
-            "HttpsFromHttpCidr",
-            Condition="HasCertificate",
-            GroupId=Ref(lb_sg),
+            f"{name}Ingress",
+            GroupId=Ref(target),
             IpProtocol="tcp",
-            FromPort=443,
-            ToPort=443,
-            CidrIp=Ref("HttpCidr"),
-            Description="HTTPS from HttpCidr",
+            FromPort=port,
+            ToPort=port,
+            SourceSecurityGroupId=Ref(source),
+            Description=what,
         )
     )
-    ports = {"Server": userdata.SERVER_PORT, "Client": userdata.CLIENT_PORT}
-    for role, port in ports.items():
-        t.add_resource(
-            ec2.SecurityGroupIngress(
-                f"{role}PortFromLoadBalancers",
-                GroupId=Ref(instance_sg),
-                IpProtocol="tcp",
-                FromPort=port,
-                ToPort=port,
-                SourceSecurityGroupId=Ref(lb_sg),
-                Description=f"{role} port from the load balancers",
+
+
+def _add_public_ingress(t: Template, lb_sg: ec2.SecurityGroup) -> None:
+    """Open the public load balancers to HttpCidr and SiteCidr (443: with TLS).
+
+    The listeners' rules then decide per address what is forwarded. SiteCidr
+    gets rules of its own only when it differs from HttpCidr: EC2 refuses a
+    duplicate rule.
+    """
+    for port, scheme in ((80, "HTTP"), (443, "HTTPS")):
+        for cidr, condition in (("HttpCidr", None), ("SiteCidr", "SiteCidrDiffers")):
+            if port == 443:
+                condition = (
+                    "HasCertificate"
+                    if condition is None
+                    else f"HasCertificateAnd{condition}"
+                )
+            props: dict[str, Any] = {"Condition": condition} if condition else {}
+            if (port, cidr) == (80, "HttpCidr"):
+                props["Metadata"] = common.skip_checks(
+                    (
+                        "CKV_AWS_260",
+                        "The dashboard is public by default (runs need the "
+                        "admin token); narrow it with HttpCidr",
+                    ),
+                )
+            t.add_resource(
+                ec2.SecurityGroupIngress(
+                    f"{scheme.title()}From{cidr}",
+                    GroupId=Ref(lb_sg),
+                    IpProtocol="tcp",
+                    FromPort=port,
+                    ToPort=port,
+                    CidrIp=Ref(cidr),
+                    Description=f"{scheme} from {cidr}",
+                    **props,
+                )
             )
-        )
-        t.add_resource(
-            ec2.SecurityGroupEgress(
-                f"{role}PortToInstances",
-                GroupId=Ref(lb_sg),
-                IpProtocol="tcp",
-                FromPort=port,
-                ToPort=port,
-                DestinationSecurityGroupId=Ref(instance_sg),
-                Description=f"{role} port to the instances",
-            )
-        )
-    return lb_sg, instance_sg
+
+
+def _add_security_groups(
+    t: Template, vpc: ec2.VPC
+) -> tuple[ec2.SecurityGroup, ec2.SecurityGroup, ec2.SecurityGroup]:
+    """Add the public and internal load balancers' and the instances' groups."""
+    # SecurityGroupEgress replaces the default allow-all egress; the links
+    # below add the instance ports (the same placeholder rule CDK uses).
+    lb_sg = _group(
+        t,
+        "LoadBalancerSecurityGroup",
+        vpc,
+        GroupDescription="fednet public load balancers: HTTP(S) from HttpCidr "
+        "and SiteCidr",
+        SecurityGroupEgress=[_NO_OTHER_EGRESS],
+    )
+    internal_sg = _group(
+        t,
+        "InternalLoadBalancerSecurityGroup",
+        vpc,
+        GroupDescription="fednet internal load balancer: clients in the stack",
+        SecurityGroupEgress=[_NO_OTHER_EGRESS],
+    )
+    instance_sg = _group(
+        t,
+        "InstanceSecurityGroup",
+        vpc,
+        GroupDescription="fednet instances: app ports from the load balancers",
+        SecurityGroupEgress=[
+            common.egress(443, "Packages, images, AWS APIs", CidrIp="0.0.0.0/0"),
+            common.egress(80, "Packages and images", CidrIp="0.0.0.0/0"),
+        ],
+    )
+    common.add_ssh_ingress(t, Ref(instance_sg))
+    _add_public_ingress(t, lb_sg)
+    ports = (("Server", userdata.SERVER_PORT), ("Client", userdata.CLIENT_PORT))
+    for role, port in ports:
+        _link(t, f"{role}Port", port, lb_sg, instance_sg, f"{role} port from ALBs")
+    _link(
+        t,
+        "InternalServerPort",
+        userdata.SERVER_PORT,
+        internal_sg,
+        instance_sg,
+        "Server port from the internal ALB",
+    )
+    _link(t, "InStackClients", 80, instance_sg, internal_sg, "Clients to the ALB")
+    return lb_sg, internal_sg, instance_sg
 
 
 def add_network(t: Template) -> Network:
@@ -190,103 +222,11 @@ def add_network(t: Template) -> Network:
         )
     )
     subnets = _add_subnets(t, vpc)
-    lb_sg, instance_sg = _add_security_groups(t, vpc)
-    return Network(subnets=subnets, instance_sg=instance_sg, lb_sg=lb_sg)
-
-
-def _load_balancer(name: str, net: Network) -> elb.LoadBalancer:
-    """Return an internet-facing ALB across both subnets."""
-    attributes: dict[str, Any] = {
-        "idle_timeout.timeout_seconds": str(IDLE_TIMEOUT_S),
-        "routing.http.drop_invalid_header_fields.enabled": "true",
-    }
-    return elb.LoadBalancer(
-        name,
-        Metadata=common.skip_checks(
-            (
-                "CKV_AWS_91",
-                "Access logs need a log bucket with a per-region ELB account "
-                "policy; enable them where the account keeps one",
-            ),
-        ),
-        Type="application",
-        Scheme="internet-facing",
-        Subnets=[Ref(s) for s in net.subnets],
-        SecurityGroups=[Ref(net.lb_sg)],
-        LoadBalancerAttributes=[
-            elb.LoadBalancerAttributes(Key=k, Value=v) for k, v in attributes.items()
-        ],
-        Tags=common.name_tags(name.removesuffix("LoadBalancer").lower() + "-lb"),
+    lb_sg, internal_sg, instance_sg = _add_security_groups(t, vpc)
+    return Network(
+        vpc=vpc,
+        subnets=subnets,
+        instance_sg=instance_sg,
+        lb_sg=lb_sg,
+        internal_lb_sg=internal_sg,
     )
-
-
-def _target_group(name: str, port: int, vpc: object) -> elb.TargetGroup:
-    """Return an HTTP target group checked on ``/healthz``."""
-    return elb.TargetGroup(
-        name,
-        Port=port,
-        Protocol="HTTP",
-        TargetType="instance",
-        VpcId=vpc,
-        HealthCheckPath="/healthz",
-        HealthCheckProtocol="HTTP",
-        HealthCheckIntervalSeconds=15,
-        HealthyThresholdCount=2,
-        UnhealthyThresholdCount=3,
-        Matcher=elb.Matcher(HttpCode="200"),
-        TargetGroupAttributes=[
-            elb.TargetGroupAttribute(
-                Key="deregistration_delay.timeout_seconds", Value="30"
-            )
-        ],
-    )
-
-
-def _http_listener(name: str, balancer: object, target: object) -> elb.Listener:
-    """Return the HTTP listener forwarding to ``target``."""
-    return elb.Listener(
-        name,
-        Metadata=common.skip_checks(
-            (
-                "CKV_AWS_2",
-                "Port 80 serves clients and browsers when no certificate is "
-                "given; CertificateArn adds the HTTPS listener",
-            ),
-            (
-                "CKV_AWS_103",
-                "Plain HTTP listener; the HTTPS listener uses a TLS 1.2+ policy",
-            ),
-        ),
-        LoadBalancerArn=Ref(balancer),
-        Port=80,
-        Protocol="HTTP",
-        DefaultActions=[elb.Action(Type="forward", TargetGroupArn=Ref(target))],
-    )
-
-
-def add_load_balancers(t: Template, net: Network) -> Balancers:
-    """Add the coordinator's and the clients' load balancers and listeners."""
-    vpc = net.instance_sg.VpcId
-    server_lb = t.add_resource(_load_balancer("ServerLoadBalancer", net))
-    client_lb = t.add_resource(_load_balancer("ClientLoadBalancer", net))
-    server_tg = t.add_resource(
-        _target_group("ServerTargetGroup", userdata.SERVER_PORT, vpc)
-    )
-    client_tg = t.add_resource(
-        _target_group("ClientTargetGroup", userdata.CLIENT_PORT, vpc)
-    )
-    t.add_resource(_http_listener("ServerHttpListener", server_lb, server_tg))
-    t.add_resource(_http_listener("ClientHttpListener", client_lb, client_tg))
-    t.add_resource(
-        elb.Listener(
-            "ServerHttpsListener",
-            Condition="HasCertificate",
-            LoadBalancerArn=Ref(server_lb),
-            Port=443,
-            Protocol="HTTPS",
-            SslPolicy=TLS_POLICY,
-            Certificates=[elb.Certificate(CertificateArn=Ref("CertificateArn"))],
-            DefaultActions=[elb.Action(Type="forward", TargetGroupArn=Ref(server_tg))],
-        )
-    )
-    return Balancers(server_target_group=server_tg, client_target_group=client_tg)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from troposphere import (
     Base64,
     GetAtt,
-    Output,
     Ref,
     Sub,
     Template,
@@ -14,7 +13,9 @@ from troposphere import (
 from troposphere.policies import CreationPolicy, ResourceSignal
 
 import cfn_common as common
+import cfn_outputs as outputs
 import cfn_params as params
+import cfn_scripts as scripts
 import cfn_userdata as userdata
 
 SIGNAL_TIMEOUT = "PT15M"
@@ -34,13 +35,13 @@ def _add_security_group(t: Template) -> ec2.SecurityGroup:
                 ),
             ),
             SecurityGroupIngress=[
-                common.ingress(22, "SSH from SshCidr", CidrIp=Ref("SshCidr")),
                 common.ingress(80, "Dashboard and status page", CidrIp=Ref("HttpCidr")),
             ],
             Tags=common.name_tags("instances"),
         )
     )
     group_id = GetAtt(sg, "GroupId")
+    common.add_ssh_ingress(t, group_id)
     t.add_resource(
         ec2.SecurityGroupIngress(
             "CoordinatorIngress",
@@ -89,7 +90,7 @@ def build_simple() -> Template:
         "instance in the default VPC."
     )
     params.add_instance_parameters(t)
-    params.add_client_data_parameters(t)
+    params.add_client_data_parameters(t, partition=True)
     params.add_common_conditions_and_rules(t)
     sg = _add_security_group(t)
     server_profile = common.add_instance_profile(t, "Server")
@@ -99,9 +100,7 @@ def build_simple() -> Template:
             "ServerInstance",
             server_profile,
             sg,
-            userdata.server_script(
-                "ServerInstance", publish_http=True, state_bucket=False
-            ),
+            scripts.server_script("ServerInstance", publish_http=True),
         )
     )
     client = t.add_resource(
@@ -109,45 +108,13 @@ def build_simple() -> Template:
             "ClientInstance",
             client_profile,
             sg,
-            userdata.client_script(
+            scripts.client_script(
                 "ClientInstance",
                 server_url="ws://${ServerInstance.PrivateIp}:5000/ws",
                 publish_http=True,
+                partition="partition='${ClientPartition}'\n",
             ),
         )
     )
-    _add_outputs(t, server, client)
+    outputs.add_simple_outputs(t, server, client)
     return t
-
-
-def _add_outputs(t: Template, server: ec2.Instance, client: ec2.Instance) -> None:
-    """Add the dashboard URL and the addresses of both instances."""
-    t.add_output(
-        [
-            Output(
-                "DashboardUrl",
-                Description="The coordinator's dashboard",
-                Value=Sub("http://${ServerInstance.PublicDnsName}/"),
-            ),
-            Output(
-                "ServerWebSocketUrl",
-                Description="Where clients in the default VPC connect",
-                Value=Sub("ws://${ServerInstance.PrivateIp}:5000/ws"),
-            ),
-            Output(
-                "ClientStatusUrl",
-                Description="The client's status page",
-                Value=Sub("http://${ClientInstance.PublicDnsName}/"),
-            ),
-            Output(
-                "ServerInstanceId",
-                Description="Coordinator instance (aws ssm start-session --target)",
-                Value=Ref(server),
-            ),
-            Output(
-                "ClientInstanceId",
-                Description="Client instance (aws ssm start-session --target)",
-                Value=Ref(client),
-            ),
-        ]
-    )

@@ -1,4 +1,4 @@
-"""The client's own small web server: a status page and ``/healthz``."""
+"""The client's own small web server: a status page, ``/healthz`` and ``/readyz``."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ th{{color:var(--muted);font-weight:500;width:38%}}
 td{{overflow-wrap:anywhere;font-variant-numeric:tabular-nums}}
 </style></head><body><main><div class="card">
 <h1>fednet client <code>{name}</code> <span class="b {state}">{state}</span></h1>
-<p>Refreshes every 5 s &middot; JSON at <a href="/healthz">/healthz</a></p>
+<p>Refreshes every 5 s &middot; JSON at <a href="/healthz">/healthz</a>
+&middot; <a href="/readyz">/readyz</a></p>
 <table>{rows}</table></div></main></body></html>
 """
 
@@ -69,6 +70,7 @@ def status_dict(runner: ClientRunner, description: str) -> dict[str, object]:
         "name": runner.settings.name,
         "server": runner.settings.server,
         "state": state.state,
+        "connected": is_connected(runner),
         "client_id": state.client_id,
         "connected_since": state.connected_since,
         "connects": state.connects,
@@ -82,9 +84,23 @@ def status_dict(runner: ClientRunner, description: str) -> dict[str, object]:
     }
 
 
+def is_connected(runner: ClientRunner) -> bool:
+    """Return whether the client holds a welcomed socket to the coordinator."""
+    return runner.state.connected_since is not None
+
+
 async def healthz(request: web.Request) -> web.Response:
-    """Answer liveness checks with the client's state as JSON."""
+    """Answer liveness checks (200 while the process serves) with the state."""
     return web.json_response(status_dict(request.app[RUNNER], request.app[DESCRIPTION]))
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Answer readiness checks: 200 while connected to the coordinator, else 503."""
+    runner = request.app[RUNNER]
+    status = 200 if is_connected(runner) else 503
+    return web.json_response(
+        status_dict(runner, request.app[DESCRIPTION]), status=status
+    )
 
 
 async def index(request: web.Request) -> web.Response:
@@ -116,4 +132,5 @@ def create_status_app(runner: ClientRunner, description: str) -> web.Application
     app[DESCRIPTION] = description
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     return app

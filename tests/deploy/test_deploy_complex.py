@@ -104,7 +104,11 @@ def test_load_balancers_keep_websockets_open_well_past_the_heartbeat(
     """Idle timeout is 3600 s, far above the 10 s client heartbeat."""
     balancers = cfn.resources_of(complex_, "AWS::ElasticLoadBalancingV2::LoadBalancer")
 
-    assert set(balancers) == {"ServerLoadBalancer", "ClientLoadBalancer"}
+    assert set(balancers) == {
+        "ServerLoadBalancer",
+        "InternalServerLoadBalancer",
+        "ClientLoadBalancer",
+    }
     for name, lb in balancers.items():
         attrs = {
             a["Key"]: a["Value"] for a in lb["Properties"]["LoadBalancerAttributes"]
@@ -141,20 +145,29 @@ def test_https_listener_exists_only_with_a_certificate(
 def test_instances_take_app_traffic_only_from_the_load_balancers(
     complex_: dict[str, Any], cfn: Any
 ) -> None:
-    """App ports open to the load balancers' group; SSH to SshCidr; nothing else."""
+    """App ports open to the load balancers' groups; SSH to SshCidr; nothing else."""
     instance_sg = _props(complex_, "InstanceSecurityGroup")
-    extra = [
-        r["Properties"]
-        for r in cfn.resources_of(complex_, "AWS::EC2::SecurityGroupIngress").values()
+    rules = {
+        name: r["Properties"]
+        for name, r in cfn.resources_of(
+            complex_, "AWS::EC2::SecurityGroupIngress"
+        ).items()
         if r["Properties"]["GroupId"] == {"Ref": "InstanceSecurityGroup"}
-    ]
+    }
 
-    assert [
-        (r["FromPort"], r["CidrIp"]) for r in instance_sg["SecurityGroupIngress"]
-    ] == [(22, {"Ref": "SshCidr"})]
-    assert sorted(r["FromPort"] for r in extra) == [5000, 5001]
-    for rule in extra:
-        assert rule["SourceSecurityGroupId"] == {"Ref": "LoadBalancerSecurityGroup"}
+    assert "SecurityGroupIngress" not in instance_sg
+    assert {
+        name: (r["FromPort"], r.get("SourceSecurityGroupId") or r["CidrIp"])
+        for name, r in rules.items()
+    } == {
+        "ServerPortIngress": (5000, {"Ref": "LoadBalancerSecurityGroup"}),
+        "ClientPortIngress": (5001, {"Ref": "LoadBalancerSecurityGroup"}),
+        "InternalServerPortIngress": (
+            5000,
+            {"Ref": "InternalLoadBalancerSecurityGroup"},
+        ),
+        "SshFromSshCidr": (22, {"Ref": "SshCidr"}),
+    }
 
 
 def test_load_balancer_dns_names_are_exported(complex_: dict[str, Any]) -> None:
@@ -207,6 +220,7 @@ def test_only_the_coordinator_role_touches_the_state_bucket(
         "s3:ListBucket",
         "s3:GetObject",
         "s3:PutObject",
+        "s3:DeleteObject",
     }
     for statement in server:
         for resource in statement["Resource"]:
@@ -232,10 +246,10 @@ def test_coordinator_restores_state_before_starting_and_saves_it_after(
     assert "dest='s3://${StateBucket}/state/'" in save
 
 
-def test_clients_join_the_coordinator_through_its_load_balancer(
+def test_clients_join_the_coordinator_through_the_internal_load_balancer(
     complex_: dict[str, Any], cfn: Any
 ) -> None:
-    """Client user data dials the server load balancer's WebSocket path."""
+    """Client user data dials the internal load balancer, inside the VPC."""
     body = cfn.user_data_bodies(complex_)["ClientLaunchTemplate"]
 
-    assert "FEDNET_SERVER=ws://${ServerLoadBalancer.DNSName}/ws\n" in body
+    assert "FEDNET_SERVER=ws://${InternalServerLoadBalancer.DNSName}/ws\n" in body

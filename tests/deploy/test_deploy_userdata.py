@@ -20,7 +20,6 @@ SIGNALLED = {
         "ClientLaunchTemplate": "ClientGroup",
     },
 }
-HEALTH_PORT = {"Server": 5000, "Client": 5001}
 
 
 def _scripts(templates: dict[str, dict[str, Any]], cfn: Any) -> dict[str, str]:
@@ -130,20 +129,16 @@ def test_only_the_coordinator_reads_the_admin_token(
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_success_is_signalled_only_after_healthz_answers(
+def test_signals_target_the_resource_that_waits_for_them(
     templates: dict[str, dict[str, Any]], cfn: Any, stack: str
 ) -> None:
-    """cfn-signal 0 follows the /healthz wait and targets the resource that waits."""
+    """cfn-signal names the instance or group whose CreationPolicy waits."""
     resources = templates[stack]["Resources"]
     for name, body in cfn.user_data_bodies(templates[stack]).items():
         target = SIGNALLED[stack][name]
-        port = HEALTH_PORT["Server" if name.startswith("Server") else "Client"]
-        wait = body.index(f"wait_healthy http://127.0.0.1:{port}/healthz")
 
-        assert body.index("signal 0") > wait, name
-        assert body.count("signal 0") == 1, name
         assert f"--resource {target} " in body, name
-        assert "trap 'signal 1' ERR" in body, name
+        assert body.count("signal 0 ") == 1, name
         assert "ResourceSignal" in resources[target]["CreationPolicy"], name
 
 
@@ -155,7 +150,7 @@ def _state_save_script(templates: dict[str, dict[str, Any]], cfn: Any) -> str:
 def test_state_save_uploads_a_consistent_snapshot(
     templates: dict[str, dict[str, Any]], cfn: Any, tmp_path: Path
 ) -> None:
-    """The save script snapshots SQLite (WAL included) and models, then syncs."""
+    """The save script snapshots SQLite (WAL included) and models, then mirrors."""
     state, snap, bucket, bin_dir = (
         tmp_path / d for d in ("state", "snap", "s3", "bin")
     )
@@ -167,9 +162,13 @@ def test_state_save_uploads_a_consistent_snapshot(
     db.executemany("INSERT INTO rounds VALUES (?)", [(1,), (2,), (3,)])
     db.commit()  # kept open: the rows live in fednet.db-wal only
     (state / "run-1.npz").write_bytes(b"model bytes")
-    # A stand-in `aws` that performs `aws s3 sync SRC s3://...` as a copy.
+    (bucket / "run-0.npz").write_bytes(b"a checkpoint the coordinator pruned")
+    # A stand-in `aws` that performs `aws s3 sync SRC s3://... [--delete]` as a
+    # copy that, with --delete, first drops what SRC no longer has.
     (bin_dir / "aws").write_text(
-        f'#!/bin/bash\n[ "$1 $2" = "s3 sync" ] || exit 9\ncp -r "$3". "{bucket}/"\n',
+        '#!/bin/bash\n[ "$1 $2" = "s3 sync" ] || exit 9\n'
+        f'if [[ " $* " == *" --delete "* ]]; then rm -rf "{bucket}"/*; fi\n'
+        f'cp -r "$3". "{bucket}/"\n',
         encoding="utf-8",
     )
     (bin_dir / "aws").chmod(0o755)
