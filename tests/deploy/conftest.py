@@ -87,6 +87,17 @@ def _embedded_scripts(script: str) -> dict[str, str]:
     return {m.group(1): m.group(2) + "\n" for m in re.finditer(pattern, script, re.S)}
 
 
+def instance_specs(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Return the properties that launch instances (instances, launch templates)."""
+    specs = {}
+    for name, res in template["Resources"].items():
+        if res["Type"] == "AWS::EC2::Instance":
+            specs[name] = res["Properties"]
+        elif res["Type"] == "AWS::EC2::LaunchTemplate":
+            specs[name] = res["Properties"]["LaunchTemplateData"]
+    return specs
+
+
 @pytest.fixture(scope="session")
 def cfn() -> Any:
     """Helpers over parsed templates, as attributes."""
@@ -97,6 +108,7 @@ def cfn() -> Any:
         render_sub = staticmethod(_render_sub)
         embedded_scripts = staticmethod(_embedded_scripts)
         load_template = staticmethod(_load_template)
+        instance_specs = staticmethod(instance_specs)
 
     return Helpers
 

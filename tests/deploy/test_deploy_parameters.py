@@ -7,18 +7,9 @@ from typing import Any
 
 import pytest
 
+from tests.deploy.conftest import instance_specs
+
 STACKS = ("simple", "complex")
-
-
-def _instance_specs(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Return the properties that launch instances (instances, launch templates)."""
-    specs = {}
-    for name, res in template["Resources"].items():
-        if res["Type"] == "AWS::EC2::Instance":
-            specs[name] = res["Properties"]
-        elif res["Type"] == "AWS::EC2::LaunchTemplate":
-            specs[name] = res["Properties"]["LaunchTemplateData"]
-    return specs
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -32,7 +23,7 @@ def test_key_pair_is_optional_through_a_condition(
     assert template["Conditions"]["HasKeyName"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "KeyName"}, ""]}]
     }
-    for name, spec in _instance_specs(template).items():
+    for name, spec in instance_specs(template).items():
         assert spec["KeyName"] == {
             "Fn::If": ["HasKeyName", {"Ref": "KeyName"}, {"Ref": "AWS::NoValue"}]
         }, name

@@ -10,6 +10,8 @@ import pytest
 from cfnlint.api import lint
 from cfnlint.config import ManualArgs
 
+from tests.deploy.conftest import instance_specs
+
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
 STACKS = ("simple", "complex")
 LINT_REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2"]
@@ -18,17 +20,6 @@ SSM_CORE = "arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
 
 def _text(stack: str) -> str:
     return (DEPLOY_DIR / f"cloud_formation_{stack}.yaml").read_text(encoding="utf-8")
-
-
-def _instance_specs(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Return the properties that launch instances (instances, launch templates)."""
-    specs = {}
-    for name, res in template["Resources"].items():
-        if res["Type"] == "AWS::EC2::Instance":
-            specs[name] = res["Properties"]
-        elif res["Type"] == "AWS::EC2::LaunchTemplate":
-            specs[name] = res["Properties"]["LaunchTemplateData"]
-    return specs
 
 
 def test_regenerated_templates_match_committed_files_byte_for_byte(
@@ -111,7 +102,7 @@ def test_ami_comes_from_the_public_ssm_parameter(
     assert ami["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
     assert ami["Default"].startswith("/aws/service/ami-amazon-linux-latest/al2023-")
     assert "Mappings" not in template
-    for name, spec in _instance_specs(template).items():
+    for name, spec in instance_specs(template).items():
         assert spec["ImageId"] == {"Ref": "LatestAmiId"}, name
 
 
@@ -120,7 +111,7 @@ def test_instances_require_imdsv2_with_hop_limit_one(
     templates: dict[str, dict[str, Any]], stack: str
 ) -> None:
     """IMDSv2 only; hop limit 1, so containers cannot reach the role's credentials."""
-    specs = _instance_specs(templates[stack])
+    specs = instance_specs(templates[stack])
 
     assert len(specs) == 2
     for name, spec in specs.items():
@@ -135,7 +126,7 @@ def test_root_volumes_are_encrypted_gp3(
     templates: dict[str, dict[str, Any]], stack: str
 ) -> None:
     """Every instance boots from an encrypted gp3 root volume."""
-    for name, spec in _instance_specs(templates[stack]).items():
+    for name, spec in instance_specs(templates[stack]).items():
         (mapping,) = spec["BlockDeviceMappings"]
         assert mapping["DeviceName"] == "/dev/xvda", name
         assert mapping["Ebs"]["VolumeType"] == "gp3", name
@@ -151,7 +142,7 @@ def test_instance_profiles_grant_session_manager(
     roles = cfn.resources_of(template, "AWS::IAM::Role")
     profiles = cfn.resources_of(template, "AWS::IAM::InstanceProfile")
 
-    for name, spec in _instance_specs(template).items():
+    for name, spec in instance_specs(template).items():
         ref = spec["IamInstanceProfile"]
         profile = ref["Ref"] if "Ref" in ref else ref["Arn"]["Fn::GetAtt"][0]
         (role_ref,) = profiles[profile]["Properties"]["Roles"]
