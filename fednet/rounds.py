@@ -166,8 +166,6 @@ class RoundMachine(MachineOutputs):
             self._tally.dropped.extend(gone)
         self._maybe_close()
 
-    round_timed_out = timed_out
-
     def fail(self, reason: str) -> None:
         """End the run with a reason (e.g. stopped, or no clients in time)."""
         if self.phase is not Phase.DONE:
@@ -194,7 +192,8 @@ class RoundMachine(MachineOutputs):
         """Return the phase in progress with the round timeout, if any."""
         if self.phase not in (Phase.FIT, Phase.EVALUATE):
             return None
-        key = f"{self.phase.value}: round {self.server_round}"
+        play = f" (play {self._attempt + 1})" if self._attempt else ""
+        key = f"{self.phase.value}: round {self.server_round}{play}"
         return Wait(key, self.config.round_timeout_s)
 
     def progress(self) -> MachineProgress:

@@ -105,7 +105,7 @@ def test_timeout_with_quorum_closes_the_round_and_lists_the_dropped() -> None:
     m.update_received(A, _fit(m, 2.0))
     m.update_received(C, _fit(m, 4.0))
     assert m.events() == []
-    m.round_timed_out()
+    m.timed_out()
     (event,) = m.events()
     assert isinstance(event, RoundFinished)
     assert event.record.clients == (A, C) and event.record.dropped == (B,)
@@ -119,10 +119,11 @@ def test_a_round_short_of_quorum_is_played_again_from_the_same_model() -> None:
     before = [p.copy() for p in m.parameters]
     m.update_received(A, _fit(m, 2.0))
     m.messages_to_send()
-    m.round_timed_out()
+    m.timed_out()
     assert m.events() == []
     assert (m.phase, m.server_round, m.clients_wanted) == (Phase.IDLE, 0, 2)
     m.clients_available([A, B])
+    assert m.wait is not None and m.wait.key == "fit: round 1 (play 2)"  # new clock
     (out,) = m.messages_to_send()
     assert isinstance(out.message, Fit) and out.message.server_round == 1
     np.testing.assert_array_equal(out.message.parameters[0], before[0])
@@ -141,7 +142,7 @@ def test_a_round_short_of_quorum_every_time_fails_the_run() -> None:
         m.start_round([A, B, C])
         m.update_received(A, _fit(m, 2.0))
         m.client_left(B)
-        m.round_timed_out()
+        m.timed_out()
     (event,) = m.events()
     assert isinstance(event, RunFailed)
     assert "round 1: 1 of 3 selected clients" in event.reason
@@ -154,7 +155,7 @@ def test_a_replayed_round_takes_a_late_update_of_the_same_model() -> None:
     m = _machine(federated_evaluate=False)
     m.start_round([A, B])
     m.update_received(A, _fit(m, 2.0))
-    m.round_timed_out()
+    m.timed_out()
     m.start_round([A, B])
     late = _fit(m, 6.0)  # B's answer to the first play: same run, round, model
     m.update_received(B, late)
@@ -271,7 +272,7 @@ def test_timeout_waits_for_an_update_still_being_folded() -> None:
     m.start_round([A, B, C])
     fold = m.accept_update(A, _fit(m, 2.0))
     assert fold is not None
-    m.round_timed_out()
+    m.timed_out()
     assert m.events() == [] and m.pending == {A}
     assert m.progress().pending == (A,)
     fold.run()

@@ -97,8 +97,9 @@ class UploadGrants:
         """Wait for ``key``'s grant; return False if refused or none came in time."""
         event = self._events[key]
         try:
-            await asyncio.wait_for(event.wait(), GRANT_WAIT_S)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(GRANT_WAIT_S):  # wait_for may drop a cancel
+                await event.wait()
+        except TimeoutError:
             return False
         finally:
             del self._events[key]

@@ -74,7 +74,10 @@ class Waits:
             remaining = self._deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
-            await asyncio.wait_for(self.changed.wait(), remaining)
+            # Not wait_for: on Python 3.11 it swallows a cancellation that
+            # lands as the event is set, and the driver would never stop.
+            async with asyncio.timeout(remaining):
+                await self.changed.wait()
         except TimeoutError:
             logger.info("%s timed out after %.1f s", wait.key, wait.timeout_s)
             machine.timed_out()

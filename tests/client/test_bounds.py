@@ -14,7 +14,7 @@ import pytest
 
 from fednet import cli
 from fednet.client.main import serve_client
-from fednet.client.work import MAX_QUEUED_REQUESTS
+from fednet.client.work import MAX_QUEUED_REQUESTS, UploadGrants
 from fednet.protocol import (
     MAX_TEXT_BYTES,
     Error,
@@ -200,3 +200,16 @@ async def test_a_taken_status_port_moves_the_status_page_and_the_client_joins(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert f"status port {taken_port} is taken" in caplog.text
+
+
+async def test_a_grant_wait_cancelled_as_the_grant_arrives_is_cancelled() -> None:
+    """A connection closing just as its grant comes: the upload must not go on."""
+    grants = UploadGrants()
+    key = (1, 1)
+    grants.expect(key)
+    waiting = asyncio.create_task(grants.wait(key))
+    await asyncio.sleep(0.01)
+    grants.grant(key)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
