@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import json
 import logging
 import time
 from typing import Any
@@ -22,6 +23,8 @@ from fednet.server.runs import RunConflict
 from fednet.views import ProgressView, RunView
 
 logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1 << 20  # the largest request body the app reads
 
 # Every JSON answer is strict JSON: NaN and infinities go out as null.
 json_response = functools.partial(web.json_response, dumps=strict_dumps)
@@ -105,13 +108,7 @@ async def get_run(request: web.Request) -> web.Response:
 async def launch_run(request: web.Request) -> web.Response:
     """Validate a RunConfig and start it: 201, 400 per field, or 409."""
     await require_admin(request)
-    try:
-        body = await request.json()
-    except (ValueError, RecursionError) as e:  # too deep for the decoder
-        logger.warning("launch: refused a body that is not JSON: %.200s", e)
-        raise _json_error(
-            web.HTTPBadRequest, "body must be a JSON object", fields={}
-        ) from None
+    body = await _read_json(request)
     try:
         config = RunConfig.from_dict(body)
     except ConfigError as e:
@@ -124,6 +121,37 @@ async def launch_run(request: web.Request) -> web.Response:
         raise _json_error(web.HTTPConflict, str(e)) from e
     logger.info("run: %d launched with %s", run_id, config)
     return json_response({"id": run_id}, status=201)
+
+
+async def _read_json(request: web.Request) -> Any:
+    """Return the decoded JSON body; 400 or 413 (JSON, one log line) if it is none.
+
+    Besides bodies that are not JSON or nest too deeply for the decoder, a
+    body may name a charset Python does not know (``LookupError``) or carry a
+    ``Content-Encoding`` it is not encoded in (``RequestPayloadError``).
+    """
+    try:
+        raw = await request.read()
+        return json.loads(raw.decode(request.charset or "utf-8"))
+    except web.HTTPRequestEntityTooLarge as e:
+        logger.warning("launch: refused a body of more than %d bytes", MAX_BODY_BYTES)
+        body = strict_dumps({"error": "body is too large", "fields": {}})
+        raise web.HTTPRequestEntityTooLarge(
+            MAX_BODY_BYTES,
+            request.content_length or MAX_BODY_BYTES + 1,
+            text=body,
+            content_type="application/json",
+        ) from e
+    except (
+        ValueError,
+        RecursionError,
+        LookupError,
+        web.RequestPayloadError,
+    ) as e:
+        logger.warning("launch: refused a body that is not JSON: %.200s", e)
+        raise _json_error(
+            web.HTTPBadRequest, "body must be a JSON object", fields={}
+        ) from None
 
 
 async def stop_run(request: web.Request) -> web.Response:

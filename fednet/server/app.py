@@ -7,16 +7,19 @@ import logging
 import time
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import WSCloseCode, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from fednet.buffers import BufferPool
 from fednet.config import ServerSettings
+from fednet.server.api import MAX_BODY_BYTES
 from fednet.server.auth import setup_auth
 from fednet.server.events import EventHub
 from fednet.server.keys import (
@@ -56,7 +59,10 @@ def create_app(settings: ServerSettings) -> web.Application:
     Args:
         settings: validated server settings.
     """
-    app = web.Application(client_max_size=1 << 20)
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        handler_args={"logger": HttpLog(logging.getLogger("aiohttp.server"))},
+    )
     app[SETTINGS] = settings
     app[EVENTS] = EventHub()
     app[STATS] = Counter()
@@ -81,6 +87,40 @@ def create_app(settings: ServerSettings) -> web.Application:
     if settings.join_token is None:
         logger.warning("no join token set: anyone who reaches this server may join")
     return app
+
+
+class HttpLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server log, with a request it could not parse on one line.
+
+    aiohttp answers a malformed request (a NUL byte in a header, a line too
+    long, a bad chunk) 400, but logs it with a traceback, as it logs a crashed
+    handler. A peer's bad bytes are no bug of ours: one warning line says so.
+    """
+
+    def exception(
+        self,
+        msg: object,
+        *args: object,
+        exc_info: Any = True,
+        stack_info: bool = False,
+        stacklevel: int = 1,
+        extra: Mapping[str, object] | None = None,
+        **kwargs: object,
+    ) -> None:
+        """Log a refused request as one warning, anything else with its traceback."""
+        if isinstance(exc_info, HttpProcessingError) and exc_info.code < 500:
+            text = " ".join(str(exc_info.message).split())
+            self.warning("refused a malformed request: %.300s", text)
+            return
+        super().exception(
+            msg,
+            *args,
+            exc_info=exc_info,
+            stack_info=stack_info,
+            stacklevel=stacklevel,
+            extra=extra,
+            **kwargs,
+        )
 
 
 async def _state_ctx(app: web.Application) -> AsyncIterator[None]:

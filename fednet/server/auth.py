@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 from cryptography.fernet import Fernet, InvalidToken
+from multidict import MultiDictProxy
 
 from fednet import __version__
 from fednet.server.keys import SETTINGS
@@ -131,7 +132,7 @@ async def login(request: web.Request) -> web.Response:
     token = request.app[SETTINGS].admin_token
     if token is None:
         return _redirect("/")
-    form = await request.post()
+    form = await _read_form(request)
     next_path = str(form.get("next", "/"))
     if not _same(str(form.get("csrf_token", "")), load_session(request).get("csrf")):
         return _render_login(
@@ -153,12 +154,26 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     """End the admin session (the form must carry the CSRF token)."""
-    form = await request.post()
+    form = await _read_form(request)
     if not _same(str(form.get("csrf_token", "")), load_session(request).get("csrf")):
         raise web.HTTPForbidden(text="missing or invalid CSRF token\n")
     response = _redirect("/")
     response.del_cookie(COOKIE_NAME, path="/")
     return response
+
+
+async def _read_form(request: web.Request) -> MultiDictProxy[Any]:
+    """Return the posted form; 400 (one log line) if it cannot be decoded.
+
+    A form may name a charset Python does not know (``LookupError``), be
+    multipart without (or with a wrong) boundary (``ValueError``), or carry
+    a ``Content-Encoding`` it is not encoded in (``RequestPayloadError``).
+    """
+    try:
+        return await request.post()
+    except (ValueError, LookupError, web.RequestPayloadError) as e:
+        logger.warning("%s: refused a malformed form: %.200s", request.path, e)
+        raise web.HTTPBadRequest(text="malformed form\n") from None
 
 
 def _render_login(

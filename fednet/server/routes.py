@@ -8,6 +8,7 @@ from aiohttp import web
 
 from fednet.server import api, views
 from fednet.server.dashboard import dashboard_ws
+from fednet.server.openapi import OPENAPI_PATH, openapi_document
 from fednet.server.ws import client_ws
 
 
@@ -17,6 +18,7 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     app.router.add_get("/runs/{run_id}", views.run_page, name="run")
     app.router.add_get("/runs/{run_id}/rounds", views.rounds_rows)
     app.router.add_get("/healthz", api.healthz)
+    app.router.add_get(OPENAPI_PATH, openapi_document)
     app.router.add_get("/api/status", api.status)
     app.router.add_get("/api/clients", api.list_clients)
     app.router.add_get("/api/runs", api.list_runs)

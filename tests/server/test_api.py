@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
+import logging
+
+import pytest
+
+from fednet.server.api import MAX_BODY_BYTES
 from tests.server.conftest import AppFactory
 
 
@@ -95,3 +102,82 @@ async def test_admin_token_guards_launch_and_stop(make_client: AppFactory) -> No
     assert (await client.post(f"/api/runs/{run_id}/stop")).status == 401
     assert (await client.post(f"/api/runs/{run_id}/stop", headers=good)).status == 200
     assert (await client.get("/api/runs")).status == 200
+
+
+MALFORMED_BODIES = {
+    "unknown charset": ({"Content-Type": "application/json; charset=foo"}, b"{}"),
+    "not gzip": ({"Content-Encoding": "gzip"}, b"{}"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED_BODIES, ids=list(MALFORMED_BODIES))
+async def test_launch_with_undecodable_body_is_a_bad_request(
+    make_client: AppFactory, caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    """A body no decoder can read gets a JSON 400 and one log line, not a 500."""
+    client = await make_client()
+    headers, data = MALFORMED_BODIES[case]
+    with caplog.at_level(logging.WARNING):
+        resp = await client.post("/api/runs", data=data, headers=headers)
+    assert resp.status == 400 and resp.content_type == "application/json"
+    assert await resp.json() == {"error": "body must be a JSON object", "fields": {}}
+    logged = [r for r in caplog.records if r.name == "fednet.server.api"]
+    assert [r.exc_info for r in logged] == [None]
+
+
+async def test_launch_with_oversized_body_answers_json_413(
+    make_client: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A body past the size limit gets a JSON 413 (it was text) and one log line."""
+    client = await make_client()
+    body = io.BytesIO(b" " * (MAX_BODY_BYTES + 1))
+    with caplog.at_level(logging.WARNING):
+        resp = await client.post("/api/runs", data=body)
+    assert resp.status == 413 and resp.content_type == "application/json"
+    assert (await resp.json())["error"] == "body is too large"
+    assert "more than 1048576 bytes" in caplog.text
+
+
+MALFORMED_FORMS = {
+    "unknown charset": {
+        "Content-Type": "application/x-www-form-urlencoded; charset=foo"
+    },
+    "not gzip": {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Content-Encoding": "gzip",
+    },
+    "multipart without boundary": {"Content-Type": "multipart/form-data"},
+    "multipart, wrong boundary": {
+        "Content-Type": "multipart/form-data; boundary=z"
+    },
+}
+
+
+@pytest.mark.parametrize("path", ["/login", "/logout"])
+@pytest.mark.parametrize("case", MALFORMED_FORMS, ids=list(MALFORMED_FORMS))
+async def test_login_forms_that_cannot_be_decoded_are_bad_requests(
+    make_client: AppFactory, caplog: pytest.LogCaptureFixture, path: str, case: str
+) -> None:
+    """A login or logout form no decoder can read gets 400, not a 500."""
+    client = await make_client(admin_token="s3cret")
+    with caplog.at_level(logging.WARNING):
+        resp = await client.post(path, data=b"token=x", headers=MALFORMED_FORMS[case])
+    assert resp.status == 400
+    assert "refused a malformed form" in caplog.text
+
+
+async def test_malformed_http_request_gets_400_and_one_log_line(
+    make_client: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request aiohttp cannot parse is logged as one warning, not a traceback."""
+    client = await make_client()
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    with caplog.at_level(logging.WARNING):
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Probe: \x00\r\n\r\n")
+        status_line = await reader.readline()
+    writer.close()
+    assert status_line.split()[1] == b"400"
+    records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert [(r.levelno, r.exc_info) for r in records] == [(logging.WARNING, None)]
+    assert "refused a malformed request: Invalid header value char" in caplog.text
+    assert "\n" not in records[0].getMessage()
