@@ -9,7 +9,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # Flower, for the side-by-side benchmarks only, never a dependency of fednet.
 FLOWER := benchmarks/.venv-flower/bin/flwr
 
-.PHONY: demo test lint typecheck bench system-deps templates clean
+.PHONY: demo test lint typecheck bench soak system-deps templates clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ typecheck: $(STAMP)
 
 bench: $(STAMP) $(FLOWER)
 	$(BIN)/fednet bench --flower --workloads all --json benchmarks/results/latest.json
+
+# 200 runs back to back on one coordinator; `make soak SOAK_RUNS=20` for a short one.
+SOAK_RUNS ?= 200
+soak: $(STAMP)
+	$(BIN)/fednet bench --workloads soak --runs $(SOAK_RUNS) --json benchmarks/results/soak.json
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) build *.egg-info

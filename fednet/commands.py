@@ -15,6 +15,13 @@ from fednet.config import ClientSettings, RunConfig, ServerSettings
 
 logger = logging.getLogger(__name__)
 
+LISTEN_BACKLOG = 4096
+"""Connections the kernel queues for the server (capped by ``net.core.somaxconn``).
+
+aiohttp's default of 128 left clients of a fleet that dials at once, as after
+a coordinator restart, waiting out their connect timeouts.
+"""
+
 
 def server_command(args: argparse.Namespace) -> int:
     """Run ``fednet server``: the coordinator, until interrupted."""
@@ -43,6 +50,7 @@ def server_command(args: argparse.Namespace) -> int:
         port=settings.port,
         print=lambda msg: logger.info("%s", msg.strip()),
         access_log=None,
+        backlog=LISTEN_BACKLOG,
         loop=new_event_loop(),
     )
     return 0

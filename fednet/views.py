@@ -126,7 +126,10 @@ class ProgressView:
     """Where the active run stands right now (the dashboard's live view).
 
     ``phase`` is ``waiting`` until the run has its clients and model; the
-    round fields are None until then.
+    round fields are None until then. The ``*_count`` fields are the sizes of
+    the name lists, filled in from them when not given: the dashboard's feed
+    sends the counts alone (``to_dict(names=False)``), so its events keep one
+    size however many clients a round selects.
     """
 
     run_id: int
@@ -138,30 +141,51 @@ class ProgressView:
     reported: tuple[str, ...] | None = None
     pending: tuple[str, ...] | None = None
     round_elapsed_s: float | None = None
+    selected_count: int | None = None
+    reported_count: int | None = None
+    pending_count: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the progress as the API shows it (no round fields while waiting)."""
+    def __post_init__(self) -> None:
+        for key in _NAME_LISTS:
+            names = getattr(self, key)
+            if getattr(self, f"{key}_count") is None and names is not None:
+                object.__setattr__(self, f"{key}_count", len(names))
+
+    def to_dict(self, *, names: bool = True) -> dict[str, Any]:
+        """Return the progress as the API shows it (no round fields while waiting).
+
+        Args:
+            names: whether to include the ``selected``, ``reported`` and
+                ``pending`` lists of client ids, or only their counts.
+        """
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        if self.selected is None:
-            for key in ("selected", "reported", "pending", "round_elapsed_s"):
+        if self.selected_count is None:
+            for key in (*_NAME_LISTS, *_COUNTS, "round_elapsed_s"):
                 del data[key]
             return data
-        for key in ("selected", "reported", "pending"):
-            data[key] = list(data[key])
+        for key in _NAME_LISTS:
+            if names and data[key] is not None:
+                data[key] = list(data[key])
+            else:
+                del data[key]
         return data
 
     @classmethod
     def from_dict(cls, data: Any) -> ProgressView:
-        """Read progress back from the API's JSON.
+        """Read progress back from the API's JSON (with or without the names).
 
         Raises:
             ViewError: if a field is missing.
         """
         values = _fields_of(cls, data)
-        for key in ("selected", "reported", "pending"):
+        for key in _NAME_LISTS:
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
         return cls(**values)
+
+
+_NAME_LISTS = ("selected", "reported", "pending")
+_COUNTS = tuple(f"{key}_count" for key in _NAME_LISTS)
 
 
 def _fields_of(

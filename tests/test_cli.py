@@ -429,3 +429,23 @@ def test_run_against_an_unreachable_server_says_so_without_a_traceback() -> None
     assert done.returncode == 2
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "fednet run:" in done.stderr and "127.0.0.1:9" in done.stderr
+
+
+def test_server_listens_with_a_backlog_for_a_fleet_dialling_at_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The listen queue holds thousands of dials, not aiohttp's default 128."""
+    from aiohttp import web
+
+    from fednet import commands
+
+    seen: dict[str, Any] = {}
+
+    def run_app(app: Any, **kwargs: Any) -> None:
+        seen.update(kwargs)
+        kwargs["loop"].close()
+
+    monkeypatch.setattr(web, "run_app", run_app)
+    args = _parse("server", "--state-dir", str(tmp_path), "--port", "0")
+    assert commands.server_command(args) == 0
+    assert seen["backlog"] >= 4096

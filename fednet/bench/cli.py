@@ -15,8 +15,17 @@ from typing import Any
 from fednet.bench.compare import load_flower_runner, print_comparison
 from fednet.bench.loopback import measure_loopback
 from fednet.bench.runner import run_workload
+from fednet.bench.soak import print_soak, run_soak
 from fednet.bench.targets import print_targets
-from fednet.bench.workloads import SCALE, W1, W2, Workload, get_workload
+from fednet.bench.workloads import (
+    SCALE,
+    W1,
+    W2,
+    Workload,
+    get_workload,
+    make_load,
+    make_soak,
+)
 from fednet.exceptions import FednetError
 from fednet.runtime import new_event_loop
 
@@ -31,16 +40,18 @@ COLUMNS = (
     ("GB/s", "model_gb_per_s", "6.2f"),
     ("%loop", "loopback_percent", "6.1f"),
     ("conn s", "connect_s", "7.2f"),
-    ("fds", "server_fds", "5d"),
+    ("fds", "server_fds", "6d"),
+    ("feed B/res", "feed_bytes_per_result", "10.0f"),
 )
 
 
 def select_workloads(
-    names: str, clients: int | None, params: int | None
+    names: str, clients: int | None, params: int | None, runs: int | None = None
 ) -> list[Workload]:
     """Return the workloads a ``--workloads`` value names (``all``, ``w2``, ...).
 
-    ``clients`` resizes the scale workload; ``params`` every synthetic one.
+    ``clients`` resizes the scale and load workloads; ``params`` every
+    synthetic one; ``runs`` the soak.
     """
     chosen: list[Workload] = []
     for name in filter(None, (n.strip() for n in names.split(","))):
@@ -54,6 +65,10 @@ def select_workloads(
     for w in chosen:
         if clients is not None and w.kind == "scale":
             w = dataclasses.replace(w, num_clients=clients)
+        if clients is not None and w.kind == "load":
+            w = make_load(clients)
+        if runs is not None and w.kind == "soak":
+            w = make_soak(runs)
         if params is not None and w.task == "synthetic":
             w = dataclasses.replace(w, synthetic_params=params)
         resized.append(w)
@@ -99,9 +114,10 @@ def add_bench_parser(sub: Any, common: Any) -> None:
     flags.add(
         "--workloads",
         default="w1,w2-p1e6-n10,w2-p1e7-n10",
-        help="comma list: w1, w2, w2-p<P>-n<N>, scale, all",
+        help="comma list: w1, w2, w2-p<P>-n<N>, scale, load[-n<N>], soak[-r<R>], all",
     )
-    flags.add("--clients", type=int, help="clients of the scale workload")
+    flags.add("--clients", type=int, help="clients of the scale and load workloads")
+    flags.add("--runs", type=int, help="runs of the soak, back to back")
     flags.add("--params", type=int, help="float32 parameters of synthetic workloads")
     flags.add("--json", type=Path, help="also write the results here")
     flags.switch("--flower", help="also run Flower (source checkout) side by side")
@@ -118,7 +134,7 @@ def add_bench_parser(sub: Any, common: Any) -> None:
 
 def bench_command(args: argparse.Namespace) -> int:
     """Run the selected workloads one after another and report them."""
-    workloads = select_workloads(args.workloads, args.clients, args.params)
+    workloads = select_workloads(args.workloads, args.clients, args.params, args.runs)
     run_flower = load_flower_runner(args.repo) if args.flower else None
     loopback = measure_loopback(1.0)
     print(
@@ -128,13 +144,15 @@ def bench_command(args: argparse.Namespace) -> int:
     )
     results = []
     for w in workloads:
+        runs = f"{w.runs} runs of " if w.runs > 1 else ""
         print(
-            f"running {w.name} ({w.num_clients} clients, {w.rounds} rounds)...",
+            f"running {w.name} ({w.num_clients} clients, {runs}{w.rounds} rounds)...",
             flush=True,
         )
+        run = run_soak if w.kind == "soak" else run_workload
         try:
             with asyncio.Runner(loop_factory=new_event_loop) as runner:
-                result = runner.run(run_workload(w))
+                result = runner.run(run(w))
         except (RuntimeError, OSError, FednetError) as e:
             result = {
                 "workload": w.name,
@@ -145,6 +163,8 @@ def bench_command(args: argparse.Namespace) -> int:
             print(f"  {w.name}: {e}", file=sys.stderr)
         results.append(_with_rates(result, loopback))
     print_table(results)
+    for result in results:
+        print_soak(result)
     report: dict[str, Any] = {
         "system": "fednet",
         "time": time.time(),

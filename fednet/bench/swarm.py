@@ -3,6 +3,10 @@
 Run as ``python -m fednet.bench.swarm --server ws://127.0.0.1:5000/ws
 --clients 500 --first 1``: clients ``swarm-1`` .. ``swarm-500``, each with its
 own WebSocket connection, answering fits with the synthetic update.
+``--connecting K`` starts the next client only while fewer than K are still
+connecting: thousands of simultaneous dials overflow the coordinator's listen
+backlog, and the kernel's SYN retries (1 s, 3 s, 7 s, ...) would then be what
+a connect time measures.
 """
 
 from __future__ import annotations
@@ -18,8 +22,18 @@ from fednet.config import ClientSettings
 from fednet.runtime import new_event_loop, raise_fd_limit
 
 
-async def run_swarm(server: str, clients: int, first: int, total: int) -> None:
-    """Connect ``clients`` synthetic clients and serve until cancelled."""
+async def run_swarm(
+    server: str, clients: int, first: int, total: int, connecting: int = 0
+) -> None:
+    """Connect ``clients`` synthetic clients and serve until cancelled.
+
+    Args:
+        server: the coordinator's ``ws://`` URL.
+        clients: how many clients this process runs.
+        first: the number of the first (names are ``swarm-<number>``).
+        total: how many clients all swarms run (the partitions' count).
+        connecting: at most this many dial at once (0: a new one every 2 ms).
+    """
     runners = []
     for number in range(first, first + clients):
         settings = ClientSettings(
@@ -32,9 +46,16 @@ async def run_swarm(server: str, clients: int, first: int, total: int) -> None:
         trainer = Trainer(None, client_number=number)
         runners.append(ClientRunner(settings, trainer, random.Random(number)))
     tasks = []
+    dialling: list[ClientRunner] = []
     for runner in runners:
         tasks.append(asyncio.create_task(runner.run()))
-        await asyncio.sleep(0.002)  # spread the handshakes a little
+        if not connecting:
+            await asyncio.sleep(0.002)  # spread the handshakes a little
+            continue
+        dialling.append(runner)
+        while len(dialling) >= connecting:
+            await asyncio.sleep(0.01)
+            dialling = [r for r in dialling if r.state.client_id is None]
     await asyncio.gather(*tasks)
 
 
@@ -45,12 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, required=True)
     parser.add_argument("--first", type=int, default=1)
     parser.add_argument("--total", type=int, default=0)
+    parser.add_argument("--connecting", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     raise_fd_limit()
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            runner.run(run_swarm(args.server, args.clients, args.first, args.total))
+            runner.run(
+                run_swarm(
+                    args.server, args.clients, args.first, args.total, args.connecting
+                )
+            )
     except KeyboardInterrupt:
         pass
     return 0

@@ -1,4 +1,4 @@
-"""The browsers' live socket: a snapshot on connect, then every server event."""
+"""The browsers' live socket: a snapshot on connect, then the server's events."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from fednet import __version__
-from fednet.server.events import Published
+from fednet.server.events import FEED_INTERVAL_S, FeedBatch, Published, Subscription
 from fednet.server.keys import (
     EVENTS,
     REGISTRY,
@@ -63,7 +63,7 @@ def build_snapshot(app: web.Application) -> dict[str, Any]:
         "status": server_status(app),
         "clients": [_without_schema(c.to_dict()) for c in app[REGISTRY].all()],
         "runs": [_without_schema(r.to_dict()) for r in recent],
-        "progress": progress.to_dict() if progress else None,
+        "progress": progress.to_dict(names=False) if progress else None,
         "current_run": _without_schema(current.to_dict()) if current else None,
     }
 
@@ -111,26 +111,34 @@ async def _push(app: web.Application, ws: web.WebSocketResponse) -> None:
 async def _forward(
     app: web.Application,
     ws: web.WebSocketResponse,
-    queue: asyncio.Queue[Published | None],
+    queue: Subscription,
 ) -> None:
     """Send queued events until the hub drops the queue (it puts None).
 
-    Byte counters and uptime change without events, so a ``server_status``
-    goes out at least every STATUS_INTERVAL_S, busy or not.
+    Progress and client changes are coalesced (:class:`FeedBatch`): however
+    many results a round receives, a dashboard gets at most one progress per
+    run every FEED_INTERVAL_S, and the last one always. Byte counters and
+    uptime change without events, so a ``server_status`` goes out at least
+    every STATUS_INTERVAL_S, busy or not.
     """
     loop = asyncio.get_running_loop()
     next_status = loop.time() + STATUS_INTERVAL_S
+    batch = FeedBatch(FEED_INTERVAL_S)
     while not ws.closed:
+        due = batch.due()
+        wake = next_status if due is None else min(next_status, due)
         try:
-            event = await asyncio.wait_for(
-                queue.get(), max(0.0, next_status - loop.time())
-            )
+            async with asyncio.timeout(max(0.0, wake - loop.time())):
+                published = await queue.get()
         except TimeoutError:
-            pass  # nothing happened: only the status is due
+            pass  # nothing happened: a batch or the status is due
         else:
-            if event is None:
+            if not _drain(queue, published, batch, loop.time()):
                 return
-            await ws.send_str(strict_dumps(event.to_dict()))
+        due = batch.due()
+        if due is not None and due <= loop.time():
+            for event in batch.take(loop.time()):
+                await ws.send_str(strict_dumps(event.to_dict()))
         if loop.time() >= next_status:
             next_status = loop.time() + STATUS_INTERVAL_S
             status = {
@@ -141,6 +149,26 @@ async def _forward(
             await ws.send_str(strict_dumps(status))
 
 
+def _drain(
+    queue: Subscription,
+    first: Published | None,
+    batch: FeedBatch,
+    now: float,
+) -> bool:
+    """Move ``first`` and every event already queued into the batch.
+
+    Returns:
+        False if the hub dropped the queue (the socket needs a snapshot).
+    """
+    published = first
+    while published is not None:
+        batch.add(published, now)
+        if queue.empty():
+            return True
+        published = queue.get_nowait()
+    return False
+
+
 def strict_dumps(data: Any) -> str:
     """Return ``data`` as strict JSON: NaN and infinities become null.
 
@@ -149,7 +177,10 @@ def strict_dumps(data: Any) -> str:
     answer of the coordinator goes through here: the API, the pages'
     embedded JSON and the dashboard socket. Other objects become strings.
     """
-    return json.dumps(json_safe(data), default=str, allow_nan=False)
+    try:  # the common case, without walking the data first
+        return json.dumps(data, default=str, allow_nan=False)
+    except ValueError:
+        return json.dumps(json_safe(data), default=str, allow_nan=False)
 
 
 def json_safe(value: Any) -> Any:

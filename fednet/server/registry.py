@@ -183,6 +183,7 @@ class Registry:
         self._events = events
         self._send_timeout_s = send_timeout_s
         self._clients: OrderedDict[ClientId, ClientConn] = OrderedDict()
+        self._departed: OrderedDict[ClientId, None] = OrderedDict()
         self.changed = asyncio.Event()
 
     def get(self, client_id: ClientId) -> ClientConn | None:
@@ -201,6 +202,7 @@ class Registry:
         """Register a newly welcomed client (replacing a departed one of that id)."""
         conn.send_timeout_s = self._send_timeout_s
         self._clients.pop(conn.client_id, None)
+        self._departed.pop(conn.client_id, None)
         self._clients[conn.client_id] = conn
         self._notify("client_joined", conn)
 
@@ -209,9 +211,11 @@ class Registry:
         if self._clients.get(conn.client_id) is not conn:
             return
         conn.ws = None
-        departed = [c for c in self._clients.values() if not c.connected]
-        for old in departed[: max(0, len(departed) - MAX_DEPARTED)]:
-            del self._clients[old.client_id]
+        self._departed[conn.client_id] = None
+        while len(self._departed) > MAX_DEPARTED:
+            old, _ = self._departed.popitem(last=False)
+            if (gone := self._clients.get(old)) is not None and not gone.connected:
+                del self._clients[old]
         self._notify("client_left", conn)
 
     def set_status(self, conn: ClientConn, status: str) -> None:

@@ -175,7 +175,8 @@
     const block = $("round-bar").parentElement;
     block.hidden = !p;
     if (!p) return;
-    const n = (p.selected || []).length, k = (p.reported || []).length;
+    // The feed sends counts, not names: its events keep one size whatever N.
+    const n = p.selected_count || 0, k = p.reported_count || 0;
     let label = PHASES[p.phase] || p.phase, count = "";
     if (p.phase === "fit" || p.phase === "evaluate") {
       label = "Round " + p.server_round + " · " + label.toLowerCase();
