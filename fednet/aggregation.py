@@ -1,4 +1,4 @@
-"""Pure NumPy aggregation of client updates: validation and FedAvg.
+"""Pure NumPy aggregation of client updates: validation, FedAvg, clipped FedAvg.
 
 FedAvg is the weighted mean of client parameters, weights being the number of
 local training examples (McMahan et al., 2017, "Communication-Efficient
@@ -8,14 +8,17 @@ Learning of Deep Networks from Decentralized Data", Algorithm 1).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from fednet.exceptions import AggregationError
 from fednet.typing import NDArrays
 
 BLOCK = 1 << 16
+
+F64 = npt.NDArray[np.float64]
 
 
 def validate_update(reference: NDArrays, update: NDArrays) -> None:
@@ -113,6 +116,73 @@ class StreamingFedAvg:
             # Divide straight into the model's dtype: no float64 temporary.
             out = np.empty(ref.shape, dtype=ref.dtype)
             np.divide(total, self.total_examples, out=out.reshape(-1), casting="unsafe")
+            result.append(out)
+        return result
+
+
+class ClippedFedAvg:
+    """FedAvg of updates clipped to an L2 distance of ``clip_norm`` from the model.
+
+    Each update ``w`` becomes ``g + (w - g) * min(1, clip_norm / ||w - g||)``
+    (norm bounding, Sun et al., 2019, "Can You Really Backdoor Federated
+    Learning?"), then is folded in weighted by ``num_examples``; streaming,
+    O(model) memory like :class:`StreamingFedAvg`.
+
+    Args:
+        reference: the global model ``g``.
+        clip_norm: the largest distance an update keeps.
+    """
+
+    def __init__(self, reference: NDArrays, *, clip_norm: float) -> None:
+        self._reference = reference
+        self.clip_norm = clip_norm
+        self._sums = [np.zeros(r.size, dtype=np.float64) for r in reference]
+        self.total_examples = 0
+        self.count = 0
+
+    def _blocks(self, update: NDArrays) -> Iterator[tuple[int, int, F64]]:
+        """Yield ``(array index, start, update block - model block)`` in float64."""
+        for index, (ref, arr) in enumerate(zip(self._reference, update)):
+            flat, base = arr.reshape(-1), ref.reshape(-1)
+            for start in range(0, flat.size, BLOCK):
+                chunk = np.asarray(flat[start : start + BLOCK], dtype=np.float64)
+                model = np.asarray(base[start : start + BLOCK], dtype=np.float64)
+                yield index, start, chunk - model
+
+    def add(self, update: NDArrays, num_examples: int) -> None:
+        """Validate an update, clip its distance from the model and fold it in.
+
+        Raises:
+            AggregationError: if the update is invalid; nothing is folded in.
+        """
+        if num_examples <= 0:
+            raise AggregationError(f"num_examples must be positive, got {num_examples}")
+        validate_update(self._reference, update)
+        norm = math.sqrt(sum(float(d @ d) for _, _, d in self._blocks(update)))
+        scale = min(1.0, self.clip_norm / norm) if norm > 0 else 1.0
+        for index, start, delta in self._blocks(update):
+            self._sums[index][start : start + delta.size] += delta * (
+                num_examples * scale
+            )
+        self.total_examples += num_examples
+        self.count += 1
+
+    def result(self) -> NDArrays:
+        """Return the model plus the weighted mean of the clipped differences.
+
+        Raises:
+            AggregationError: if no update was added.
+        """
+        if not self.count:
+            raise AggregationError("no updates to aggregate")
+        result = []
+        for total, ref in zip(self._sums, self._reference):
+            out = np.empty(ref.shape, dtype=ref.dtype)
+            flat, base = out.reshape(-1), ref.reshape(-1)
+            for start in range(0, flat.size, BLOCK):
+                stop = start + BLOCK
+                model = np.asarray(base[start:stop], dtype=np.float64)
+                flat[start:stop] = model + total[start:stop] / self.total_examples
             result.append(out)
         return result
 

@@ -157,6 +157,10 @@ RUN_FLAG_TYPES: dict[str, Callable[[str], Any]] = {
     "seed": int,
     "hidden_units": int,
     "synthetic_params": int,
+    "proximal_mu": float,
+    "trim_fraction": float,
+    "num_malicious": int,
+    "clip_norm": float,
 }
 check_table(RunConfig, RUN_FLAG_TYPES)
 

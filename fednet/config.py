@@ -11,7 +11,22 @@ from fednet.exceptions import ConfigError
 
 TASKS = ("digits", "breast_cancer", "csv", "synthetic")
 MODELS = ("logreg", "mlp")
-STRATEGIES = ("fedavg",)
+STRATEGIES = (
+    "fedavg",
+    "fedprox",
+    "fedmedian",
+    "fedtrimmedavg",
+    "krum",
+    "multikrum",
+    "fedavg_clipped",
+)
+# The field each strategy reads (docs/strategies.md); other strategies ignore it.
+STRATEGY_FIELDS: dict[str, tuple[str, ...]] = {
+    "proximal_mu": ("fedprox",),
+    "trim_fraction": ("fedtrimmedavg",),
+    "num_malicious": ("krum", "multikrum"),
+    "clip_norm": ("fedavg_clipped",),
+}
 
 _Check = Callable[[Any], "str | None"]
 
@@ -69,6 +84,10 @@ class RunConfig:
     seed: int = 0
     hidden_units: int = 64
     synthetic_params: int = 1000
+    proximal_mu: float = 0.0
+    trim_fraction: float = 0.2
+    num_malicious: int = 0
+    clip_norm: float = 1.0
 
     def __post_init__(self) -> None:
         errors = {
@@ -85,8 +104,25 @@ class RunConfig:
                 f"must be 0 (all) or at least min_clients ({self.min_clients}),"
                 f" got {self.clients_per_round}"
             )
+        if not errors:
+            errors.update(self._strategy_errors())
         if errors:
             raise ConfigError(errors)
+
+    def _strategy_errors(self) -> dict[str, str]:
+        """Refuse too few clients per round for Krum's assumed attackers."""
+        errors: dict[str, str] = {}
+        if self.strategy in ("krum", "multikrum") and self.num_malicious:
+            # Krum tolerates f attackers among n > 2f + 2 (Blanchard et al., 2017).
+            floor = 2 * self.num_malicious + 3
+            for name in ("min_clients", "clients_per_round"):
+                value = getattr(self, name)
+                if value and value < floor:
+                    errors[name] = (
+                        f"must be at least 2 * num_malicious + 3 ({floor}) for"
+                        f" {self.strategy}, got {value}"
+                    )
+        return errors
 
     @classmethod
     def from_dict(cls, data: Any) -> RunConfig:
@@ -100,7 +136,7 @@ class RunConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = {k: "unknown field" for k in data if k not in names}
         values = {k: v for k, v in data.items() if k in names}
-        for name in ("learning_rate", "round_timeout_s"):
+        for name in _FLOATS:
             # an int too large for a float stays an int, refused by its check
             if type(values.get(name)) is int and abs(values[name]) <= 2**53:
                 values[name] = float(values[name])
@@ -131,7 +167,18 @@ _CHECKS: dict[str, _Check] = {
     "seed": _int_range(0, 2**32 - 1),
     "hidden_units": _int_range(1, 4096),
     "synthetic_params": _int_range(1, 500_000_000),
+    "proximal_mu": _float_range(0.0, 1_000.0),
+    "trim_fraction": _float_range(0.0, 0.49),
+    "num_malicious": _int_range(0, 50_000),
+    "clip_norm": _float_range(0.0, 1e6, lo_open=True),
 }
+_FLOATS = (
+    "learning_rate",
+    "round_timeout_s",
+    "proximal_mu",
+    "trim_fraction",
+    "clip_norm",
+)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,6 +26,13 @@ MAX_CLASSES = 100_000
 MAX_NAME = 256
 
 
+def _non_negative(value: Any) -> float:
+    number: float = float_field()(value)
+    if number < 0:
+        raise ValueError(f"must be at least 0, got {number!r}")
+    return number
+
+
 @dataclass(frozen=True)
 class FitConfig(Mapping[str, Any]):
     """How a client trains or evaluates in one round (``config`` of fit, evaluate).
@@ -48,6 +55,8 @@ class FitConfig(Mapping[str, Any]):
         hidden_units: width of the MLP's hidden layer.
         classes: the run's class labels, in the order of the model's outputs;
             None for the synthetic task (no schema).
+        proximal_mu: FedProx's proximal weight (0 = plain local SGD); an
+            older coordinator does not send it.
     """
 
     server_round: int
@@ -59,6 +68,7 @@ class FitConfig(Mapping[str, Any]):
     seed: int
     hidden_units: int
     classes: tuple[str, ...] | None = None
+    proximal_mu: float = 0.0
 
     FIELDS: ClassVar[Fields] = {
         "server_round": int_field(lo=1),
@@ -70,6 +80,7 @@ class FitConfig(Mapping[str, Any]):
         "seed": int_field(lo=0),
         "hidden_units": int_field(lo=1),
         "classes": optional_field(str_tuple_field(MAX_CLASSES, MAX_NAME)),
+        "proximal_mu": _non_negative,
     }
 
     @classmethod
@@ -87,6 +98,7 @@ class FitConfig(Mapping[str, Any]):
             seed=run.seed,
             hidden_units=run.hidden_units,
             classes=classes,
+            proximal_mu=run.proximal_mu if run.strategy == "fedprox" else 0.0,
         )
 
     @classmethod
@@ -101,12 +113,18 @@ class FitConfig(Mapping[str, Any]):
         return cls(**build_fields(cls, cls.FIELDS, data, "config"))
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form accepted by :meth:`from_dict` (no ``classes``: None)."""
+        """Return the JSON form accepted by :meth:`from_dict`.
+
+        ``classes`` is left out when None, ``proximal_mu`` when 0: what a
+        FedAvg round sends is what it sent before FedProx existed.
+        """
         data = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if f.name != "classes"
+            if f.name not in ("classes", "proximal_mu")
         }
+        if self.proximal_mu:
+            data["proximal_mu"] = self.proximal_mu
         if self.classes is not None:
             data["classes"] = list(self.classes)
         return data

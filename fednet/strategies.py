@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from fednet.aggregation import StreamingFedAvg
+from fednet.aggregation import ClippedFedAvg, StreamingFedAvg
 from fednet.config import RunConfig
 from fednet.exceptions import ConfigError
+from fednet.robust import FedMedian, FedTrimmedAvg, Krum
 from fednet.typing import ClientId, NDArrays
 
 
@@ -75,12 +78,72 @@ class FedAvg:
         return self._accumulator
 
 
-def strategy_from_config(config: RunConfig) -> Strategy:
+class FedProx(FedAvg):
+    """FedAvg on the server; clients add FedProx's proximal term.
+
+    The term's weight travels as ``proximal_mu`` in the fit config (Li et al.,
+    2020, "Federated Optimization in Heterogeneous Networks").
+    """
+
+    name = "fedprox"
+
+
+class PerRound(FedAvg):
+    """Sample like FedAvg; aggregate with a fresh aggregator from ``make``.
+
+    Args:
+        name: the strategy's name in RunConfig.
+        make: builds a round's aggregator from the global model.
+        clients_per_round: how many clients train each round; 0 means all.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        make: Callable[[NDArrays], Aggregator],
+        *,
+        clients_per_round: int = 0,
+    ) -> None:
+        super().__init__(clients_per_round=clients_per_round)
+        self.name = name
+        self._make = make
+
+    def aggregator(self, global_params: NDArrays) -> Aggregator:
+        """Return a new aggregator for the round."""
+        return self._make(global_params)
+
+
+def strategy_from_config(
+    config: RunConfig, *, scratch_dir: Path | None = None
+) -> Strategy:
     """Build the strategy a RunConfig names.
+
+    Args:
+        config: the run's configuration.
+        scratch_dir: where the robust aggregators keep a round's updates
+            (None: the system's temporary directory).
 
     Raises:
         ConfigError: for an unknown strategy name.
     """
-    if config.strategy == "fedavg":
-        return FedAvg(clients_per_round=config.clients_per_round)
+    name, per_round = config.strategy, config.clients_per_round
+    if name == "fedavg":
+        return FedAvg(clients_per_round=per_round)
+    if name == "fedprox":
+        return FedProx(clients_per_round=per_round)
+    makers: dict[str, Callable[[NDArrays], Aggregator]] = {
+        "fedmedian": partial(FedMedian, directory=scratch_dir),
+        "fedtrimmedavg": partial(
+            FedTrimmedAvg, directory=scratch_dir, trim_fraction=config.trim_fraction
+        ),
+        "krum": partial(
+            Krum, directory=scratch_dir, num_malicious=config.num_malicious
+        ),
+        "multikrum": partial(
+            Krum, directory=scratch_dir, num_malicious=config.num_malicious, multi=True
+        ),
+        "fedavg_clipped": partial(ClippedFedAvg, clip_norm=config.clip_norm),
+    }
+    if name in makers:
+        return PerRound(name, makers[name], clients_per_round=per_round)
     raise ConfigError({"strategy": f"unknown strategy {config.strategy!r}"})

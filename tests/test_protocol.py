@@ -243,10 +243,9 @@ def test_fit_config_travels_as_a_json_object_with_a_class_list() -> None:
     assert isinstance(frame, bytearray)
     header_len = int.from_bytes(frame[:4], "big")
     header = json.loads(bytes(frame[4 : 4 + header_len]))
-    assert header["config"] == {
-        **dataclasses.asdict(CONFIG),
-        "classes": ["0", "1"],
-    }
+    fields = dataclasses.asdict(CONFIG)
+    assert fields.pop("proximal_mu") == 0.0  # not sent when 0 (FedProx off)
+    assert header["config"] == {**fields, "classes": ["0", "1"]}
 
 
 def test_fit_config_of_an_older_coordinator_parses() -> None:

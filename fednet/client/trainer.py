@@ -86,6 +86,7 @@ class Trainer:
             batch_size=config.batch_size,
             learning_rate=config.learning_rate,
             rng=rng,
+            proximal_mu=config.proximal_mu,
         )
         logger.debug(
             "fit: round %d, %d examples, train_loss %.4f",

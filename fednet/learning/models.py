@@ -153,6 +153,7 @@ def fit(
     batch_size: int,
     learning_rate: float,
     rng: np.random.Generator,
+    proximal_mu: float = 0.0,
 ) -> tuple[NDArrays, dict[str, float]]:
     """Train locally with minibatch SGD on softmax cross-entropy.
 
@@ -168,6 +169,10 @@ def fit(
         batch_size: examples per SGD step (the last batch may be smaller).
         learning_rate: SGD step size.
         rng: source of the shuffles.
+        proximal_mu: FedProx's ``mu``: adds ``mu/2 * ||w - params||^2`` to the
+            loss, pulling the local model towards ``params`` (Li et al.,
+            2020, "Federated Optimization in Heterogeneous Networks"); 0 is
+            plain SGD.
 
     Returns:
         New float32 parameter arrays and ``{"train_loss", "train_accuracy"}``
@@ -177,13 +182,15 @@ def fit(
         ValueError: on inconsistent shapes, bad hyper-parameters, no examples,
             or if training diverges to non-finite values.
     """
-    if epochs < 1 or batch_size < 1 or not learning_rate > 0:
+    if epochs < 1 or batch_size < 1 or not learning_rate > 0 or not proximal_mu >= 0:
         raise ValueError(
-            f"need epochs >= 1, batch_size >= 1, learning_rate > 0;"
-            f" got {epochs}, {batch_size}, {learning_rate}"
+            f"need epochs >= 1, batch_size >= 1, learning_rate > 0,"
+            f" proximal_mu >= 0; got {epochs}, {batch_size}, {learning_rate},"
+            f" {proximal_mu}"
         )
     weights, xs, ys = _checked(model, params, x, y, num_classes)
-    lr = np.float32(learning_rate)
+    anchor = [w.copy() for w in weights] if proximal_mu else None
+    lr, mu = np.float32(learning_rate), np.float32(proximal_mu)
     # A too large learning rate overflows; that is reported below, not warned.
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(epochs):
@@ -192,6 +199,8 @@ def fit(
                 batch = order[start : start + batch_size]
                 grads = _gradients(model, weights, xs[batch], ys[batch])
                 for i, grad in enumerate(grads):
+                    if anchor is not None:
+                        grad += mu * (weights[i] - anchor[i])
                     weights[i] -= lr * grad
     if not all(np.isfinite(w).all() for w in weights):
         raise ValueError(

@@ -36,6 +36,10 @@ RUN_CONFIG_RANGES: dict[str, tuple[float, float, bool]] = {
     "seed": (0, 2**32 - 1, False),
     "hidden_units": (1, 4096, False),
     "synthetic_params": (1, 500_000_000, False),
+    "proximal_mu": (0.0, 1_000.0, False),
+    "trim_fraction": (0.0, 0.49, False),
+    "num_malicious": (0, 50_000, False),
+    "clip_norm": (0.0, 1e6, True),
 }
 RUN_CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "task": TASKS,

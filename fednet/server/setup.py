@@ -6,6 +6,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ class RunSetup:
     parameters: NDArrays
     central_evaluate: CentralEvaluate | None
     federated_evaluate: bool
+    scratch_dir: Path | None = None
 
     @property
     def schema_dict(self) -> dict[str, Any] | None:
@@ -133,6 +135,7 @@ def prepare_run(
         parameters=params,
         central_evaluate=central,
         federated_evaluate=config.task != "synthetic",
+        scratch_dir=_scratch_dir(store),
     )
 
 
@@ -143,7 +146,7 @@ def build_machine(
     return RoundMachine(
         run_id=run_id,
         config=config,
-        strategy=strategy_from_config(config),
+        strategy=strategy_from_config(config, scratch_dir=setup.scratch_dir),
         parameters=setup.parameters,
         classes=setup.classes,
         rng=np.random.default_rng([config.seed, completed_rounds]),
@@ -151,6 +154,13 @@ def build_machine(
         central_evaluate=setup.central_evaluate,
         federated_evaluate=setup.federated_evaluate,
     )
+
+
+def _scratch_dir(store: Store) -> Path:
+    """Return ``<state dir>/tmp``, where robust aggregators hold a round's updates."""
+    path = store.state_dir / "tmp"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 def _initial_params(config: RunConfig, schema: Schema | None) -> NDArrays:

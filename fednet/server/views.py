@@ -66,6 +66,21 @@ _FIELDS = (
         "Model size of the synthetic task",
         "Advanced",
     ),
+    FormField(
+        "proximal_mu", "Proximal mu", "fedprox: pull towards the global model",
+        "Strategy", step="any",
+    ),
+    FormField(
+        "trim_fraction", "Trim fraction", "fedtrimmedavg: cut at each end",
+        "Strategy", step="any",
+    ),
+    FormField(
+        "num_malicious", "Assumed attackers", "krum, multikrum: f", "Strategy"
+    ),
+    FormField(
+        "clip_norm", "Clip norm", "fedavg_clipped: largest update distance",
+        "Strategy", step="any",
+    ),
 )
 
 
@@ -91,7 +106,7 @@ async def index(request: web.Request) -> web.Response:
     context = {
         "page": "dashboard",
         "fields": launch_form_fields(),
-        "groups": ("What", "Who", "How", "Advanced"),
+        "groups": ("What", "Who", "How", "Strategy", "Advanced"),
         "snapshot": _snapshot_json(build_snapshot(request.app)),
     }
     return auth.render_page(request, "dashboard.html", context)
