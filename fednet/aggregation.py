@@ -21,6 +21,18 @@ BLOCK = 1 << 16
 F64 = npt.NDArray[np.float64]
 
 
+def check_update(reference: NDArrays, update: NDArrays, num_examples: int) -> None:
+    """Check an update and its weight before anything is folded in.
+
+    Raises:
+        AggregationError: for a weight that is not positive, or as
+            :func:`validate_update`.
+    """
+    if num_examples <= 0:
+        raise AggregationError(f"num_examples must be positive, got {num_examples}")
+    validate_update(reference, update)
+
+
 def validate_update(reference: NDArrays, update: NDArrays) -> None:
     """Check that an update matches the global model and holds only finite values.
 
@@ -89,9 +101,7 @@ class StreamingFedAvg:
         Raises:
             AggregationError: if the update is invalid; nothing is folded in.
         """
-        if num_examples <= 0:
-            raise AggregationError(f"num_examples must be positive, got {num_examples}")
-        validate_update(self._reference, update)
+        check_update(self._reference, update, num_examples)
         for total, arr in zip(self._sums, update):
             flat = arr.reshape(-1)
             # Block by block, so the float64 scratch stays small and hot in cache.
@@ -120,13 +130,14 @@ class StreamingFedAvg:
         return result
 
 
-class ClippedFedAvg:
+class ClippedFedAvg(StreamingFedAvg):
     """FedAvg of updates clipped to an L2 distance of ``clip_norm`` from the model.
 
     Each update ``w`` becomes ``g + (w - g) * min(1, clip_norm / ||w - g||)``
     (norm bounding, Sun et al., 2019, "Can You Really Backdoor Federated
     Learning?"), then is folded in weighted by ``num_examples``; streaming,
-    O(model) memory like :class:`StreamingFedAvg`.
+    O(model) memory like :class:`StreamingFedAvg`, whose accumulator and
+    result it shares.
 
     Args:
         reference: the global model ``g``.
@@ -134,20 +145,17 @@ class ClippedFedAvg:
     """
 
     def __init__(self, reference: NDArrays, *, clip_norm: float) -> None:
-        self._reference = reference
+        super().__init__(reference)
         self.clip_norm = clip_norm
-        self._sums = [np.zeros(r.size, dtype=np.float64) for r in reference]
-        self.total_examples = 0
-        self.count = 0
 
-    def _blocks(self, update: NDArrays) -> Iterator[tuple[int, int, F64]]:
-        """Yield ``(array index, start, update block - model block)`` in float64."""
+    def _blocks(self, update: NDArrays) -> Iterator[tuple[int, int, F64, F64]]:
+        """Yield ``(array index, start, model block, update - model)`` in float64."""
         for index, (ref, arr) in enumerate(zip(self._reference, update)):
             flat, base = arr.reshape(-1), ref.reshape(-1)
             for start in range(0, flat.size, BLOCK):
                 chunk = np.asarray(flat[start : start + BLOCK], dtype=np.float64)
                 model = np.asarray(base[start : start + BLOCK], dtype=np.float64)
-                yield index, start, chunk - model
+                yield index, start, model, chunk - model
 
     def add(self, update: NDArrays, num_examples: int) -> None:
         """Validate an update, clip its distance from the model and fold it in.
@@ -155,36 +163,14 @@ class ClippedFedAvg:
         Raises:
             AggregationError: if the update is invalid; nothing is folded in.
         """
-        if num_examples <= 0:
-            raise AggregationError(f"num_examples must be positive, got {num_examples}")
-        validate_update(self._reference, update)
-        norm = math.sqrt(sum(float(d @ d) for _, _, d in self._blocks(update)))
+        check_update(self._reference, update, num_examples)
+        norm = math.sqrt(sum(float(d @ d) for _, _, _, d in self._blocks(update)))
         scale = min(1.0, self.clip_norm / norm) if norm > 0 else 1.0
-        for index, start, delta in self._blocks(update):
-            self._sums[index][start : start + delta.size] += delta * (
-                num_examples * scale
-            )
+        for index, start, model, delta in self._blocks(update):
+            clipped = model + delta * scale
+            self._sums[index][start : start + delta.size] += clipped * num_examples
         self.total_examples += num_examples
         self.count += 1
-
-    def result(self) -> NDArrays:
-        """Return the model plus the weighted mean of the clipped differences.
-
-        Raises:
-            AggregationError: if no update was added.
-        """
-        if not self.count:
-            raise AggregationError("no updates to aggregate")
-        result = []
-        for total, ref in zip(self._sums, self._reference):
-            out = np.empty(ref.shape, dtype=ref.dtype)
-            flat, base = out.reshape(-1), ref.reshape(-1)
-            for start in range(0, flat.size, BLOCK):
-                stop = start + BLOCK
-                model = np.asarray(base[start:stop], dtype=np.float64)
-                flat[start:stop] = model + total[start:stop] / self.total_examples
-            result.append(out)
-        return result
 
 
 def fedavg(updates: Sequence[tuple[NDArrays, int]]) -> NDArrays:

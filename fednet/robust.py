@@ -23,19 +23,13 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from fednet.aggregation import BLOCK, validate_update
+from fednet.aggregation import BLOCK, check_update
 from fednet.exceptions import AggregationError
 from fednet.typing import NDArray, NDArrays
 
 CHUNK_BYTES = 4 << 20
 
 Floats = npt.NDArray[np.floating[Any]]
-
-
-def _check(reference: NDArrays, update: NDArrays, num_examples: int) -> None:
-    if num_examples <= 0:
-        raise AggregationError(f"num_examples must be positive, got {num_examples}")
-    validate_update(reference, update)
 
 
 class RowFile:
@@ -139,7 +133,7 @@ class _Rows:
         Raises:
             AggregationError: if the update is invalid or cannot be stored.
         """
-        _check(self._reference, update, num_examples)
+        check_update(self._reference, update, num_examples)
         self._rows.append(update)
         self.weights.append(num_examples)
         self.total_examples += num_examples
@@ -234,7 +228,7 @@ class Krum(_Rows):
         Raises:
             AggregationError: if the update is invalid or cannot be stored.
         """
-        _check(self._reference, update, num_examples)
+        check_update(self._reference, update, num_examples)
         self._rows.append(update)
         new = self.count
         to_new = np.zeros(new, dtype=np.float64)
