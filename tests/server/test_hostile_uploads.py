@@ -68,6 +68,19 @@ async def peak_while(exchange: Any) -> int:
         tracemalloc.stop()
 
 
+async def refused_cheaply(
+    ws: aiohttp.ClientWebSocketResponse, frame: bytes, code: str
+) -> None:
+    """Send a frame; expect refusal with ``code`` at under PEAK_BYTES allocated."""
+
+    async def exchange() -> None:
+        await ws.send_bytes(frame)
+        await expect_refusal(ws, code)
+
+    peak = await peak_while(exchange())
+    assert peak < PEAK_BYTES, f"peak {peak} bytes"
+
+
 @asynccontextmanager
 async def selected_client(
     client: Client, name: str = "site-a"
@@ -88,13 +101,7 @@ async def test_huge_first_part_before_hello_is_refused_without_allocating(
     """A 143-byte part declaring 264 MB before hello: close 1008, nothing joined."""
     client = await make_client()
     async with client.ws_connect("/ws") as ws:
-
-        async def exchange() -> None:
-            await ws.send_bytes(first_part())
-            await expect_refusal(ws, "hello_required")
-
-        peak = await peak_while(exchange())
-    assert peak < PEAK_BYTES, f"peak {peak} bytes"
+        await refused_cheaply(ws, first_part(), "hello_required")
 
 
 async def test_huge_first_part_after_hello_without_grant_allocates_nothing(
@@ -105,13 +112,7 @@ async def test_huge_first_part_after_hello_without_grant_allocates_nothing(
     async with client.ws_connect("/ws") as ws:
         await send(ws, Hello("greedy", "i", 1, "synthetic"))
         await receive(ws)
-
-        async def exchange() -> None:
-            await ws.send_bytes(first_part())
-            await expect_refusal(ws, "upload_not_granted")
-
-        peak = await peak_while(exchange())
-    assert peak < PEAK_BYTES, f"peak {peak} bytes"
+        await refused_cheaply(ws, first_part(), "upload_not_granted")
     status = await (await client.get("/api/status")).json()
     assert status["stats"]["rejected:upload_not_granted"] == 1
 
@@ -124,13 +125,7 @@ async def test_declaration_above_the_granted_size_is_refused(
     async with selected_client(client) as (ws, fit):
         await send(ws, UploadRequest(fit.run_id, 1, 1_000_000))
         assert isinstance(await receive(ws), UploadGrant)
-
-        async def exchange() -> None:
-            await ws.send_bytes(first_part(fit.run_id))
-            await expect_refusal(ws, "upload_too_large")
-
-        peak = await peak_while(exchange())
-    assert peak < PEAK_BYTES, f"peak {peak} bytes"
+        await refused_cheaply(ws, first_part(fit.run_id), "upload_too_large")
 
 
 async def test_single_message_over_the_direct_limit_needs_a_grant(
