@@ -109,7 +109,7 @@ def _common(parser: argparse.ArgumentParser) -> _Flags:
 def _server_parser(sub: Any) -> None:
     p = sub.add_parser("server", help="run the coordinator (dashboard, API, /ws)")
     f = _common(p)
-    f.add("--host", default="0.0.0.0", help="address to bind")
+    f.add("--host", default="127.0.0.1", help="address to bind")
     f.add("--port", type=int, default=5000, help="HTTP and WebSocket port")
     f.add("--state-dir", type=Path, default=Path("state"), help="SQLite + models")
     f.add("--join-token", help="token clients must present to join")
@@ -120,6 +120,11 @@ def _server_parser(sub: Any) -> None:
     f.add("--max-clients", type=int, default=10_000, help="client sockets at once")
     f.add("--hello-timeout-s", type=float, default=10.0, help="time to say hello")
     f.switch("--no-resume", help="do not resume an unfinished run at start")
+    f.add("--viewer-token", help="token needed to read (dashboard, API, metrics)")
+    f.add("--tls-cert", type=Path, help="certificate chain (PEM): serve https, wss")
+    f.add("--tls-key", type=Path, help="private key (PEM) of --tls-cert")
+    f.add("--tls-client-ca", type=Path, help="CA of client certificates (mTLS)")
+    f.switch("--insecure", help="allow a non-loopback address without TLS or tokens")
 
 
 def _client_parser(sub: Any) -> None:
@@ -134,6 +139,10 @@ def _client_parser(sub: Any) -> None:
     f.add("--alpha", type=float, help="Dirichlet label skew (default: IID)")
     f.add("--seed", type=int, default=0, help="seed of partition and splits")
     f.add("--join-token", help="token presented to the coordinator")
+    f.add("--site-token", help="this site's credential (fednet sites add)")
+    f.add("--ca-file", type=Path, help="CA bundle (PEM) to verify the coordinator")
+    f.add("--tls-cert", type=Path, help="client certificate (PEM), for mutual TLS")
+    f.add("--tls-key", type=Path, help="private key (PEM) of --tls-cert")
     f.add("--client-port", type=int, default=5001, help="status page port (0: any)")
     f.add("--client-host", default="0.0.0.0", help="status page address")
     f.add("--heartbeat-s", type=float, default=10.0, help="WebSocket ping interval")
@@ -186,6 +195,7 @@ def _run_parser(sub: Any) -> None:
         env="FEDNET_API",
     )
     f.add("--admin-token", help="admin token of the coordinator")
+    f.add("--ca-file", type=Path, help="CA bundle (PEM) to verify the coordinator")
     f.switch("--no-follow", help="print the run id and return at once")
     _run_flags(f)
 
@@ -208,8 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for build in (_server_parser, _client_parser, _run_parser, _demo_parser):
         build(sub)
+    from fednet.admin.cli import add_admin_parsers
     from fednet.bench.cli import add_bench_parser
 
+    add_admin_parsers(sub, _common)
     add_bench_parser(sub, _common)
     return parser
 

@@ -11,7 +11,9 @@ import random
 import sys
 from collections.abc import Callable
 
-from fednet.config import ClientSettings, RunConfig, ServerSettings
+from fednet.config import RunConfig
+from fednet.tlsctx import client_ssl_context, server_ssl_context
+from fednet.settings import ClientSettings, ServerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -42,18 +44,48 @@ def server_command(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
         max_clients=args.max_clients,
         hello_timeout_s=args.hello_timeout_s,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        viewer_token=args.viewer_token or None,
+        insecure=args.insecure,
     )
+    if missing := settings.exposure():
+        if not settings.insecure:
+            print(_exposure_message(settings, missing), file=sys.stderr)
+            return 2
+        logger.warning(
+            "INSECURE: %s is reachable from other machines without %s (--insecure)",
+            settings.host,
+            " and ".join(missing),
+        )
+    ssl_context = None
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        ssl_context = server_ssl_context(
+            settings.tls_cert, settings.tls_key, settings.tls_client_ca
+        )
     raise_fd_limit()
     web.run_app(
         create_app(settings),
         host=settings.host,
         port=settings.port,
+        ssl_context=ssl_context,
         print=lambda msg: logger.info("%s", msg.strip()),
         access_log=None,
         backlog=LISTEN_BACKLOG,
         loop=new_event_loop(),
     )
     return 0
+
+
+def _exposure_message(settings: ServerSettings, missing: list[str]) -> str:
+    return (
+        f"fednet server: refusing to serve {settings.host}, which other machines"
+        f" can reach, without {' and '.join(missing)}.\n"
+        "  Serve loopback only (--host 127.0.0.1), give what is missing"
+        " (docs/security.md), or accept the risk with --insecure"
+        " (FEDNET_INSECURE=1)."
+    )
 
 
 def client_command(args: argparse.Namespace) -> int:
@@ -71,6 +103,10 @@ def client_command(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         seed=args.seed,
         join_token=args.join_token or None,
+        site_token=args.site_token or None,
+        ca_file=args.ca_file,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
         host=args.client_host,
         port=args.client_port,
         heartbeat_s=args.heartbeat_s,
@@ -91,8 +127,11 @@ def run_command(args: argparse.Namespace) -> int:
         **{f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)}
     )
 
+    ssl_context = client_ssl_context(args.ca_file) if args.ca_file else None
+
     async def main() -> int:
-        async with aiohttp.ClientSession() as http:
+        connector = aiohttp.TCPConnector(ssl=ssl_context or True)
+        async with aiohttp.ClientSession(connector=connector) as http:
             run_id = await launch_run(
                 http, args.server.rstrip("/"), config.to_dict(), args.admin_token
             )

@@ -1,10 +1,9 @@
-"""Frozen settings of the server and client, and the RunConfig of a session."""
+"""The RunConfig of a session, its checks, and the value checks settings share."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from fednet.exceptions import ConfigError
@@ -31,7 +30,7 @@ STRATEGY_FIELDS: dict[str, tuple[str, ...]] = {
 _Check = Callable[[Any], "str | None"]
 
 
-def _int_range(lo: int, hi: int) -> _Check:
+def int_range(lo: int, hi: int) -> _Check:
     def check(value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int):
             return f"must be an integer, got {value!r}"
@@ -42,7 +41,7 @@ def _int_range(lo: int, hi: int) -> _Check:
     return check
 
 
-def _float_range(lo: float, hi: float, *, lo_open: bool = False) -> _Check:
+def float_range(lo: float, hi: float, *, lo_open: bool = False) -> _Check:
     def check(value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"must be a number, got {value!r}"
@@ -157,20 +156,20 @@ _CHECKS: dict[str, _Check] = {
     "task": _choice(TASKS),
     "model": _choice(MODELS),
     "strategy": _choice(STRATEGIES),
-    "rounds": _int_range(1, 10_000),
-    "clients_per_round": _int_range(0, 100_000),
-    "min_clients": _int_range(1, 100_000),
-    "local_epochs": _int_range(1, 1_000),
-    "batch_size": _int_range(1, 1_000_000),
-    "learning_rate": _float_range(0.0, 100.0, lo_open=True),
-    "round_timeout_s": _float_range(0.0, 86_400.0, lo_open=True),
-    "seed": _int_range(0, 2**32 - 1),
-    "hidden_units": _int_range(1, 4096),
-    "synthetic_params": _int_range(1, 500_000_000),
-    "proximal_mu": _float_range(0.0, 1_000.0),
-    "trim_fraction": _float_range(0.0, 0.49),
-    "num_malicious": _int_range(0, 50_000),
-    "clip_norm": _float_range(0.0, 1e6, lo_open=True),
+    "rounds": int_range(1, 10_000),
+    "clients_per_round": int_range(0, 100_000),
+    "min_clients": int_range(1, 100_000),
+    "local_epochs": int_range(1, 1_000),
+    "batch_size": int_range(1, 1_000_000),
+    "learning_rate": float_range(0.0, 100.0, lo_open=True),
+    "round_timeout_s": float_range(0.0, 86_400.0, lo_open=True),
+    "seed": int_range(0, 2**32 - 1),
+    "hidden_units": int_range(1, 4096),
+    "synthetic_params": int_range(1, 500_000_000),
+    "proximal_mu": float_range(0.0, 1_000.0),
+    "trim_fraction": float_range(0.0, 0.49),
+    "num_malicious": int_range(0, 50_000),
+    "clip_norm": float_range(0.0, 1e6, lo_open=True),
 }
 _FLOATS = (
     "learning_rate",
@@ -179,99 +178,3 @@ _FLOATS = (
     "trim_fraction",
     "clip_norm",
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class ServerSettings:
-    """Settings of a coordinator process, built once in the CLI.
-
-    ``max_message_bytes`` bounds a binary frame, a joined upload included;
-    ``max_clients`` the client sockets open at once (more get HTTP 503);
-    ``hello_timeout_s`` how long a new socket may take to say ``hello``.
-    ``send_timeout_s`` how long one message may take to leave for a client (one
-    that stops reading is dropped then).
-    """
-
-    host: str = "0.0.0.0"
-    port: int = 5000
-    state_dir: Path = Path("state")
-    join_token: str | None = None
-    admin_token: str | None = None
-    heartbeat_s: float = 10.0
-    max_message_bytes: int = 1 << 30
-    web_dir: Path | None = None
-    resume: bool = True
-    max_clients: int = 10_000
-    hello_timeout_s: float = 10.0
-    send_timeout_s: float = 30.0
-
-    def __post_init__(self) -> None:
-        errors: dict[str, str] = {}
-        if not 0 <= self.port <= 65535:
-            errors["port"] = f"must be between 0 and 65535, got {self.port}"
-        if self.heartbeat_s <= 0:
-            errors["heartbeat_s"] = f"must be positive, got {self.heartbeat_s}"
-        if self.max_message_bytes < 1024:
-            errors["max_message_bytes"] = "must be at least 1024"
-        if msg := _int_range(1, 1_000_000)(self.max_clients):
-            errors["max_clients"] = msg
-        if msg := _float_range(0.0, 3600.0, lo_open=True)(self.hello_timeout_s):
-            errors["hello_timeout_s"] = msg
-        if msg := _float_range(0.0, 86_400.0, lo_open=True)(self.send_timeout_s):
-            errors["send_timeout_s"] = msg
-        if errors:
-            raise ConfigError(errors)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClientSettings:
-    """Settings of a client process, built once in the CLI.
-
-    A client holds either its own CSV file (``data`` + ``label_column``) or a
-    slice of a built-in dataset (``dataset`` + ``partition`` = (i, n), 1-based).
-    """
-
-    server: str = "ws://localhost:5000/ws"
-    name: str = "client"
-    data: Path | None = None
-    label_column: str | None = None
-    dataset: str | None = None
-    partition: tuple[int, int] = (1, 1)
-    alpha: float | None = None
-    seed: int = 0
-    val_fraction: float = 0.2
-    join_token: str | None = None
-    host: str = "0.0.0.0"
-    port: int = 5001
-    heartbeat_s: float = 10.0
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    max_retries: int | None = None
-    max_message_bytes: int = 1 << 30
-
-    def __post_init__(self) -> None:
-        errors: dict[str, str] = {}
-        if (self.data is None) == (self.dataset is None):
-            errors["data"] = "give exactly one of --data FILE or --dataset NAME"
-        if self.data is not None and not self.label_column:
-            errors["label_column"] = "--label-column is required with --data"
-        if self.dataset is not None and self.dataset not in TASKS[:2] + TASKS[3:]:
-            errors["dataset"] = (
-                f"must be one of digits, breast_cancer, synthetic, got {self.dataset!r}"
-            )
-        i, n = self.partition
-        if not 1 <= i <= n:
-            errors["partition"] = f"must be i/n with 1 <= i <= n, got {i}/{n}"
-        if self.alpha is not None and not self.alpha > 0:
-            errors["alpha"] = f"must be positive, got {self.alpha}"
-        if not 0.0 < self.val_fraction < 0.9:
-            errors["val_fraction"] = f"must be in (0, 0.9), got {self.val_fraction}"
-        if not self.server.startswith(("ws://", "wss://")):
-            errors["server"] = f"must be a ws:// or wss:// URL, got {self.server!r}"
-        if not 0 <= self.port <= 65535:
-            errors["port"] = f"must be between 0 and 65535, got {self.port}"
-        for name in ("backoff_initial_s", "backoff_max_s"):
-            if not getattr(self, name) > 0:
-                errors[name] = f"must be positive, got {getattr(self, name)}"
-        if errors:
-            raise ConfigError(errors)

@@ -14,7 +14,8 @@ import aiohttp
 import pytest
 
 from fednet import cli
-from fednet.config import RunConfig, ServerSettings
+from fednet.config import RunConfig
+from fednet.settings import ServerSettings
 from fednet.fields import check_table
 from fednet.server.app import create_app
 
@@ -56,9 +57,9 @@ def _fednet(
 
 
 def test_server_defaults_follow_the_contract() -> None:
-    """`fednet server` binds 0.0.0.0:5000 with state in ./state, no tokens."""
+    """`fednet server` binds loopback:5000 with state in ./state, no tokens."""
     args = _parse("server")
-    assert (args.host, args.port, args.state_dir) == ("0.0.0.0", 5000, Path("state"))
+    assert (args.host, args.port, args.state_dir) == ("127.0.0.1", 5000, Path("state"))
     assert args.join_token is None and args.admin_token is None
 
 
@@ -67,7 +68,7 @@ def test_server_flags_come_from_fednet_variables(
 ) -> None:
     """FEDNET_PORT, FEDNET_STATE_DIR and the tokens replace the server defaults."""
     monkeypatch.setenv("FEDNET_PORT", "6123")
-    monkeypatch.setenv("FEDNET_HOST", "127.0.0.1")
+    monkeypatch.setenv("FEDNET_HOST", "0.0.0.0")
     monkeypatch.setenv("FEDNET_STATE_DIR", "/srv/fednet")
     monkeypatch.setenv("FEDNET_JOIN_TOKEN", "join-me")
     monkeypatch.setenv("FEDNET_ADMIN_TOKEN", "admin-me")
@@ -75,7 +76,7 @@ def test_server_flags_come_from_fednet_variables(
 
     args = _parse("server")
 
-    assert (args.host, args.port) == ("127.0.0.1", 6123)
+    assert (args.host, args.port) == ("0.0.0.0", 6123)
     assert args.state_dir == Path("/srv/fednet")
     assert (args.join_token, args.admin_token, args.log_format) == (
         "join-me",

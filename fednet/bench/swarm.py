@@ -18,7 +18,7 @@ import random
 
 from fednet.client.runner import ClientRunner
 from fednet.client.trainer import Trainer
-from fednet.config import ClientSettings
+from fednet.settings import ClientSettings
 from fednet.runtime import new_event_loop, raise_fd_limit
 
 

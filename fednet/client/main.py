@@ -15,7 +15,7 @@ from aiohttp import web
 from fednet.client.runner import ClientRunner
 from fednet.client.status import create_status_app
 from fednet.client.trainer import Trainer
-from fednet.config import ClientSettings
+from fednet.settings import ClientSettings
 from fednet.learning.datasets import ClientData, load_builtin_partition, load_csv
 
 logger = logging.getLogger(__name__)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import uuid
 
 import aiohttp
@@ -14,10 +15,11 @@ from fednet.buffers import BufferPool
 from fednet.client.connection import Connection
 from fednet.client.state import ClientState
 from fednet.client.trainer import Trainer
-from fednet.config import ClientSettings
+from fednet.settings import ClientSettings
 from fednet.exceptions import DataError, ProtocolError
 from fednet.params import Limits
 from fednet.protocol import MAX_TEXT_BYTES, Hello, serialize_parts
+from fednet.tlsctx import client_ssl_context
 
 __all__ = ["ClientRunner", "ClientState", "backoff_delay"]
 
@@ -57,6 +59,11 @@ class ClientRunner:
         self._limits = Limits(max_total_bytes=settings.max_message_bytes)
         # Outlives connections: the joined-frame buffers are worth reusing.
         self._buffers = BufferPool(max_free=2)
+        self._ssl: ssl.SSLContext | bool = True
+        if settings.server.startswith("wss://"):
+            self._ssl = client_ssl_context(
+                settings.ca_file, settings.tls_cert, settings.tls_key
+            )
 
     async def run(self) -> None:
         """Connect, serve, and reconnect with backoff until retries run out.
@@ -101,10 +108,12 @@ class ClientRunner:
                 await asyncio.sleep(delay)
 
     def _headers(self) -> dict[str, str]:
-        """Return the upgrade request's headers (the join token, if any)."""
-        if not self.settings.join_token:
+        """Return the upgrade request's headers: the site's credential if it has
+        one, else the shared join token, if any."""
+        token = self.settings.site_token or self.settings.join_token
+        if not token:
             return {}
-        return {"Authorization": f"Bearer {self.settings.join_token}"}
+        return {"Authorization": f"Bearer {token}"}
 
     async def _connect(self, http: aiohttp.ClientSession) -> None:
         """Open one socket, say hello and serve it until it closes."""
@@ -113,6 +122,7 @@ class ClientRunner:
             self.settings.server,
             heartbeat=self.settings.heartbeat_s,
             max_msg_size=self.settings.max_message_bytes,
+            ssl=self._ssl,
         ) as ws:
             connection = await Connection.open(
                 ws,

@@ -18,17 +18,20 @@ from aiohttp import WSCloseCode, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from fednet.buffers import BufferPool
-from fednet.config import ServerSettings
+from fednet.settings import ServerSettings
 from fednet.server.api import MAX_BODY_BYTES
 from fednet.server.auth import setup_auth
 from fednet.server.events import EventHub
+from fednet.server.audit import AuditLog, flushing
 from fednet.server.keys import (
+    AUDIT,
     BUFFERS,
     CLIENT_SOCKETS,
     EVENTS,
     REGISTRY,
     RUNS,
     SETTINGS,
+    SITES,
     SOCKETS,
     STARTED,
     STATS,
@@ -39,6 +42,7 @@ from fednet.server.metrics import setup_metrics
 from fednet.server.registry import Registry, close_socket
 from fednet.server.routes import setup_routes
 from fednet.server.runs import RunManager
+from fednet.server.sites import SiteBook
 from fednet.server.store import Store
 from fednet.server.uploads import UploadGate
 
@@ -127,11 +131,14 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = Store(settings.state_dir)
     app[STORE] = store
+    app[AUDIT] = AuditLog(store)
+    app[SITES] = SiteBook(store)
     app[REGISTRY] = Registry(app[EVENTS], send_timeout_s=settings.send_timeout_s)
     app[RUNS] = RunManager(store, app[REGISTRY], app[EVENTS], app[STATS])
     if settings.resume:
         app[RUNS].resume_unfinished()
-    yield
+    async with flushing(app[AUDIT]):
+        yield
     await app[RUNS].close()
     store.close()
 

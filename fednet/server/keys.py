@@ -7,16 +7,20 @@ from collections import Counter
 
 from aiohttp import web
 
-from fednet.config import ServerSettings
+from fednet.settings import ServerSettings
 from fednet.buffers import BufferPool
+from fednet.server.audit import AuditLog
 from fednet.server.events import EventHub
 from fednet.server.registry import Registry
 from fednet.server.runs import RunManager
+from fednet.server.sites import SiteBook
 from fednet.server.store import Store
 from fednet.server.uploads import UploadGate
 
 SETTINGS = web.AppKey("settings", ServerSettings)
 STORE = web.AppKey("store", Store)
+AUDIT = web.AppKey("audit", AuditLog)
+SITES = web.AppKey("sites", SiteBook)
 REGISTRY = web.AppKey("registry", Registry)
 RUNS = web.AppKey("runs", RunManager)
 EVENTS = web.AppKey("events", EventHub)

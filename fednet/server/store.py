@@ -66,7 +66,8 @@ class Store:
             self._db.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the write connection for one IMMEDIATE transaction."""
         with self._write_lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -76,11 +77,13 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
-    def _write(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
+    def write(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
+        """Run one write statement (the sites and audit tables use it too)."""
         with self._write_lock:
             return self._db.execute(sql, args)
 
-    def _read(self, sql: str, args: tuple[Any, ...]) -> list[sqlite3.Row]:
+    def read(self, sql: str, args: tuple[Any, ...]) -> list[sqlite3.Row]:
+        """Run one query on the reading connection and return its rows."""
         with self._read_lock:
             return self._reader.execute(sql, args).fetchall()
 
@@ -88,7 +91,7 @@ class Store:
 
     def create_run(self, config: dict[str, Any], now: float) -> int:
         """Insert a queued run and return its id."""
-        cur = self._write(
+        cur = self.write(
             "INSERT INTO runs (status, config, created_at) VALUES ('queued', ?, ?)",
             (json.dumps(config), now),
         )
@@ -99,7 +102,7 @@ class Store:
         self, run_id: int, schema: dict[str, Any] | None, now: float
     ) -> None:
         """Record that a run started, with the data schema it trains on."""
-        self._write(
+        self.write(
             "UPDATE runs SET status='running', schema=?,"
             " started_at=COALESCE(started_at, ?) WHERE id=?",
             (json.dumps(schema), now, run_id),
@@ -107,21 +110,21 @@ class Store:
 
     def end_run(self, run_id: int, status: str, error: str | None, now: float) -> None:
         """Record a run's final status (finished, failed or stopped)."""
-        self._write(
+        self.write(
             "UPDATE runs SET status=?, error=?, finished_at=? WHERE id=?",
             (status, error, now, run_id),
         )
 
     def unfinished_runs(self) -> list[RunView]:
         """Return runs a previous server process left queued or running."""
-        rows = self._read(
+        rows = self.read(
             "SELECT * FROM runs WHERE status IN (?, ?) ORDER BY id", ACTIVE_STATUSES
         )
         return [run_from_row(row) for row in rows]
 
     def get_run(self, run_id: int, *, with_rounds: bool = True) -> RunView | None:
         """Return a run as the API shows it, or None if there is no such run."""
-        rows = self._read("SELECT * FROM runs WHERE id=?", (run_id,))
+        rows = self.read("SELECT * FROM runs WHERE id=?", (run_id,))
         if not rows:
             return None
         rounds = tuple(self.get_rounds(run_id)) if with_rounds else None
@@ -129,7 +132,7 @@ class Store:
 
     def list_runs(self, limit: int = 100) -> list[RunView]:
         """Return the newest runs first, with their latest round's metrics."""
-        rows = self._read(
+        rows = self.read(
             "SELECT runs.*, r.loss AS last_loss, r.accuracy AS last_accuracy"
             " FROM runs LEFT JOIN rounds r ON r.run_id = runs.id"
             " AND r.server_round = runs.completed_rounds"
@@ -158,7 +161,7 @@ class Store:
             "dropped": list(view.dropped),
             "rejected": view.rejected,
         }
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute(
                 f"INSERT OR REPLACE INTO rounds (run_id, {ROUND_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -199,13 +202,13 @@ class Store:
             run_id: the run.
             since_round: only rounds after this one.
         """
-        rows = self._read(
+        rows = self.read(
             f"SELECT {ROUND_COLUMNS} FROM rounds WHERE run_id=? AND server_round>?"
             " ORDER BY server_round",
             (run_id, since_round),
         )
         per_client: dict[int, dict[str, Any]] = {}
-        for row in self._read(
+        for row in self.read(
             "SELECT server_round, client_id, metrics FROM client_results"
             " WHERE run_id=? AND server_round>?",
             (run_id, since_round),

@@ -15,7 +15,7 @@ from pytest_aiohttp import AiohttpServer
 
 from fednet.client.runner import ClientRunner
 from fednet.client.trainer import Trainer
-from fednet.config import ClientSettings
+from fednet.settings import ClientSettings
 from fednet.fitconfig import FitConfig
 from fednet.protocol import (
     DEFAULT_PART_BYTES,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from fednet import cli, commands
-from fednet.config import ClientSettings, ServerSettings
+from fednet.settings import ClientSettings, ServerSettings
 from tests.deploy.boot import IMAGES, SCRIPTS, Sandbox
 
 IDS = [f"{stack}/{name}" for stack, name, _, _ in SCRIPTS]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable
@@ -83,9 +84,18 @@ class Cluster:
         return proc
 
     def server(
-        self, *extra: str, port: int | None = None, state_dir: Path | None = None
+        self,
+        *extra: str,
+        port: int | None = None,
+        state_dir: Path | None = None,
+        token: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> Server:
-        """Start a coordinator (with ``extra`` flags) and wait for ``/healthz``."""
+        """Start a coordinator (with ``extra`` flags) and wait for ``/healthz``.
+
+        ``token`` goes with every API call; ``ssl_context`` (for a server
+        given ``--tls-cert``) makes the API https and the clients dial wss.
+        """
         port = port or free_port()
         state_dir = state_dir or self.tmp_path / "state"
         args = (
@@ -101,14 +111,16 @@ class Cluster:
             *extra,
         )
         proc = self.spawn("server", *args)
-        server = Server(proc, port, state_dir, Api(f"http://{HOST}:{port}"))
+        scheme = "http" if ssl_context is None else "https"
+        api = Api(f"{scheme}://{HOST}:{port}", token, ssl_context)
+        server = Server(proc, port, state_dir, api, scheme)
         wait_until(server.api.reachable, "the server to answer /healthz", [proc])
         return server
 
     def restart(self, server: Server) -> Server:
         """Start the same ``fednet server`` command again (same port, state dir)."""
         proc = self.spawn("server", *server.process.args)
-        again = Server(proc, server.port, server.state_dir, server.api)
+        again = Server(proc, server.port, server.state_dir, server.api, server.scheme)
         wait_until(again.api.reachable, "the restarted server", [proc])
         return again
 
@@ -118,7 +130,7 @@ class Cluster:
             name,
             "client",
             "--server",
-            f"ws://{HOST}:{server.port}/ws",
+            server.ws_url,
             "--name",
             name,
             "--client-host",
@@ -186,16 +198,18 @@ class Server:
     port: int
     state_dir: Path
     api: Api
+    scheme: str = "http"
 
     @property
     def ws_url(self) -> str:
         """Return the URL clients dial."""
-        return f"ws://{HOST}:{self.port}/ws"
+        ws = "wss" if self.scheme == "https" else "ws"
+        return f"{ws}://{HOST}:{self.port}/ws"
 
     @property
     def http_url(self) -> str:
         """Return the base URL of the HTTP API."""
-        return f"http://{HOST}:{self.port}"
+        return f"{self.scheme}://{HOST}:{self.port}"
 
     def connected(self) -> list[dict[str, Any]]:
         """Return the clients ``GET /api/clients`` shows as connected."""

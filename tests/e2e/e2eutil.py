@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -38,22 +39,37 @@ def free_port() -> int:
 
 
 class Api:
-    """A small synchronous client of the coordinator's HTTP API."""
+    """A small synchronous client of the coordinator's HTTP API.
 
-    def __init__(self, base: str) -> None:
+    Args:
+        base: ``http://host:port`` or ``https://host:port``.
+        token: sent as ``Authorization: Bearer`` (an admin or viewer token).
+        ssl_context: verifies an https server (a private CA's, say).
+    """
+
+    def __init__(
+        self,
+        base: str,
+        token: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.base = base
+        self.token = token
+        self.ssl_context = ssl_context
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
         """Send one request; return the status and the raw body (no raise on 4xx)."""
         data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data else {}
+        if self.token is not None:
+            headers["Authorization"] = f"Bearer {self.token}"
         req = urllib.request.Request(
-            self.base + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"} if data else {},
+            self.base + path, data=data, method=method, headers=headers
         )
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(
+                req, timeout=10, context=self.ssl_context
+            ) as resp:
                 return resp.status, resp.read()
         except urllib.error.HTTPError as e:
             with e:

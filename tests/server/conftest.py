@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from fednet.config import ServerSettings
+from fednet.settings import ServerSettings
 from fednet.learning.datasets import load_builtin_test
 from fednet.protocol import Hello, Message, parse, serialize
 from fednet.server.app import create_app

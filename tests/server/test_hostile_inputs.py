@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 from fednet.client.main import load_client_data
 from fednet.client.runner import ClientRunner
 from fednet.client.trainer import Trainer
-from fednet.config import ClientSettings
+from fednet.settings import ClientSettings
 from fednet.fields import MAX_EXAMPLES
 from fednet.machine import Fold, bound_evaluation
 from fednet.protocol import (

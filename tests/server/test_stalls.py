@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from fednet.client.runner import ClientRunner
 from fednet.client.trainer import Trainer
-from fednet.config import ClientSettings, ServerSettings
+from fednet.settings import ClientSettings, ServerSettings
 from fednet.exceptions import ConfigError
 from fednet.protocol import (
     Error,

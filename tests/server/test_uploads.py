@@ -12,7 +12,7 @@ import numpy as np
 
 from fednet.client.runner import ClientRunner
 from fednet.client.trainer import Trainer
-from fednet.config import ClientSettings
+from fednet.settings import ClientSettings
 from fednet.protocol import (
     Error,
     FitResult,

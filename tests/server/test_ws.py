@@ -11,7 +11,7 @@ import numpy as np
 
 from fednet.client.runner import ClientRunner
 from fednet.client.trainer import Trainer
-from fednet.config import ClientSettings
+from fednet.settings import ClientSettings
 from fednet.learning.datasets import load_builtin_partition
 from fednet.protocol import Error, Fit, FitResult, Hello, Status, Welcome
 from fednet.rounds import ROUND_ATTEMPTS

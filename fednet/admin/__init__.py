@@ -1,0 +1,1 @@
+"""Administration commands: ``fednet sites``, ``fednet ca`` and ``fednet audit``."""

@@ -1,0 +1,83 @@
+"""The parsers of ``fednet sites``, ``fednet ca`` and ``fednet audit``.
+
+Each command is imported only when it runs, so ``fednet client`` never loads
+what only an administrator needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+from typing import Any, Callable
+
+
+def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    def command(args: argparse.Namespace) -> int:
+        return int(getattr(importlib.import_module(module), name)(args))
+
+    return command
+
+
+def _coordinator_flags(flags: Any) -> None:
+    """Flags of commands that act on a coordinator, live or on its state dir."""
+    flags.add(
+        "--server",
+        default=None,
+        help="coordinator HTTP(S) URL (default: act on --state-dir offline)",
+        env="FEDNET_API",
+    )
+    flags.add("--state-dir", type=Path, default=Path("state"), help="state folder")
+    flags.add("--admin-token", help="admin token of the coordinator")
+    flags.add("--ca-file", type=Path, help="CA bundle (PEM) to verify the coordinator")
+
+
+def _sites_parser(sub: Any, common: Any) -> None:
+    p = sub.add_parser("sites", help="add, list and revoke site credentials")
+    actions = p.add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("add", "create a site and print its credential once"),
+        ("list", "list the sites"),
+        ("revoke", "revoke a site: disconnected and refused from now on"),
+    ):
+        a = actions.add_parser(action, help=text)
+        flags = common(a)
+        _coordinator_flags(flags)
+        if action != "list":
+            a.add_argument("name", help="the site's name (its client --name)")
+        a.set_defaults(func=_lazy("fednet.admin.sites", f"{action}_command"))
+
+
+def _ca_parser(sub: Any, common: Any) -> None:
+    p = sub.add_parser("ca", help="a small private CA for TLS and mutual TLS")
+    actions = p.add_subparsers(dest="action", required=True)
+    init = actions.add_parser("init", help="create the CA (ca.crt, ca.key) in DIR")
+    common(init)
+    init.add_argument("dir", type=Path, help="the CA's folder (created)")
+    init.set_defaults(func=_lazy("fednet.admin.ca", "init_command"))
+    issue = actions.add_parser("issue", help="issue NAME.crt and NAME.key in DIR")
+    common(issue)
+    issue.add_argument("dir", type=Path, help="the CA's folder")
+    issue.add_argument("name", help="a site name, or the coordinator's host name")
+    issue.add_argument(
+        "--san",
+        action="append",
+        default=[],
+        help="another DNS name or IP address of the certificate (repeatable)",
+    )
+    issue.set_defaults(func=_lazy("fednet.admin.ca", "issue_command"))
+
+
+def _audit_parser(sub: Any, common: Any) -> None:
+    p = sub.add_parser("audit", help="print the audit log, newest last")
+    flags = common(p)
+    _coordinator_flags(flags)
+    flags.add("--limit", type=int, default=100, help="entries to print")
+    p.set_defaults(func=_lazy("fednet.admin.audit", "audit_command"))
+
+
+def add_admin_parsers(sub: Any, common: Any) -> None:
+    """Register the administration commands on the CLI's subparsers."""
+    _sites_parser(sub, common)
+    _ca_parser(sub, common)
+    _audit_parser(sub, common)
