@@ -68,16 +68,22 @@ def _load_balancer(
     )
 
 
-def _target_group(name: str, port: int, vpc: object) -> elb.TargetGroup:
-    """Return an HTTP target group checked on ``/healthz``."""
+def _target_group(
+    name: str, port: int, vpc: object, protocol: str = "HTTP"
+) -> elb.TargetGroup:
+    """Return a target group checked on ``/healthz`` over ``protocol``.
+
+    The coordinator's are HTTPS: it serves a certificate it made at boot,
+    which the load balancer uses without verifying (as ALBs do for targets).
+    """
     return elb.TargetGroup(
         name,
         Port=port,
-        Protocol="HTTP",
+        Protocol=protocol,
         TargetType="instance",
         VpcId=vpc,
         HealthCheckPath="/healthz",
-        HealthCheckProtocol="HTTP",
+        HealthCheckProtocol=protocol,
         HealthCheckIntervalSeconds=15,
         HealthyThresholdCount=2,
         UnhealthyThresholdCount=3,
@@ -197,11 +203,11 @@ def add_load_balancers(t: Template, net: network.Network) -> Balancers:
     )
     client_lb = t.add_resource(_load_balancer("ClientLoadBalancer", net))
     server_tg = t.add_resource(
-        _target_group("ServerTargetGroup", userdata.SERVER_PORT, vpc)
+        _target_group("ServerTargetGroup", userdata.SERVER_PORT, vpc, "HTTPS")
     )
     # A target group serves one load balancer only: the internal one has its own.
     internal_tg = t.add_resource(
-        _target_group("InternalServerTargetGroup", userdata.SERVER_PORT, vpc)
+        _target_group("InternalServerTargetGroup", userdata.SERVER_PORT, vpc, "HTTPS")
     )
     client_tg = t.add_resource(
         _target_group("ClientTargetGroup", userdata.CLIENT_PORT, vpc)

@@ -221,7 +221,7 @@ def build_complex() -> Template:
             server_profile,
             net.instance_sg,
             scripts.server_script(
-                "ServerGroup", publish_http=False, state=state.state_script()
+                "ServerGroup", publish_https=False, state=state.state_script()
             ),
         )
     )

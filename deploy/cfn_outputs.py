@@ -14,12 +14,13 @@ def add_simple_outputs(
             Output(
                 "DashboardUrl",
                 Description="The coordinator's dashboard",
-                Value=Sub("http://${ServerInstance.PublicDnsName}/"),
+                Value=Sub("https://${ServerInstance.PublicDnsName}/"),
             ),
             Output(
                 "ServerWebSocketUrl",
-                Description="Where clients in the default VPC connect",
-                Value=Sub("ws://${ServerInstance.PrivateIp}:5000/ws"),
+                Description="Where clients in the default VPC connect (with the "
+                "CA certificate in CaCertificateParameter)",
+                Value=Sub("wss://${ServerInstance.PrivateIp}:5000/ws"),
             ),
             Output(
                 "ClientStatusUrl",

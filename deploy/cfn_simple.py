@@ -9,6 +9,7 @@ from troposphere import (
     Sub,
     Template,
     ec2,
+    ssm,
 )
 from troposphere.policies import CreationPolicy, ResourceSignal
 
@@ -19,14 +20,16 @@ import cfn_scripts as scripts
 import cfn_userdata as userdata
 
 SIGNAL_TIMEOUT = "PT15M"
+# The coordinator writes its CA certificate here at boot; the client reads it.
+CA_PARAMETER = "CaCertificateParameter"
 
 
 def _add_security_group(t: Template) -> ec2.SecurityGroup:
-    """Add the instances' security group: SSH, HTTP and the coordinator port."""
+    """Add the instances' security group: SSH, HTTP(S) and the coordinator port."""
     sg = t.add_resource(
         ec2.SecurityGroup(
             "InstanceSecurityGroup",
-            GroupDescription="fednet instances: SSH, HTTP, coordinator port",
+            GroupDescription="fednet instances: SSH, HTTP, HTTPS, coordinator port",
             Metadata=common.skip_checks(
                 (
                     "CKV_AWS_260",
@@ -35,7 +38,8 @@ def _add_security_group(t: Template) -> ec2.SecurityGroup:
                 ),
             ),
             SecurityGroupIngress=[
-                common.ingress(80, "Dashboard and status page", CidrIp=Ref("HttpCidr")),
+                common.ingress(80, "Client status page", CidrIp=Ref("HttpCidr")),
+                common.ingress(443, "Dashboard (https)", CidrIp=Ref("HttpCidr")),
             ],
             Tags=common.name_tags("instances"),
         )
@@ -85,22 +89,44 @@ def build_simple() -> Template:
         The CloudFormation template.
     """
     t = Template(
-        Description="fednet simple stack: one coordinator (dashboard and WebSocket "
-        "on port 5000, served on port 80) and one client, each on an EC2 "
-        "instance in the default VPC."
+        Description="fednet simple stack: one coordinator (https dashboard and "
+        "wss WebSocket on port 5000, the dashboard also on port 443) and one "
+        "client, each on an EC2 instance in the default VPC."
     )
     params.add_instance_parameters(t)
     params.add_client_data_parameters(t, partition=True)
     params.add_common_conditions_and_rules(t)
     sg = _add_security_group(t)
-    server_profile = common.add_instance_profile(t, "Server")
+    t.add_resource(
+        ssm.Parameter(
+            CA_PARAMETER,
+            Name=Sub("/${AWS::StackName}/fednet/ca-cert"),
+            Type="String",
+            Value="written by the coordinator at boot",
+            Description="The CA certificate (PEM) of the coordinator's https/wss",
+        )
+    )
+    put_ca = {
+        "Sid": "PublishCaCertificate",
+        "Effect": "Allow",
+        "Action": "ssm:PutParameter",
+        "Resource": Sub(
+            "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}"
+            ":parameter/${AWS::StackName}/fednet/ca-cert"
+        ),
+    }
+    server_profile = common.add_instance_profile(t, "Server", [put_ca])
     client_profile = common.add_instance_profile(t, "Client")
     server = t.add_resource(
         _instance(
             "ServerInstance",
             server_profile,
             sg,
-            scripts.server_script("ServerInstance", publish_http=True),
+            scripts.server_script(
+                "ServerInstance",
+                publish_https=True,
+                ca_parameter="${" + CA_PARAMETER + "}",
+            ),
         )
     )
     client = t.add_resource(
@@ -110,9 +136,10 @@ def build_simple() -> Template:
             sg,
             scripts.client_script(
                 "ClientInstance",
-                server_url="ws://${ServerInstance.PrivateIp}:5000/ws",
+                server_url="wss://${ServerInstance.PrivateIp}:5000/ws",
                 publish_http=True,
                 partition="partition='${ClientPartition}'\n",
+                ca_parameter="${" + CA_PARAMETER + "}",
             ),
         )
     )

@@ -90,9 +90,10 @@ pull_image() {
   docker pull -q "$1"
 }
 
+# wait_ready URL [CURL OPTION...], e.g. --cacert FILE for an https URL.
 wait_ready() {
   for _ in $(seq 1 "$health_tries"); do
-    if curl -fsS -o /dev/null "$1"; then
+    if curl -fsS -o /dev/null "$@"; then
       return 0
     fi
     sleep @INTERVAL@

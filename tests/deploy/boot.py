@@ -43,6 +43,7 @@ ATTRIBUTES = {
     "InternalServerLoadBalancer.DNSName": "internal-fednet.example",
     "StateBucket": "fednet-state-bucket",
     "ClientCount": "2",
+    "CaCertificateParameter": "/fednet/fednet/ca-cert",
 }
 
 _STUB = r"""#!/bin/bash
@@ -58,9 +59,14 @@ case "$name $1 $2" in
     case "$*" in
       *api/token*) echo imds-token ;;
       *meta-data/instance-id*) echo "$STUB_INSTANCE_ID" ;;
+      *meta-data/local-ipv4*) echo 10.0.0.7 ;;
       *127.0.0.1*) [ "$STUB_READY" = 1 ] || exit 7 ;;
     esac ;;
-  "aws secretsmanager get-secret-value" | "aws ssm get-parameter")
+  "aws ssm get-parameter" | "aws secretsmanager get-secret-value")
+    case "$*" in *ca-cert*)
+      printf '%s\n' '-----BEGIN CERTIFICATE-----' stub '-----END CERTIFICATE-----'
+      exit 0 ;;
+    esac
     while [ $# -gt 0 ]; do
       case "$1" in --secret-id | --name) echo "secret-of-${2#/}" ;; esac
       shift

@@ -20,6 +20,7 @@ VALUES = {
     "AWS::Partition": "aws",
     "AWS::Region": "eu-west-1",
     "AWS::AccountId": "123456789012",
+    "AWS::StackName": "fednet",
     "JoinTokenName": "fednet/join-token",
     "AdminTokenName": "fednet/admin-token",
     "ClientDataBucket": "data-bucket",
@@ -187,3 +188,24 @@ def test_ecr_pull_rights_exist_only_when_asked_for(
                 ":repository/*"
             }
         ]
+
+
+def test_only_the_simple_coordinator_may_write_the_ca_certificate(
+    templates: dict[str, dict[str, Any]],
+) -> None:
+    """The coordinator publishes its CA certificate; the client only reads it."""
+    simple = templates["simple"]
+    server = _statements(simple, "ServerRole")
+    client = _statements(simple, "ClientRole")
+    name = simple["Resources"]["CaCertificateParameter"]["Properties"]["Name"]
+    (parameter,) = _resolve(name)
+    ca = ARN.format("ssm", "parameter" + parameter)
+    join = ARN.format("ssm", "parameter/fednet/join-token")
+
+    assert parameter == "/fednet/fednet/ca-cert"
+    assert allowed(server, "ssm:PutParameter", ca)
+    assert not allowed(server, "ssm:PutParameter", join)
+    assert not allowed(client, "ssm:PutParameter", ca)
+    assert allowed(client, "ssm:GetParameter", ca)
+    complex_server = _statements(templates["complex"], "ServerRole")
+    assert not allowed(complex_server, "ssm:PutParameter", ca)

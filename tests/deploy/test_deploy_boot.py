@@ -11,7 +11,7 @@ import pytest
 from tests.deploy.boot import IMAGES, INSTANCE_ID, SCRIPTS, Boot, Sandbox
 
 READY_URL = {
-    "server": "http://127.0.0.1:5000/healthz",
+    "server": "https://127.0.0.1:5000/healthz",
     "client": "http://127.0.0.1:5001/readyz",
 }
 IDS = [f"{stack}/{name}" for stack, name, _, _ in SCRIPTS]
@@ -99,7 +99,7 @@ FAILURES = {
     "aws secretsmanager get-secret-value": "read_secret 'fednet/join-token'",
     "docker pull": "docker pull -q",
     "systemctl enable --now fednet-": "systemctl enable --now fednet-",
-    "": "no answer from http://127.0.0.1:500",
+    "": "no answer from http",
 }
 
 
@@ -220,3 +220,77 @@ def test_a_csv_client_copies_its_key_verbatim(
     env = boot.env_file("client.env")
     assert env["FEDNET_DATA"] == "/data/data.csv"
     assert env["FEDNET_LABEL_COLUMN"] == "label"
+
+
+@pytest.mark.parametrize(
+    ("stack", "name"),
+    [("simple", "ServerInstance"), ("complex", "ServerLaunchTemplate")],
+)
+def test_the_coordinator_makes_its_certificate_and_serves_tls(
+    templates: dict[str, dict[str, Any]],
+    cfn: Any,
+    tmp_path: Path,
+    stack: str,
+    name: str,
+) -> None:
+    """`fednet ca` at boot for the private address; https; the CA key dropped."""
+    boot = _boot(templates, cfn, tmp_path, stack, name)
+
+    assert boot.returncode == 0, boot.console
+    env = boot.env_file("server.env")
+    assert (env["FEDNET_TLS_CERT"], env["FEDNET_TLS_KEY"]) == (
+        "/certs/server.crt",
+        "/certs/server.key",
+    )
+    assert "FEDNET_INSECURE" not in env
+    image = IMAGES["ServerImage"]
+    ca = [c[c.index(image) + 1 :] for c in boot.calls_to("docker") if "ca" in c]
+    assert [c[:2] for c in ca] == [["ca", "init"], ["ca", "issue"]]
+    issue = ca[1]
+    assert issue[2:4] == ["/certs/ca", "server"]
+    sans = [issue[i + 1] for i, arg in enumerate(issue) if arg == "--san"]
+    assert sans == ["10.0.0.7", "localhost", "127.0.0.1"]  # the private address
+    assert boot.index("docker", "run", "--rm", "--network", "none") < boot.index(
+        "systemctl", "enable", "--now", "fednet-server.service"
+    )
+    ready = boot.calls_to("curl")[-1]
+    assert ready[3:6] == [READY_URL["server"], "--cacert", ready[5]]
+    assert ready[5].endswith("/etc/fednet/tls/ca/ca.crt")
+    unit = (boot.root / "etc/systemd/system/fednet-server.service").read_text()
+    assert "/etc/fednet/tls/ca:/certs:ro" in unit
+    published = [c for c in boot.calls_to("aws") if c[:2] == ["ssm", "put-parameter"]]
+    if stack == "simple":
+        (put,) = published
+        assert put[put.index("--name") + 1] == "/fednet/fednet/ca-cert"
+        assert put[put.index("--value") + 1].endswith("/etc/fednet/tls/ca/ca.crt")
+    else:
+        assert published == []  # the load balancers do not verify it
+
+
+def test_the_simple_client_verifies_the_coordinator_with_the_published_ca(
+    templates: dict[str, dict[str, Any]], cfn: Any, tmp_path: Path
+) -> None:
+    """The client reads the CA certificate from SSM and dials wss with it."""
+    boot = _boot(templates, cfn, tmp_path, "simple", "ClientInstance")
+
+    assert boot.returncode == 0, boot.console
+    env = boot.env_file("client.env")
+    assert env["FEDNET_SERVER"] == "wss://10.0.0.5:5000/ws"
+    assert env["FEDNET_CA_FILE"] == "/trust/ca.crt"
+    ca = (boot.root / "etc/fednet/trust/ca.crt").read_text()
+    assert ca.startswith("-----BEGIN CERTIFICATE-----")
+    unit = (boot.root / "etc/systemd/system/fednet-client.service").read_text()
+    assert "/etc/fednet/trust:/trust:ro" in unit
+
+
+def test_a_missing_ca_certificate_fails_the_simple_client(
+    templates: dict[str, dict[str, Any]], cfn: Any, tmp_path: Path
+) -> None:
+    """No CA certificate in the parameter: one failure signal saying so."""
+    boot = _boot(
+        templates, cfn, tmp_path, "simple", "ClientInstance", fail="aws ssm get"
+    )
+
+    ((code, reason),) = boot.signals()
+    assert code == "1"
+    assert "reading the coordinator CA certificate" in reason, reason

@@ -118,12 +118,22 @@ def test_load_balancers_keep_websockets_open_well_past_the_heartbeat(
 
 
 def test_target_groups_check_healthz_on_the_app_ports(complex_: dict[str, Any]) -> None:
-    """The coordinator is checked on 5000, the clients on 5001, both /healthz."""
-    for name, port in (("ServerTargetGroup", 5000), ("ClientTargetGroup", 5001)):
+    """The coordinator is checked on 5000, the clients on 5001, both /healthz.
+
+    The coordinator serves only https (its boot-time certificate), so both of
+    its target groups forward and check over HTTPS; a client's status page
+    is plain HTTP.
+    """
+    for name, port, protocol in (
+        ("ServerTargetGroup", 5000, "HTTPS"),
+        ("InternalServerTargetGroup", 5000, "HTTPS"),
+        ("ClientTargetGroup", 5001, "HTTP"),
+    ):
         props = _props(complex_, name)
         assert props["Port"] == port, name
         assert props["HealthCheckPath"] == "/healthz", name
         assert props["Matcher"] == {"HttpCode": "200"}, name
+        assert props["Protocol"] == props["HealthCheckProtocol"] == protocol, name
 
 
 def test_https_listener_exists_only_with_a_certificate(

@@ -35,6 +35,8 @@ def _settings(command: str, monkeypatch: pytest.MonkeyPatch) -> Any:
         monkeypatch.setattr("fednet.runtime.new_event_loop", lambda: None)
         monkeypatch.setattr("fednet.server.app.create_app", built.append)
         monkeypatch.setattr("aiohttp.web.run_app", lambda *a, **k: None)
+        # The certificate is made at boot on the instance, not here.
+        monkeypatch.setattr("fednet.commands.server_ssl_context", lambda *a: None)
     else:
         monkeypatch.setattr(
             "fednet.client.main.run_client", lambda s, *a: built.append(s) or 0
@@ -76,6 +78,9 @@ def test_env_file_variables_are_flags_of_the_command_and_build_settings(
         assert isinstance(settings, ServerSettings)
         assert settings.admin_token == env["FEDNET_ADMIN_TOKEN"]
         assert settings.port == 5000
+        # 0.0.0.0 with TLS and an admin token: nothing missing, nothing insecure.
+        assert settings.host == "0.0.0.0" and settings.exposure() == []
+        assert settings.tls and not settings.insecure
     else:
         assert isinstance(settings, ClientSettings)
         assert settings.server == env["FEDNET_SERVER"]

@@ -190,11 +190,14 @@ def test_instance_roles_read_only_their_own_tokens(
 def test_simple_security_group_opens_http_and_the_app_port_between_peers(
     simple: dict[str, Any], cfn: Any
 ) -> None:
-    """HTTP from HttpCidr, port 5000 only within the group (SSH: see above)."""
+    """HTTP(S) from HttpCidr, port 5000 only within the group (SSH: see above)."""
     sg = simple["Resources"]["InstanceSecurityGroup"]["Properties"]
-    (rule,) = sg["SecurityGroupIngress"]
+    rules = sg["SecurityGroupIngress"]
 
-    assert (rule["FromPort"], rule["CidrIp"]) == (80, {"Ref": "HttpCidr"})
+    assert [(r["FromPort"], r["CidrIp"]) for r in rules] == [
+        (80, {"Ref": "HttpCidr"}),
+        (443, {"Ref": "HttpCidr"}),
+    ]
     peer = simple["Resources"]["CoordinatorIngress"]
     own = {"Fn::GetAtt": ["InstanceSecurityGroup", "GroupId"]}
     assert peer["Properties"]["FromPort"] == 5000
@@ -205,10 +208,11 @@ def test_simple_security_group_opens_http_and_the_app_port_between_peers(
 def test_simple_client_joins_the_server_by_its_private_address(
     simple: dict[str, Any], cfn: Any
 ) -> None:
-    """The client's user data points at ws://<server private IP>:5000/ws."""
+    """The client's user data points at wss://<server private IP>:5000/ws."""
     body = cfn.user_data_bodies(simple)["ClientInstance"]
 
-    assert "FEDNET_SERVER=ws://${ServerInstance.PrivateIp}:5000/ws\n" in body
+    assert "FEDNET_SERVER=wss://${ServerInstance.PrivateIp}:5000/ws\n" in body
+    assert "FEDNET_CA_FILE=/trust/ca.crt\n" in body
 
 
 def test_simple_outputs_give_the_dashboard_url(simple: dict[str, Any]) -> None:
@@ -216,7 +220,7 @@ def test_simple_outputs_give_the_dashboard_url(simple: dict[str, Any]) -> None:
     outputs = simple["Outputs"]
 
     assert outputs["DashboardUrl"]["Value"] == {
-        "Fn::Sub": "http://${ServerInstance.PublicDnsName}/"
+        "Fn::Sub": "https://${ServerInstance.PublicDnsName}/"
     }
     assert "ClientStatusUrl" in outputs
 

@@ -21,6 +21,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 OFFICIAL_BASE = "python:3.11-slim"
 LOCAL_BASE = "fednet-base:bookworm"
 NETWORK = "common-net"
+CA_IN_SERVER = "/etc/fednet/coordinator/ca.crt"
 SYSTEM_PACKAGES = {"dockerd": "docker.io", "docker-compose": "docker-compose"}
 
 
@@ -151,17 +152,22 @@ def common_net(docker_engine: None) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def stack(base_image: str, common_net: str) -> Iterator[Stack]:
-    """Build the images and bring the whole compose project up; `down -v` afterwards."""
+def stack(
+    base_image: str, common_net: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """Build the images and bring the whole compose project up; `down -v` afterwards.
+
+    The admin token is given, the join token left to the `ca` service to
+    generate; the API is https, verified with the compose CA's certificate.
+    """
     command = compose_command()
     if command is None:
         unavailable("neither docker-compose nor the docker compose plugin is installed")
     port = host_port()
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("FEDNET_")},
         "BASE_IMAGE": base_image,
         "FEDNET_HTTP_PORT": str(port),
-        "FEDNET_JOIN_TOKEN": secrets.token_urlsafe(16),
         "FEDNET_ADMIN_TOKEN": secrets.token_urlsafe(16),
     }
     stack = Stack(command=command, project="fednettest", env=env, port=port)
@@ -172,6 +178,9 @@ def stack(base_image: str, common_net: str) -> Iterator[Stack]:
         started = time.monotonic()
         stack.compose("up", "-d", "--build", timeout=1800)
         print(f"docker tests: built and started in {time.monotonic() - started:.0f} s")
+        ca_file = tmp_path_factory.mktemp("compose-ca") / "ca.crt"
+        ca_file.write_text(stack.read_file("server", CA_IN_SERVER))
+        stack = stack.with_ca(ca_file)
         wait_for(
             "the server's /healthz",
             lambda: stack.request("GET", "/healthz") == (200, b"ok\n") or None,

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -102,6 +103,7 @@ class Stack:
     project: str
     env: Mapping[str, str]
     port: int
+    ca_file: Path | None = None  # the compose CA: the API is https once it is set
 
     def compose(
         self,
@@ -122,6 +124,19 @@ class Stack:
     def with_env(self, extra: Mapping[str, str]) -> Stack:
         """Return the same project with extra variables for compose's interpolation."""
         return replace(self, env={**self.env, **extra})
+
+    def with_ca(self, ca_file: Path) -> Stack:
+        """Return the same project, its API over https verified with ``ca_file``."""
+        return replace(self, ca_file=ca_file)
+
+    def read_file(self, service: str, path: str) -> str:
+        """Return a text file of a running service's container."""
+        return self.compose("exec", "-T", service, "cat", path, timeout=60).stdout
+
+    def base_url(self) -> str:
+        """Return the server's URL on the host (https once the CA is known)."""
+        scheme = "http" if self.ca_file is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def container(self, service: str, files: Sequence[Path] = (COMPOSE_FILE,)) -> str:
         """Return the id of the service's (single) container."""
@@ -164,13 +179,13 @@ class Stack:
         if admin and token:
             headers["Authorization"] = f"Bearer {token}"
         req = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}",
-            data=data,
-            method=method,
-            headers=headers,
+            f"{self.base_url()}{path}", data=data, method=method, headers=headers
         )
+        context = None
+        if self.ca_file is not None:
+            context = ssl.create_default_context(cafile=str(self.ca_file))
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=10, context=context) as resp:
                 return resp.status, resp.read()
         except urllib.error.HTTPError as e:
             return e.code, e.read()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,28 @@ def _launch(stack: Stack, config: dict[str, Any]) -> int:
 
 
 def test_up_starts_a_healthy_server_and_three_clients_as_non_root(stack: Stack) -> None:
-    """`up -d --build`: a dashboard on the published port, three clients joined."""
+    """`up -d --build`: a dashboard on the published port, three clients joined.
+
+    With no setup: the coordinator serves https with the `ca` service's
+    certificate, on 127.0.0.1 only; the clients join over wss with the join
+    token the `ca` service generated; the admin token is the one given.
+    """
     clients = stack.wait_for_clients(CLIENTS)
 
     assert all(c["num_examples"] > 0 for c in clients)
+    assert stack.base_url().startswith("https://")
+    with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+        urllib.request.urlopen(f"http://127.0.0.1:{stack.port}/healthz", timeout=10)
+    server = stack.container("server")
+    published = stack.docker("port", server, "5000/tcp").stdout.split()
+    assert published == [f"127.0.0.1:{stack.port}"]
+    files = stack.read_file("server", "/etc/fednet/coordinator/admin-token")
+    assert files.strip() == stack.env["FEDNET_ADMIN_TOKEN"]
+    listing = stack.compose("exec", "-T", "server", "ls", "/etc/fednet/coordinator")
+    assert "ca.key" not in listing.stdout.split()
+    ca_logs = stack.compose("logs", "--no-color", "ca").stdout
+    assert "generated the join-token" in ca_logs and "admin-token:" not in ca_logs
+    assert stack.env["FEDNET_ADMIN_TOKEN"] not in ca_logs
     status, page = stack.request("GET", "/")
     assert status == 200 and b"<html" in page.lower()
     status, _ = stack.request("POST", "/api/runs", RUN_CONFIG, admin=False)
@@ -86,6 +106,10 @@ def test_state_volume_keeps_run_history_across_down_and_up(stack: Stack) -> None
 
     runs = {r["id"]: r for r in stack.get_json("/api/runs")}
     assert runs[run_id]["status"] == "finished"
+    # The `ca` service ran again and kept the CA: the old certificate still verifies.
+    assert stack.ca_file is not None
+    ca = stack.read_file("server", "/etc/fednet/coordinator/ca.crt")
+    assert ca == stack.ca_file.read_text()
 
 
 def test_client_with_unreadable_csv_exits_naming_the_problem(
