@@ -73,6 +73,49 @@ def peer_common_name(transport: Any) -> str | None:
     return None
 
 
+def tls_failure(
+    error: BaseException, presented_cert: bool, closed_early: bool = False
+) -> str | None:
+    """Return what a client's failed TLS connection means for its user, or None.
+
+    Args:
+        error: what dialling raised (aiohttp keeps the ``ssl`` error in its
+            ``certificate_error`` or ``os_error``).
+        presented_cert: the client presented a certificate (``--tls-cert``).
+        closed_early: the coordinator closed the connection before the
+            WebSocket upgrade was answered, as a TLS 1.3 coordinator does
+            when it rejects the client's certificate after the handshake.
+    """
+    causes = (
+        getattr(error, "certificate_error", None),
+        getattr(error, "os_error", None),
+        error.__cause__,
+        error,
+    )
+    for cause in causes:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (
+                "TLS: the coordinator's certificate was not verified"
+                f" ({cause.verify_message}): give the CA that signed it"
+                " with --ca-file"
+            )
+        if isinstance(cause, ssl.SSLError):
+            reason = getattr(cause, "reason", None) or str(cause)
+            return f"TLS handshake failed ({reason}){_hint(presented_cert)}"
+    if closed_early and presented_cert:
+        return f"the coordinator closed the connection at once{_hint(True)}"
+    return None
+
+
+def _hint(presented_cert: bool) -> str:
+    if presented_cert:
+        return (
+            ": does the coordinator trust this client's certificate"
+            " (--tls-cert, from the CA of its --tls-client-ca)?"
+        )
+    return ": the coordinator may require a client certificate (--tls-cert)"
+
+
 def _load_chain(context: ssl.SSLContext, cert: Path, key: Path, name: str) -> None:
     try:
         context.load_cert_chain(cert, key)

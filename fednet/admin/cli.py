@@ -54,6 +54,7 @@ def _ca_parser(sub: Any, common: Any) -> None:
     init = actions.add_parser("init", help="create the CA (ca.crt, ca.key) in DIR")
     common(init)
     init.add_argument("dir", type=Path, help="the CA's folder (created)")
+    init.add_argument("--name", help='the CA\'s name (default: "fednet CA <DIR>")')
     init.set_defaults(func=_lazy("fednet.admin.ca", "init_command"))
     issue = actions.add_parser("issue", help="issue NAME.crt and NAME.key in DIR")
     common(issue)

@@ -19,7 +19,7 @@ from fednet.settings import ClientSettings
 from fednet.exceptions import DataError, ProtocolError
 from fednet.params import Limits
 from fednet.protocol import MAX_TEXT_BYTES, Hello, serialize_parts
-from fednet.tlsctx import client_ssl_context
+from fednet.tlsctx import client_ssl_context, tls_failure
 
 __all__ = ["ClientRunner", "ClientState", "backoff_delay"]
 
@@ -64,6 +64,11 @@ class ClientRunner:
             self._ssl = client_ssl_context(
                 settings.ca_file, settings.tls_cert, settings.tls_key
             )
+        elif settings.ca_file or settings.tls_cert:
+            logger.warning(
+                "no TLS: %s is not a wss:// URL, --ca-file and --tls-cert are unused",
+                settings.server,
+            )
 
     async def run(self) -> None:
         """Connect, serve, and reconnect with backoff until retries run out.
@@ -82,7 +87,7 @@ class ClientRunner:
                     await self._connect(http)
                     attempt = 0
                 except _RETRIED as e:
-                    self.state.last_error = str(e) or type(e).__name__
+                    self.state.last_error = self._describe(e)
                     logger.warning(
                         "connection to %s failed: %s",
                         self.settings.server,
@@ -106,6 +111,15 @@ class ClientRunner:
                 attempt += 1
                 logger.info("reconnecting in %.1f s (attempt %d)", delay, attempt)
                 await asyncio.sleep(delay)
+
+    def _describe(self, error: BaseException) -> str:
+        """Return why a connection failed, naming a TLS cause and its fix."""
+        early = isinstance(error, aiohttp.ServerDisconnectedError)
+        early = early and self.state.state == "connecting"
+        tls = None
+        if self._ssl is not True:
+            tls = tls_failure(error, self.settings.tls_cert is not None, early)
+        return tls or str(error) or type(error).__name__
 
     def _headers(self) -> dict[str, str]:
         """Return the upgrade request's headers: the site's credential if it has
