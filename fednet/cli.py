@@ -170,6 +170,11 @@ RUN_FLAG_TYPES: dict[str, Callable[[str], Any]] = {
     "trim_fraction": float,
     "num_malicious": int,
     "clip_norm": float,
+    "server_learning_rate": float,
+    "server_momentum": float,
+    "beta_1": float,
+    "beta_2": float,
+    "tau": float,
 }
 check_table(RunConfig, RUN_FLAG_TYPES)
 

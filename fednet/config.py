@@ -18,6 +18,10 @@ STRATEGIES = (
     "krum",
     "multikrum",
     "fedavg_clipped",
+    "fedadam",
+    "fedyogi",
+    "fedadagrad",
+    "fedavgm",
 )
 # The field each strategy reads (docs/strategies.md); other strategies ignore it.
 STRATEGY_FIELDS: dict[str, tuple[str, ...]] = {
@@ -25,6 +29,11 @@ STRATEGY_FIELDS: dict[str, tuple[str, ...]] = {
     "trim_fraction": ("fedtrimmedavg",),
     "num_malicious": ("krum", "multikrum"),
     "clip_norm": ("fedavg_clipped",),
+    "server_learning_rate": ("fedadam", "fedyogi", "fedadagrad", "fedavgm"),
+    "server_momentum": ("fedavgm",),
+    "beta_1": ("fedadam", "fedyogi"),
+    "beta_2": ("fedadam", "fedyogi"),
+    "tau": ("fedadam", "fedyogi", "fedadagrad"),
 }
 
 _Check = Callable[[Any], "str | None"]
@@ -87,6 +96,12 @@ class RunConfig:
     trim_fraction: float = 0.2
     num_malicious: int = 0
     clip_norm: float = 1.0
+    # FedOpt (docs/strategies.md): 0 takes Flower's default for the strategy.
+    server_learning_rate: float = 0.0
+    server_momentum: float = 0.0
+    beta_1: float = 0.9
+    beta_2: float = 0.99
+    tau: float = 0.0
 
     def __post_init__(self) -> None:
         errors = {
@@ -170,6 +185,11 @@ _CHECKS: dict[str, _Check] = {
     "trim_fraction": float_range(0.0, 0.49),
     "num_malicious": int_range(0, 50_000),
     "clip_norm": float_range(0.0, 1e6, lo_open=True),
+    "server_learning_rate": float_range(0.0, 100.0),
+    "server_momentum": float_range(0.0, 0.9999),
+    "beta_1": float_range(0.0, 0.9999),
+    "beta_2": float_range(0.0, 0.9999),
+    "tau": float_range(0.0, 1.0),
 }
 _FLOATS = (
     "learning_rate",
@@ -177,4 +197,9 @@ _FLOATS = (
     "proximal_mu",
     "trim_fraction",
     "clip_norm",
+    "server_learning_rate",
+    "server_momentum",
+    "beta_1",
+    "beta_2",
+    "tau",
 )

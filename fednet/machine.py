@@ -19,10 +19,11 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from fednet.exceptions import AggregationError
+from fednet.fedopt import ServerState
 from fednet.protocol import Error, EvaluateResult, FitResult, Message
-from fednet.records import Event, Outgoing
+from fednet.records import Event, Outgoing, RoundFinished, RoundRecord
 from fednet.strategies import Aggregator
-from fednet.typing import ClientId
+from fednet.typing import ClientId, NDArrays
 
 EVAL_PER_TRAIN = 9
 """Most validation rows a site holds per training row (``val_fraction`` < 0.9)."""
@@ -80,6 +81,27 @@ class Fold:
             self.aggregator.add(self.result.parameters, self.result.num_examples)
         except AggregationError as e:
             self.error = str(e)
+
+
+@dataclass(frozen=True)
+class RoundCheckpoint(RoundFinished):
+    """A round finished with the strategy's state, saved beside the model.
+
+    ``server_state`` (e.g. FedAdam's moments; None for a strategy without
+    one) holds the arrays the strategy goes on with, not copies: the next
+    round changes them only after the driver has recorded this one.
+    """
+
+    server_state: ServerState | None = field(default=None, repr=False)
+
+
+def round_finished(
+    record: RoundRecord, parameters: NDArrays, server_state: ServerState | None
+) -> RoundFinished:
+    """Return the event of a finished round: a RoundCheckpoint if there is a state."""
+    if server_state is None:
+        return RoundFinished(record, parameters)
+    return RoundCheckpoint(record, parameters, server_state=server_state)
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import numpy as np
 
 from fednet.config import RunConfig
 from fednet.exceptions import RoundStateError
-from fednet.machine import Fold, MachineOutputs, MachineProgress, Wait
+from fednet.machine import Fold, MachineOutputs, MachineProgress, Wait, round_finished
 from fednet.fitconfig import FitConfig
 from fednet.protocol import Error, Evaluate, EvaluateResult, Fit, FitResult
-from fednet.records import RoundFinished, RunFailed, RunFinished
+from fednet.records import RunFailed, RunFinished
 from fednet.strategies import Aggregator, Strategy
 from fednet.tally import RoundTally
 from fednet.typing import ClientId, Metrics, NDArrays
@@ -49,7 +49,8 @@ class RoundMachine(MachineOutputs):
         strategy: chooses clients and aggregates their updates.
         parameters: the global model to start from.
         classes: the run's class labels (None for the synthetic task).
-        rng: randomness for client sampling.
+        rng: randomness for client sampling (None: ``[seed, round]`` seeds each
+            round's, so a resumed run samples as the uninterrupted one did).
         next_round: the first round to play (resuming runs start later).
         central_evaluate: evaluates the global model on a held-out set.
         federated_evaluate: ask clients to evaluate on their validation split.
@@ -63,7 +64,7 @@ class RoundMachine(MachineOutputs):
         strategy: Strategy,
         parameters: NDArrays,
         classes: Sequence[str] | None,
-        rng: np.random.Generator,
+        rng: np.random.Generator | None = None,
         next_round: int = 1,
         central_evaluate: CentralEvaluate | None = None,
         federated_evaluate: bool = True,
@@ -100,7 +101,8 @@ class RoundMachine(MachineOutputs):
                 f"{self.config.min_clients}"
             )
         self.server_round += 1
-        selected = tuple(self.strategy.sample_clients(available, self._rng))
+        rng = self._rng or np.random.default_rng([self.config.seed, self.server_round])
+        selected = tuple(self.strategy.sample_clients(available, rng))
         self._tally = RoundTally(selected=selected, pending=set(selected))
         self._aggregator = self.strategy.aggregator(self.parameters)
         self.phase = Phase.FIT
@@ -142,8 +144,7 @@ class RoundMachine(MachineOutputs):
 
     def evaluate_received(self, client_id: ClientId, result: EvaluateResult) -> None:
         """Take a client's ``evaluate_result`` for the current round."""
-        phase = Phase.EVALUATE
-        if self._expects(client_id, result.run_id, result.server_round, phase):
+        if self._expects(client_id, result.run_id, result.server_round, Phase.EVALUATE):
             self._tally.pending.discard(client_id)
             self._tally.add_evaluation(client_id, result)
             self._maybe_close()
@@ -287,9 +288,9 @@ class RoundMachine(MachineOutputs):
     def _finish_round(self) -> None:
         assert self._new_params is not None
         self._attempt = 0
-        self.parameters = self._new_params
         record = self._tally.record(self.server_round)
-        self._record(RoundFinished(record, self.parameters))
+        state, self.parameters = self.strategy.server_state(), self._new_params
+        self._record(round_finished(record, self.parameters, state))
         self._log(logging.INFO, "round: %d of run %d finished with %d clients",
                   self.server_round, self.run_id, record.num_clients)
         if self.server_round >= self.config.rounds:

@@ -11,7 +11,8 @@ import numpy as np
 
 from fednet.aggregation import ClippedFedAvg, StreamingFedAvg
 from fednet.config import RunConfig
-from fednet.exceptions import ConfigError
+from fednet.exceptions import AggregationError, ConfigError
+from fednet.fedopt import ServerOptimizer, ServerState, optimizer_from_config
 from fednet.robust import FedMedian, FedTrimmedAvg, Krum
 from fednet.typing import ClientId, NDArrays
 
@@ -41,6 +42,12 @@ class Strategy(Protocol):
 
     def aggregator(self, global_params: NDArrays) -> Aggregator:
         """Return a fresh aggregator for one round."""
+
+    def server_state(self) -> ServerState | None:
+        """Return the state to checkpoint with the model, or None if there is none."""
+
+    def load_server_state(self, state: ServerState, global_params: NDArrays) -> None:
+        """Restore the state of a checkpoint (a resumed run)."""
 
 
 class FedAvg:
@@ -76,6 +83,18 @@ class FedAvg:
         if self._accumulator is None or not self._accumulator.reset(global_params):
             self._accumulator = StreamingFedAvg(global_params)
         return self._accumulator
+
+    def server_state(self) -> ServerState | None:
+        """Return None: FedAvg keeps nothing across rounds but the model."""
+        return None
+
+    def load_server_state(self, state: ServerState, global_params: NDArrays) -> None:
+        """Refuse a state: FedAvg has none.
+
+        Raises:
+            AggregationError: always.
+        """
+        raise AggregationError(f"{self.name} keeps no server state")
 
 
 class FedProx(FedAvg):
@@ -113,6 +132,80 @@ class PerRound(FedAvg):
         return self._make(global_params)
 
 
+class OptimizedFedAvg(StreamingFedAvg):
+    """Streaming FedAvg whose mean a server optimiser turns into the next model.
+
+    The mean is taken in place in the float64 accumulator, so the optimiser
+    adds only its state to FedAvg's memory.
+
+    Args:
+        reference: the global model the round started from.
+        optimizer: the strategy's optimiser (its state lives across rounds).
+    """
+
+    def __init__(self, reference: NDArrays, optimizer: ServerOptimizer) -> None:
+        super().__init__(reference)
+        self._optimizer = optimizer
+        self._result: NDArrays | None = None
+
+    def reset(self, reference: NDArrays) -> bool:
+        """Start over for a new global model; False if its shapes differ."""
+        self._result = None
+        return super().reset(reference)
+
+    def result(self) -> NDArrays:
+        """Step the optimiser once (later calls return the same model).
+
+        Raises:
+            AggregationError: if no update was added.
+        """
+        if self._result is None:
+            if not self.count:
+                raise AggregationError("no updates to aggregate")
+            for total in self._sums:
+                total /= self.total_examples
+            self._result = self._optimizer.step(self._reference, self._sums)
+        return self._result
+
+
+class FedOpt(FedAvg):
+    """FedAvg's mean followed by a server optimiser (FedAdam, FedYogi, ...).
+
+    The optimiser's state is checkpointed with each round's model
+    (:meth:`server_state`) and restored when a run resumes.
+
+    Args:
+        optimizer: the server optimiser; its ``name`` is the strategy's.
+        clients_per_round: how many clients train each round; 0 means all.
+    """
+
+    def __init__(
+        self, optimizer: ServerOptimizer, *, clients_per_round: int = 0
+    ) -> None:
+        super().__init__(clients_per_round=clients_per_round)
+        self.name = optimizer.name
+        self.optimizer = optimizer
+        self._fedopt: OptimizedFedAvg | None = None
+
+    def aggregator(self, global_params: NDArrays) -> Aggregator:
+        """Return the round's accumulator (reused while the shapes stay)."""
+        if self._fedopt is None or not self._fedopt.reset(global_params):
+            self._fedopt = OptimizedFedAvg(global_params, self.optimizer)
+        return self._fedopt
+
+    def server_state(self) -> ServerState | None:
+        """Return the optimiser's state arrays (shared; they change next round)."""
+        return self.optimizer.state()
+
+    def load_server_state(self, state: ServerState, global_params: NDArrays) -> None:
+        """Restore the optimiser's state from a checkpoint.
+
+        Raises:
+            AggregationError: if the state does not fit the model.
+        """
+        self.optimizer.load_state(state, global_params)
+
+
 def strategy_from_config(
     config: RunConfig, *, scratch_dir: Path | None = None
 ) -> Strategy:
@@ -131,6 +224,9 @@ def strategy_from_config(
         return FedAvg(clients_per_round=per_round)
     if name == "fedprox":
         return FedProx(clients_per_round=per_round)
+    optimizer = optimizer_from_config(config)
+    if optimizer is not None:
+        return FedOpt(optimizer, clients_per_round=per_round)
     makers: dict[str, Callable[[NDArrays], Aggregator]] = {
         "fedmedian": partial(FedMedian, directory=scratch_dir),
         "fedtrimmedavg": partial(

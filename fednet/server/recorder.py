@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+from fednet.machine import RoundCheckpoint
 from fednet.records import RoundFinished
 from fednet.server.events import EventHub, RoundCompleted
 from fednet.server.registry import Registry
@@ -55,10 +56,17 @@ class RunRecorder:
     def _commit(self, event: RoundFinished, duration_s: float) -> RoundView:
         """Write the checkpoint, then the round, then drop older checkpoints.
 
-        In that order, a crash at any point leaves the model of the last
-        recorded round on disk.
+        The checkpoint is the model and, for a strategy that has one (FedAdam's
+        moments...), its state: two files named after the round, each written
+        atomically and fsynced before the round is committed. A resumed run
+        loads both of the last recorded round, so a crash at any point leaves
+        a model and a state that belong together.
         """
         server_round = event.record.server_round
+        if isinstance(event, RoundCheckpoint) and event.server_state is not None:
+            self._store.save_server_state(
+                self.run_id, server_round, event.server_state
+            )
         self._store.save_model(self.run_id, server_round, event.parameters)
         view = self._store.record_round(
             self.run_id, event.record, duration_s, time.time()

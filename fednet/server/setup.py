@@ -13,6 +13,7 @@ import numpy as np
 
 from fednet.config import RunConfig
 from fednet.exceptions import SchemaError
+from fednet.fedopt import ServerState
 from fednet.learning import models
 from fednet.learning.datasets import load_builtin_test
 from fednet.learning.schema import Schema, check_schema, merge_schemas
@@ -36,6 +37,7 @@ class RunSetup:
     central_evaluate: CentralEvaluate | None
     federated_evaluate: bool
     scratch_dir: Path | None = None
+    server_state: ServerState | None = None
 
     @property
     def schema_dict(self) -> dict[str, Any] | None:
@@ -114,12 +116,17 @@ def prepare_run(
 
     Raises:
         SchemaError: if CSV clients announce no usable schema.
-        FileNotFoundError: if a resumed run's checkpoint is missing.
+        FileNotFoundError: if a resumed run's checkpoint is missing (its model,
+            or the state of a strategy that keeps one).
     """
     schema = run_schema(config, stored_schema, hellos)
+    state: ServerState | None = None
     if completed_rounds:
         params = store.load_model(run_id, completed_rounds)
-        if params is None:
+        stateful = strategy_from_config(config).server_state() is not None
+        if stateful:
+            state = store.load_server_state(run_id, completed_rounds)
+        if params is None or (stateful and state is None):
             raise FileNotFoundError(
                 f"checkpoint of run {run_id} round {completed_rounds} is missing"
             )
@@ -136,20 +143,28 @@ def prepare_run(
         central_evaluate=central,
         federated_evaluate=config.task != "synthetic",
         scratch_dir=_scratch_dir(store),
+        server_state=state,
     )
 
 
 def build_machine(
     run_id: int, config: RunConfig, setup: RunSetup, completed_rounds: int
 ) -> RunMachine:
-    """Return the machine that plays the run's mode from where it stands."""
+    """Return the machine that plays the run's mode from where it stands.
+
+    Raises:
+        AggregationError: if a checkpointed strategy state does not fit the model.
+    """
+    strategy = strategy_from_config(config, scratch_dir=setup.scratch_dir)
+    if setup.server_state is not None:
+        strategy.load_server_state(setup.server_state, setup.parameters)
     return RoundMachine(
         run_id=run_id,
         config=config,
-        strategy=strategy_from_config(config, scratch_dir=setup.scratch_dir),
+        strategy=strategy,
         parameters=setup.parameters,
         classes=setup.classes,
-        rng=np.random.default_rng([config.seed, completed_rounds]),
+        rng=None,  # each round's sampling seeded by [seed, round]: resumable
         next_round=completed_rounds + 1,
         central_evaluate=setup.central_evaluate,
         federated_evaluate=setup.federated_evaluate,

@@ -6,7 +6,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from fednet.server.rows import (
     round_view,
     run_from_row,
 )
-from fednet.typing import NDArrays
+from fednet.typing import NDArray, NDArrays
 from fednet.views import RoundView, RunView
 
 ACTIVE_STATUSES = ("queued", "running")
@@ -220,8 +220,8 @@ class Store:
 
     # -- models ---------------------------------------------------------------
 
-    def _model_path(self, run_id: int, server_round: int) -> Path:
-        return self.models_dir / f"run-{run_id}-round-{server_round}.npz"
+    def _model_path(self, run_id: int, server_round: int, kind: str = "") -> Path:
+        return self.models_dir / f"run-{run_id}-round-{server_round}{kind}.npz"
 
     def save_model(self, run_id: int, server_round: int, params: NDArrays) -> Path:
         """Write a checkpoint atomically and durably (temp file, fsync, rename).
@@ -235,25 +235,44 @@ class Store:
         the last recorded round.
         """
         path = self._model_path(run_id, server_round)
+        self._write_npz(path, {f"arr_{i}": p for i, p in enumerate(params)})
+        return path
+
+    def save_server_state(
+        self, run_id: int, server_round: int, state: Mapping[str, NDArray]
+    ) -> None:
+        """Write a strategy's state (e.g. FedAdam's moments) as save_model does."""
+        self._write_npz(self._model_path(run_id, server_round, ".state"), state)
+
+    def _write_npz(self, path: Path, arrays: Mapping[str, Any]) -> None:
         tmp = path.with_suffix(".tmp")
         with open(tmp, "wb") as f:
-            np.savez(f, *params)
+            np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
         # The rename lives in the directory: durable only once it is synced.
         _fsync_dir(self.models_dir)
-        return path
 
     def prune_models(self, run_id: int, keep_round: int) -> None:
-        """Delete a run's checkpoints other than ``keep_round``, durably."""
+        """Delete a run's checkpoints and states but ``keep_round``'s, durably."""
         pruned = False
         for path in self.models_dir.glob(f"run-{run_id}-round-*.npz"):
-            if path != self._model_path(run_id, keep_round):
+            if not path.name.startswith(f"run-{run_id}-round-{keep_round}."):
                 path.unlink(missing_ok=True)
                 pruned = True
         if pruned:
             _fsync_dir(self.models_dir)
+
+    def load_server_state(
+        self, run_id: int, server_round: int
+    ) -> dict[str, NDArray] | None:
+        """Load a round's strategy state, or None when there is none."""
+        path = self._model_path(run_id, server_round, ".state")
+        if not path.exists():
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
 
     def load_model(self, run_id: int, server_round: int) -> NDArrays | None:
         """Load a checkpoint, or return None when it does not exist."""
