@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 
 from fednet.config import RunConfig
-from fednet.tlsctx import client_ssl_context, server_ssl_context
+from fednet.tlsctx import client_ssl_context, server_ssl_context, tls_failure
 from fednet.settings import ClientSettings, ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def client_command(args: argparse.Namespace) -> int:
 
     settings = ClientSettings(
         server=args.server,
-        name=args.name or os.uname().nodename,
+        name=args.name or _site_name(args.site_token) or os.uname().nodename,
         data=args.data,
         label_column=args.label_column,
         dataset=args.dataset,
@@ -117,6 +117,12 @@ def client_command(args: argparse.Namespace) -> int:
     return run_client(settings, random.Random(), new_event_loop)
 
 
+def _site_name(site_token: str | None) -> str | None:
+    """Return the name a site credential (``NAME:SECRET``) is for, if one is given."""
+    name, sep, _ = (site_token or "").partition(":")
+    return name if sep and name else None
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run ``fednet run``: launch a run on a coordinator and follow it."""
     import aiohttp
@@ -131,7 +137,10 @@ def run_command(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         connector = aiohttp.TCPConnector(ssl=ssl_context or True)
-        async with aiohttp.ClientSession(connector=connector) as http:
+        # Following reads the run too: with tokens set, reads need one.
+        token = args.admin_token
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
             run_id = await launch_run(
                 http, args.server.rstrip("/"), config.to_dict(), args.admin_token
             )
@@ -144,7 +153,8 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(main())
     except (aiohttp.ClientError, OSError) as e:
-        print(f"fednet run: cannot reach {args.server}: {e}", file=sys.stderr)
+        reason = tls_failure(e, presented_cert=False) or e
+        print(f"fednet run: cannot reach {args.server}: {reason}", file=sys.stderr)
         return 2
 
 

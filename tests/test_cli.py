@@ -340,8 +340,9 @@ async def _finish(proc: asyncio.subprocess.Process) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-async def _get(url: str) -> Any:
-    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+async def _get(url: str, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession(headers=headers) as http, http.get(url) as resp:
         assert resp.status == 200, url
         return await resp.json()
 
@@ -370,17 +371,23 @@ async def test_run_no_follow_prints_the_id_and_takes_env_config(
     assert run["config"]["min_clients"] == 1
 
 
+@pytest.mark.parametrize("token", [None, "s3cret"])
 async def test_run_exits_1_when_the_run_is_stopped(
-    aiohttp_server: Any, tmp_path: Path
+    aiohttp_server: Any, tmp_path: Path, token: str | None
 ) -> None:
-    """`fednet run` follows until the run ends and exits 1 if it did not finish."""
-    base = await _start_server(aiohttp_server, tmp_path)
-    proc = await _fednet_async("run", "--server", base, "--rounds", "3")
+    """`fednet run` follows until the run ends and exits 1 if it did not finish.
+
+    With an admin token, following reads the run with it (reads need a token).
+    """
+    base = await _start_server(aiohttp_server, tmp_path, admin_token=token)
+    env = {"FEDNET_ADMIN_TOKEN": token} if token else None
+    proc = await _fednet_async("run", "--server", base, "--rounds", "3", env=env)
     for _ in range(600):
-        if await _get(f"{base}/api/runs"):
+        if await _get(f"{base}/api/runs", token):
             break
         await asyncio.sleep(0.1)
-    async with aiohttp.ClientSession() as http:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession(headers=headers) as http:
         async with http.post(f"{base}/api/runs/1/stop") as resp:
             assert resp.status == 200
     code, out, err = await _finish(proc)

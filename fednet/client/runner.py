@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import ssl
 import uuid
 
@@ -132,12 +133,19 @@ class ClientRunner:
     async def _connect(self, http: aiohttp.ClientSession) -> None:
         """Open one socket, say hello and serve it until it closes."""
         self.state.state = "connecting"
-        async with http.ws_connect(
-            self.settings.server,
-            heartbeat=self.settings.heartbeat_s,
-            max_msg_size=self.settings.max_message_bytes,
-            ssl=self._ssl,
-        ) as ws:
+        try:
+            dialled = await http.ws_connect(
+                self.settings.server,
+                heartbeat=self.settings.heartbeat_s,
+                max_msg_size=self.settings.max_message_bytes,
+                ssl=self._ssl,
+            )
+        except aiohttp.WSServerHandshakeError as e:
+            if e.status != 401:
+                raise
+            self.state.state = "refused"
+            raise ConnectionError(f"refused by the server (HTTP 401): {self._why(e)}")
+        async with dialled as ws:
             connection = await Connection.open(
                 ws,
                 self._hello(),
@@ -150,6 +158,17 @@ class ClientRunner:
                 "joined %s as %s", self.settings.server, connection.welcome.client_id
             )
             await connection.serve()
+
+    def _why(self, error: aiohttp.WSServerHandshakeError) -> str:
+        """Return the reason of a refused upgrade (the server's, if it gave one)."""
+        headers = error.headers
+        challenge = headers.get("WWW-Authenticate", "") if headers else ""
+        match = re.search(r'error_description="([^"]{1,300})"', challenge)
+        if match:
+            return match[1]
+        if self.settings.site_token or self.settings.join_token:
+            return "the coordinator did not accept this client's credential"
+        return "this coordinator needs a site credential (--site-token)"
 
     def check_hello(self) -> None:
         """Refuse a hello the coordinator cannot read, before dialling at all.

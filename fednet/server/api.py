@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hmac
 import json
 import logging
 import time
@@ -16,10 +15,20 @@ from fednet.config import RunConfig
 from fednet.exceptions import ConfigError
 from fednet.fields import parse_int64
 from fednet.protocol import PROTOCOL_VERSION
-from fednet.server import auth
+from fednet.server import access
 from fednet.server.dashboard import strict_dumps
-from fednet.server.keys import REGISTRY, RUNS, SETTINGS, STARTED, STATS, STORE
+from fednet.server.keys import (
+    AUDIT,
+    REGISTRY,
+    RUNS,
+    SETTINGS,
+    SITES,
+    STARTED,
+    STATS,
+    STORE,
+)
 from fednet.server.runs import RunConflict
+from fednet.server.sites import client_auth_mode
 from fednet.views import ProgressView, RunView
 
 logger = logging.getLogger(__name__)
@@ -38,22 +47,13 @@ def _json_error(
 
 
 async def require_admin(request: web.Request) -> None:
-    """Raise 401 unless the request carries the admin token (when one is set).
+    """Guard a write: same origin, a JSON body and an admin (see ``access``)."""
+    await access.require_admin(request)
 
-    The token comes as ``Authorization: Bearer`` from API clients; the
-    dashboard's logged-in session (with its CSRF header) is accepted too.
-    """
-    token = request.app[SETTINGS].admin_token
-    if token is None:
-        return
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(
-        given.encode(), token.encode()
-    ):
-        return
-    if not await auth.check_admin_session(request):
-        raise _json_error(web.HTTPUnauthorized, "admin token required")
+
+def _actor(request: web.Request) -> str:
+    """Return the audit log's actor of a request: its role."""
+    return access.request_role(request)
 
 
 def _run_id(request: web.Request) -> int:
@@ -82,14 +82,18 @@ async def status(request: web.Request) -> web.Response:
             "active_run": _progress_dict(runs.progress()),
             "join_token_required": app[SETTINGS].join_token is not None,
             "admin_token_required": app[SETTINGS].admin_token is not None,
+            "client_auth": client_auth_mode(app[SETTINGS], app[SITES]),
             "stats": {k: v for k, v in app[STATS].items()},
         }
     )
 
 
 async def list_clients(request: web.Request) -> web.Response:
-    """Return every known client, connected first."""
-    return json_response([c.to_dict() for c in request.app[REGISTRY].all()])
+    """Return every known client, connected first (site details for admins)."""
+    clients = [c.to_dict() for c in request.app[REGISTRY].all()]
+    if not access.sees_site_details(request):
+        clients = [access.without_site_details(c) for c in clients]
+    return json_response(clients)
 
 
 async def list_runs(request: web.Request) -> web.Response:
@@ -119,6 +123,9 @@ async def launch_run(request: web.Request) -> web.Response:
         run_id = await request.app[RUNS].launch(config)
     except RunConflict as e:
         raise _json_error(web.HTTPConflict, str(e)) from e
+    request.app[AUDIT].record(
+        _actor(request), "run.launch", target=str(run_id), remote=request.remote
+    )
     logger.info("run: %d launched with %s", run_id, config)
     return json_response({"id": run_id}, status=201)
 
@@ -162,6 +169,9 @@ async def stop_run(request: web.Request) -> web.Response:
         raise _json_error(web.HTTPNotFound, "no such run")
     if not await request.app[RUNS].stop(run_id):
         raise _json_error(web.HTTPConflict, f"run {run_id} is not active")
+    request.app[AUDIT].record(
+        _actor(request), "run.stop", target=str(run_id), remote=request.remote
+    )
     run = request.app[STORE].get_run(run_id, with_rounds=False)
     assert run is not None  # it existed above and runs are never deleted
     return json_response(run.to_dict())
@@ -183,6 +193,9 @@ async def download_model(request: web.Request) -> web.StreamResponse:
     path = request.app[STORE].latest_model_path(run_id)
     if path is None:
         raise _json_error(web.HTTPNotFound, "no model for this run")
+    request.app[AUDIT].record(
+        _actor(request), "model.download", target=str(run_id), remote=request.remote
+    )
     return web.FileResponse(
         path,
         headers={

@@ -22,6 +22,7 @@ from fednet.settings import ServerSettings
 from fednet.server.api import MAX_BODY_BYTES
 from fednet.server.auth import setup_auth
 from fednet.server.events import EventHub
+from fednet.server.identity import revocation_ctx
 from fednet.server.audit import AuditLog, flushing
 from fednet.server.keys import (
     AUDIT,
@@ -85,11 +86,10 @@ def create_app(settings: ServerSettings) -> web.Application:
     setup_auth(app)
     setup_routes(app, web_dir / "static")
     app.cleanup_ctx.append(_state_ctx)
+    app.cleanup_ctx.append(revocation_ctx)
     setup_metrics(app)
     app.on_shutdown.append(_stop_runs)
     app.on_shutdown.append(_close_sockets)
-    if settings.join_token is None:
-        logger.warning("no join token set: anyone who reaches this server may join")
     return app
 
 

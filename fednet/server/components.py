@@ -16,6 +16,8 @@ from typing import Any
 
 from fednet.config import MODELS, STRATEGIES, TASKS, RunConfig
 from fednet.rounds import Phase
+from fednet.server.audit import AuditEntry
+from fednet.server.sites import SITE_NAME, ClientAuth, Site
 from fednet.server.store import ACTIVE_STATUSES
 from fednet.views import END_STATUSES, ProgressView, RoundView, RunView
 
@@ -40,6 +42,11 @@ RUN_CONFIG_RANGES: dict[str, tuple[float, float, bool]] = {
     "trim_fraction": (0.0, 0.49, False),
     "num_malicious": (0, 50_000, False),
     "clip_norm": (0.0, 1e6, True),
+    "server_learning_rate": (0.0, 100.0, False),
+    "server_momentum": (0.0, 0.9999, False),
+    "beta_1": (0.0, 0.9999, False),
+    "beta_2": (0.0, 0.9999, False),
+    "tau": (0.0, 1.0, False),
 }
 RUN_CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "task": TASKS,
@@ -171,7 +178,8 @@ def _client_schema() -> Schema:
         "note": STRING_OR_NULL,
         "last_round": {**OBJECT_OR_NULL, "additionalProperties": METRIC},
     }
-    return _object(properties)
+    # A site's address and schema are for admins; viewers get the rest.
+    return _object(properties, "address", "schema")
 
 
 def _status_schema() -> Schema:
@@ -183,6 +191,7 @@ def _status_schema() -> Schema:
         "active_run": _ref_or_null("Progress"),
         "join_token_required": BOOLEAN,
         "admin_token_required": BOOLEAN,
+        "client_auth": {"type": "string", "enum": list(typing.get_args(ClientAuth))},
         "stats": {"type": "object", "additionalProperties": INTEGER},
     }
     return _object(properties)
@@ -218,4 +227,19 @@ def component_schemas() -> Schema:
         "RunDetail": _object(detail),
         "Client": _client_schema(),
         "Status": _status_schema(),
+        "AuditEntry": _view_schema(AuditEntry),
+        **_site_schemas(),
+    }
+
+
+def _site_schemas() -> Schema:
+    name = {"type": "string", "pattern": SITE_NAME.pattern}
+    site = _view_schema(Site)
+    site["properties"]["revoked"] = BOOLEAN
+    site["required"].append("revoked")
+    new_site = {**_object({"name": name}), "additionalProperties": False}
+    return {
+        "Site": site,
+        "NewSite": new_site,
+        "SiteCredential": _object({"name": STRING, "credential": STRING}),
     }

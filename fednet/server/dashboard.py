@@ -12,12 +12,15 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from fednet import __version__
+from fednet.server.sites import client_auth_mode
+from fednet.server import access
 from fednet.server.events import FEED_INTERVAL_S, FeedBatch, Published, Subscription
 from fednet.server.keys import (
     EVENTS,
     REGISTRY,
     RUNS,
     SETTINGS,
+    SITES,
     SOCKETS,
     STARTED,
     STATS,
@@ -39,17 +42,22 @@ def server_status(app: web.Application) -> dict[str, Any]:
         "clients_connected": len(app[REGISTRY].connected()),
         "join_token_required": settings.join_token is not None,
         "admin_token_required": settings.admin_token is not None,
+        "client_auth": client_auth_mode(settings, app[SITES]),
         "bytes_received": app[STATS]["bytes_received"],
         "bytes_sent": app[STATS]["bytes_sent"],
     }
 
 
-def build_snapshot(app: web.Application) -> dict[str, Any]:
+def build_snapshot(
+    app: web.Application, *, site_details: bool = False
+) -> dict[str, Any]:
     """Return the whole state a dashboard needs to draw itself from scratch.
 
     ``seq`` is the last event already reflected here: a page applies only
     events with a greater ``seq``. ``current_run`` is the active run, or the
     newest one when none is active, with its rounds (for the charts).
+    Clients' addresses are there only with ``site_details`` (for admins);
+    schemas never (the page does not show them).
     """
     store, runs = app[STORE], app[RUNS]
     recent = store.list_runs(RECENT_RUNS)
@@ -61,7 +69,7 @@ def build_snapshot(app: web.Application) -> dict[str, Any]:
         "seq": app[EVENTS].seq,
         "now": time.time(),
         "status": server_status(app),
-        "clients": [_without_schema(c.to_dict()) for c in app[REGISTRY].all()],
+        "clients": [_client(c.to_dict(), site_details) for c in app[REGISTRY].all()],
         "runs": [_without_schema(r.to_dict()) for r in recent],
         "progress": progress.to_dict(names=False) if progress else None,
         "current_run": _without_schema(current.to_dict()) if current else None,
@@ -72,32 +80,60 @@ def _without_schema(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k != "schema"}
 
 
+def _client(client: dict[str, Any], site_details: bool) -> dict[str, Any]:
+    if site_details:
+        return _without_schema(client)
+    return access.without_site_details(client)
+
+
+def feed_event(data: dict[str, Any], site_details: bool) -> dict[str, Any]:
+    """Return an event as a dashboard receives it: without what it may not see."""
+    if isinstance(data.get("client"), dict):
+        data = {**data, "client": _client(data["client"], site_details)}
+    if isinstance(data.get("run"), dict):
+        data = {**data, "run": _without_schema(data["run"])}
+    return data
+
+
 async def dashboard_ws(request: web.Request) -> web.WebSocketResponse:
-    """Stream the server's state to one browser until it goes away."""
+    """Stream the server's state to one browser until it goes away.
+
+    Only an admin's socket carries the sites' addresses (the read guard
+    has let only viewers and admins this far, when tokens are set). A page
+    of another origin may not open it: a cookie of the same site (another
+    subdomain) would ride along.
+    """
     app = request.app
+    if not access.origin_allowed(request):  # another site's page, riding a cookie
+        raise access.json_error(web.HTTPForbidden, "cross-origin socket refused")
+    details = access.sees_site_details(request)
     ws = web.WebSocketResponse(heartbeat=app[SETTINGS].heartbeat_s)
     await ws.prepare(request)
     app[SOCKETS].add(ws)
-    pusher = asyncio.create_task(_push(app, ws), name="dashboard-push")
+    pusher = asyncio.create_task(_push(app, ws, details), name="dashboard-push")
     try:
         async for msg in ws:
             if msg.type is WSMsgType.TEXT and msg.data == "resync":
-                await ws.send_str(strict_dumps(build_snapshot(app)))
+                snapshot = build_snapshot(app, site_details=details)
+                await ws.send_str(strict_dumps(snapshot))
     finally:
         pusher.cancel()
         await asyncio.gather(pusher, return_exceptions=True)
     return ws
 
 
-async def _push(app: web.Application, ws: web.WebSocketResponse) -> None:
+async def _push(
+    app: web.Application, ws: web.WebSocketResponse, details: bool
+) -> None:
     hub = app[EVENTS]
     try:
         while not ws.closed:
             # Subscribe before the snapshot so no event falls in between.
             queue = hub.subscribe()
             try:
-                await ws.send_str(strict_dumps(build_snapshot(app)))
-                await _forward(app, ws, queue)
+                snapshot = build_snapshot(app, site_details=details)
+                await ws.send_str(strict_dumps(snapshot))
+                await _forward(app, ws, queue, details)
             finally:
                 hub.unsubscribe(queue)
             logger.info("dashboard socket fell behind; sending a fresh snapshot")
@@ -112,6 +148,7 @@ async def _forward(
     app: web.Application,
     ws: web.WebSocketResponse,
     queue: Subscription,
+    details: bool,
 ) -> None:
     """Send queued events until the hub drops the queue (it puts None).
 
@@ -138,7 +175,8 @@ async def _forward(
         due = batch.due()
         if due is not None and due <= loop.time():
             for event in batch.take(loop.time()):
-                await ws.send_str(strict_dumps(event.to_dict()))
+                data = feed_event(event.to_dict(), details)
+                await ws.send_str(strict_dumps(data))
         if loop.time() >= next_status:
             next_status = loop.time() + STATUS_INTERVAL_S
             status = {

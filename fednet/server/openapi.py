@@ -22,6 +22,15 @@ from fednet.server.components import (
 )
 from fednet.server.dashboard import strict_dumps
 from fednet.server.keys import SETTINGS
+from fednet.server.openapi_ops import (
+    audit_paths,
+    error_body,
+    json_body,
+    read_op,
+    site_paths,
+    text_body,
+    write_op,
+)
 
 OPENAPI_PATH = "/api/openapi.json"
 
@@ -34,56 +43,15 @@ _RUN_ID: Schema = {
 }
 
 
-def _json(schema: Schema, description: str) -> Schema:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": schema}},
-    }
-
-
-def _error(description: str) -> Schema:
-    return _json(ref("Error"), description)
-
-
-def _text(description: str, content_type: str = "text/plain") -> Schema:
-    return {
-        "description": description,
-        "content": {content_type: {"schema": {"type": "string"}}},
-    }
-
-
-def _read(summary: str, ok: Schema, not_found: str | None = None) -> Schema:
-    responses = {"200": ok}
-    if not_found is not None:
-        responses["404"] = _error(not_found)
-    return {"summary": summary, "responses": responses}
-
-
-def _write(summary: str, admin: bool, responses: Schema) -> Schema:
-    """Return a write operation; with an admin token, it is needed (or a session).
-
-    Without the bearer token, a logged-in dashboard session is accepted,
-    with its CSRF token (403 without).
-    """
-    operation: Schema = {"summary": summary, "responses": dict(responses)}
-    if admin:
-        operation["responses"]["401"] = _error("the admin token is missing or wrong")
-        operation["responses"]["403"] = _error(
-            "a dashboard session without its X-CSRF-Token header"
-        )
-        operation["security"] = [{"adminToken": []}]
-    return operation
-
-
 def _launch(admin: bool) -> Schema:
-    operation = _write(
+    operation = write_op(
         "Launch a run (one at a time)",
         admin,
         {
-            "201": _json(ref("Launched"), "the run was created"),
-            "400": _error("the body is not JSON, or a field is unknown or invalid"),
-            "409": _error("another run is queued or running"),
-            "413": _error("the body is larger than 1 MiB"),
+            "201": json_body(ref("Launched"), "the run was created"),
+            "400": error_body("the body is not JSON, or a field is unknown or invalid"),
+            "409": error_body("another run is queued or running"),
+            "413": error_body("the body is larger than 1 MiB"),
         },
     )
     operation["requestBody"] = {
@@ -94,13 +62,13 @@ def _launch(admin: bool) -> Schema:
 
 
 def _stop(admin: bool) -> Schema:
-    operation = _write(
+    operation = write_op(
         "Stop the active run",
         admin,
         {
-            "200": _json(ref("Run"), "the stopped run"),
-            "404": _error("no such run"),
-            "409": _error("the run is not the active one"),
+            "200": json_body(ref("Run"), "the stopped run"),
+            "404": error_body("no such run"),
+            "409": error_body("the run is not the active one"),
         },
     )
     operation["parameters"] = [_RUN_ID]
@@ -109,7 +77,7 @@ def _stop(admin: bool) -> Schema:
 
 def _run_paths(admin: bool) -> Schema:
     runs_list = {"type": "array", "items": ref("RunSummary")}
-    detail = _json(ref("RunDetail"), "the run")
+    detail = json_body(ref("RunDetail"), "the run")
     npz = {"schema": {"type": "string", "format": "binary"}}
     model = {
         "description": "the global model of the last round as .npz",
@@ -117,17 +85,17 @@ def _run_paths(admin: bool) -> Schema:
     }
     return {
         "/api/runs": {
-            "get": _read("The 100 newest runs", _json(runs_list, "newest first")),
+            "get": read_op("The 100 newest runs", json_body(runs_list, "newest first")),
             "post": _launch(admin),
         },
         "/api/runs/{run_id}": {
             "parameters": [_RUN_ID],
-            "get": _read("One run with its rounds", detail, "no such run"),
+            "get": read_op("One run with its rounds", detail, "no such run"),
         },
         "/api/runs/{run_id}/stop": {"post": _stop(admin)},
         "/api/runs/{run_id}/model": {
             "parameters": [_RUN_ID],
-            "get": _read(
+            "get": read_op(
                 "The run's latest global model", model, "no model for this run (yet)"
             ),
         },
@@ -137,59 +105,92 @@ def _run_paths(admin: bool) -> Schema:
 def _paths(admin: bool) -> Schema:
     clients = {"type": "array", "items": ref("Client")}
     paths: Schema = {
-        "/healthz": {"get": _read("Liveness for load balancers", _text("ok"))},
+        "/healthz": {"get": read_op("Liveness for load balancers", text_body("ok"))},
         "/metrics": {
-            "get": _read(
+            "get": read_op(
                 "Prometheus metrics",
-                _text("the text exposition format", CONTENT_TYPE_LATEST),
+                text_body("the text exposition format", CONTENT_TYPE_LATEST),
             )
         },
         OPENAPI_PATH: {
-            "get": _read(
-                "This document", _json({"type": "object"}, "OpenAPI 3.0")
+            "get": read_op(
+                "This document", json_body({"type": "object"}, "OpenAPI 3.0")
             )
         },
         "/api/status": {
-            "get": _read("The server and its active run", _json(ref("Status"), "ok"))
+            "get": read_op(
+                "The server and its active run", json_body(ref("Status"), "ok")
+            )
         },
         "/api/clients": {
-            "get": _read(
-                "Every known client, connected first", _json(clients, "ok")
+            "get": read_op(
+                "Every known client, connected first", json_body(clients, "ok")
             )
         },
         **_run_paths(admin),
+        **site_paths(admin),
+        **audit_paths(admin),
     }
+    _guard(paths, admin)
     return paths
+
+
+_PUBLIC = ("/healthz", OPENAPI_PATH)
+
+
+def _guard(paths: Schema, admin: bool) -> None:
+    """Add the read guard (with tokens) and the browser-safety answers of writes.
+
+    With an admin or viewer token every read but :data:`_PUBLIC` needs one
+    of them (401). Every write refuses a body that is not JSON (415) and a
+    foreign ``Origin`` (403), tokens or not.
+    """
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            responses = operation["responses"]
+            if method == "post":
+                responses.setdefault("403", error_body("a foreign Origin header"))
+                responses["415"] = error_body("a body that is not application/json")
+            elif admin and path not in _PUBLIC and "security" not in operation:
+                responses["401"] = error_body("a viewer or admin token is required")
+                operation["security"] = [{"viewerToken": []}, {"adminToken": []}]
 
 
 def build_document(*, admin_token_required: bool) -> Schema:
     """Return the OpenAPI document of the coordinator's HTTP API.
 
     Args:
-        admin_token_required: whether the server has an admin token, so
-            that launching and stopping runs need it.
+        admin_token_required: whether the server has an admin or a viewer
+            token, so that reads need one and writes the admin token.
     """
     document: Schema = {
         "openapi": "3.0.3",
         "info": {
             "title": "fednet coordinator",
             "version": __version__,
-            "description": "Reads are open. Writes need the admin token as "
-            "`Authorization: Bearer TOKEN` when the server has one (or a logged-in "
-            "dashboard session with its X-CSRF-Token header).",
+            "description": "With an admin or viewer token set, reads need one of "
+            "them as `Authorization: Bearer TOKEN`; writes need the admin token (or "
+            "an admin's dashboard session with its X-CSRF-Token header), a JSON "
+            "body and no foreign Origin.",
         },
         "paths": _paths(admin_token_required),
         "components": {"schemas": component_schemas()},
     }
     if admin_token_required:
         scheme = {"type": "http", "scheme": "bearer"}
-        document["components"]["securitySchemes"] = {"adminToken": scheme}
+        document["components"]["securitySchemes"] = {
+            "adminToken": scheme,
+            "viewerToken": scheme,
+        }
     return document
 
 
 async def openapi_document(request: web.Request) -> web.Response:
     """Return the OpenAPI document of this server's HTTP API."""
-    required = request.app[SETTINGS].admin_token is not None
+    settings = request.app[SETTINGS]
+    required = settings.admin_token is not None or settings.viewer_token is not None
     body = strict_dumps(build_document(admin_token_required=required))
     return web.Response(text=body, content_type="application/json")
 

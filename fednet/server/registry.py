@@ -84,6 +84,8 @@ class ClientConn:
     eligible: bool = True
     note: str | None = None
     last_round: dict[str, Any] | None = None
+    site: str | None = None
+    """The registered site whose credential the client presented, if any."""
     bytes_received: int = 0
     bytes_sent: int = 0
     stats: Counter[str] = field(default_factory=Counter, repr=False)
@@ -197,6 +199,19 @@ class Registry:
     def all(self) -> list[ClientConn]:
         """Return every known client, connected first."""
         return sorted(self._clients.values(), key=lambda c: not c.connected)
+
+    async def close_client(
+        self, client_id: ClientId, code: int, reason: bytes, timeout_s: float
+    ) -> ClientConn | None:
+        """Close a connected client's socket (a revoked site's); return it, if any.
+
+        A peer that does not take the close within ``timeout_s`` is dropped.
+        """
+        conn = self._clients.get(client_id)
+        if conn is None or conn.ws is None or conn.ws.closed:
+            return None
+        await close_socket(conn.ws, code, reason, timeout_s)
+        return conn
 
     def add(self, conn: ClientConn) -> None:
         """Register a newly welcomed client (replacing a departed one of that id)."""

@@ -29,6 +29,7 @@ from fednet.protocol import (
     serialize_parts,
 )
 from fednet.reader import MessageReader
+from fednet.server.identity import Peer
 from fednet.server.registry import ClientConn, Registry, close_socket
 from fednet.server.runs import RunManager
 from fednet.server.uploads import UploadGate, UploadRefused
@@ -54,6 +55,8 @@ class ClientSession:
     Args:
         ws: the prepared WebSocket.
         address: the peer address, for the dashboard and logs.
+        peer: who the upgrade found the peer to be; it says which names
+            the peer may take (None: any).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class ClientSession:
         hello_timeout_s: float,
         part_bytes: int = DEFAULT_PART_BYTES,
         direct_upload_bytes: int = DEFAULT_DIRECT_UPLOAD_BYTES,
+        peer: Peer | None = None,
     ) -> None:
         self.ws = ws
         self.address = address
@@ -83,6 +87,7 @@ class ClientSession:
         self.heartbeat_s = heartbeat_s
         self.part_bytes = part_bytes
         self.direct_upload_bytes = direct_upload_bytes
+        self.peer = peer
         self.reader = MessageReader(limits, buffers)
         self.conn: ClientConn | None = None
         self.hello_timeout_s = hello_timeout_s
@@ -187,12 +192,16 @@ class ClientSession:
                 f"client {message.protocol_version}",
             )
             return
-        if not _NAME.match(message.name):
+        if not _NAME.fullmatch(message.name):
             await self._refuse("invalid_hello", f"invalid client name {message.name!r}")
             return
         if not 0 <= message.num_examples <= MAX_EXAMPLES:
             count = f"{message.num_examples} (allowed: 0 to {MAX_EXAMPLES})"
             await self._refuse("invalid_hello", f"invalid num_examples {count}")
+            return
+        # Before the name-in-use check: an impostor must not close the real site.
+        if self.peer is not None and (refusal := self.peer.admit(message.name)):
+            await self._refuse(*refusal)
             return
         client_id = ClientId(message.name)
         old = self.registry.get(client_id)
@@ -211,6 +220,7 @@ class ClientSession:
         self.conn = ClientConn(
             client_id, message, self.ws, self.address, now, now, stats=self.stats
         )
+        self.conn.site = None if self.peer is None else self.peer.site
         await self._send(
             Welcome(
                 client_id,

@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,9 +35,24 @@ SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 
 ClientAuth = Literal["sites", "join_token", "open"]
 
+_CHUNK = 500
+"""Names per ``IN (...)`` query (SQLite allowed 999 parameters before 3.32)."""
+
 
 class SiteError(ValueError):
     """A site operation that cannot be done (bad name, exists, unknown)."""
+
+
+class SiteNameError(SiteError):
+    """The name is not a valid client name (HTTP 400)."""
+
+
+class SiteNotFound(SiteError):
+    """No site has this name (HTTP 404)."""
+
+
+class SiteConflict(SiteError):
+    """The site exists already, or is revoked already (HTTP 409)."""
 
 
 @dataclass(frozen=True)
@@ -83,12 +99,12 @@ class SiteBook:
         Raises:
             SiteError: the name is not a valid client name or is taken.
         """
-        if not SITE_NAME.match(name):
-            raise SiteError(f"invalid site name {name!r}")
+        if not SITE_NAME.fullmatch(name):
+            raise SiteNameError(f"invalid site name {name!r}")
         token = f"{name}:{secrets.token_urlsafe(32)}"
         with self.store.transaction() as db:
             if db.execute("SELECT 1 FROM sites WHERE name = ?", (name,)).fetchone():
-                raise SiteError(f"site {name!r} exists")
+                raise SiteConflict(f"site {name!r} exists")
             db.execute(
                 "INSERT INTO sites (name, token_hash, created_at) VALUES (?, ?, ?)",
                 (name, token_hash(token), now),
@@ -98,7 +114,7 @@ class SiteBook:
     def verify(self, token: str) -> str | None:
         """Return the name of the live site this credential belongs to, or None."""
         name, sep, _ = token.partition(":")
-        if not sep or not SITE_NAME.match(name):
+        if not sep or not SITE_NAME.fullmatch(name):
             return None
         rows = self.store.read(
             "SELECT token_hash, revoked_at FROM sites WHERE name = ?", (name,)
@@ -121,9 +137,9 @@ class SiteBook:
         )
         if cursor.rowcount == 0:
             known = self.store.read("SELECT 1 FROM sites WHERE name = ?", (name,))
-            raise SiteError(
-                f"site {name!r} is revoked already" if known else f"no site {name!r}"
-            )
+            if known:
+                raise SiteConflict(f"site {name!r} is revoked already")
+            raise SiteNotFound(f"no site {name!r}")
 
     def get(self, name: str) -> Site | None:
         """Return one site, revoked or not."""
@@ -145,6 +161,25 @@ class SiteBook:
             "SELECT name FROM sites WHERE revoked_at IS NOT NULL", ()
         )
         return {row["name"] for row in rows}
+
+    def revoked_among(self, names: Iterable[str]) -> set[str]:
+        """Return which of ``names`` are revoked sites (one indexed lookup each).
+
+        The revocation watcher asks this of the connected sites' names every
+        heartbeat, so a tick costs what is connected, not every site ever.
+        """
+        wanted = sorted(set(names))
+        revoked: set[str] = set()
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            rows = self.store.read(
+                f"SELECT name FROM sites WHERE name IN ({marks})"
+                " AND revoked_at IS NOT NULL",
+                tuple(chunk),
+            )
+            revoked.update(row["name"] for row in rows)
+        return revoked
 
     def any(self) -> bool:
         """Return whether any site was ever registered."""

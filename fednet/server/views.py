@@ -12,7 +12,7 @@ from markupsafe import Markup
 
 from fednet.config import MODELS, STRATEGIES, TASKS, RunConfig
 from fednet.fields import parse_int64
-from fednet.server import auth
+from fednet.server import access, auth
 from fednet.server.api import run_with_progress
 from fednet.server.dashboard import build_snapshot, strict_dumps
 from fednet.server.keys import RUNS, STORE
@@ -81,6 +81,27 @@ _FIELDS = (
         "clip_norm", "Clip norm", "fedavg_clipped: largest update distance",
         "Strategy", step="any",
     ),
+    FormField(
+        "server_learning_rate", "Server learning rate",
+        "fedadam, fedyogi, fedadagrad, fedavgm: eta; 0 = Flower's default",
+        "Strategy", step="any",
+    ),
+    FormField(
+        "server_momentum", "Server momentum", "fedavgm: momentum (0 = none)",
+        "Strategy", step="any",
+    ),
+    FormField(
+        "beta_1", "Beta 1", "fedadam, fedyogi: first-moment decay", "Strategy",
+        step="any",
+    ),
+    FormField(
+        "beta_2", "Beta 2", "fedadam, fedyogi: second-moment decay", "Strategy",
+        step="any",
+    ),
+    FormField(
+        "tau", "Tau", "fedadam, fedyogi, fedadagrad: adaptivity; 0 = Flower's default",
+        "Strategy", step="any",
+    ),
 )
 
 
@@ -102,12 +123,16 @@ def _snapshot_json(data: Any) -> Markup:
 
 
 async def index(request: web.Request) -> web.Response:
-    """Render the live dashboard, seeded with a snapshot of the server."""
+    """Render the live dashboard, seeded with a snapshot of the server.
+
+    Viewers get no launch form (the template) and no sites' addresses.
+    """
+    details = access.sees_site_details(request)
     context = {
         "page": "dashboard",
         "fields": launch_form_fields(),
         "groups": ("What", "Who", "How", "Strategy", "Advanced"),
-        "snapshot": _snapshot_json(build_snapshot(request.app)),
+        "snapshot": _snapshot_json(build_snapshot(request.app, site_details=details)),
     }
     return auth.render_page(request, "dashboard.html", context)
 

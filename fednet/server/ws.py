@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 
 from aiohttp import WSCloseCode, web
 
 from fednet.params import Limits
 from fednet.protocol import DEFAULT_PART_BYTES, MAX_TEXT_BYTES
+from fednet.server.identity import Peer, identify
 from fednet.server.keys import (
     BUFFERS,
     CLIENT_SOCKETS,
@@ -38,20 +38,6 @@ def message_limit(part_bytes: int, limits: Limits) -> int:
     return max(part_bytes, MAX_TEXT_BYTES) + PREFIX_BYTES + limits.max_header_bytes
 
 
-def _check_join_token(request: web.Request) -> None:
-    token = request.app[SETTINGS].join_token
-    if token is None:
-        return
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.encode(), token.encode()
-    ):
-        logger.warning(
-            "refused a client from %s: bad or missing join token", request.remote
-        )
-        raise web.HTTPUnauthorized(text="join token required\n")
-
-
 def _check_capacity(request: web.Request) -> None:
     app = request.app
     if len(app[CLIENT_SOCKETS]) >= app[SETTINGS].max_clients:
@@ -62,7 +48,7 @@ def _check_capacity(request: web.Request) -> None:
 
 async def client_ws(request: web.Request) -> web.WebSocketResponse:
     """Serve one client: receive, parse, hand to the coordinator, reply."""
-    _check_join_token(request)
+    peer = identify(request)
     _check_capacity(request)
     app, settings = request.app, request.app[SETTINGS]
     limits = Limits(max_total_bytes=settings.max_message_bytes)
@@ -74,14 +60,14 @@ async def client_ws(request: web.Request) -> web.WebSocketResponse:
     try:
         await ws.prepare(request)
         app[SOCKETS].add(ws)
-        await _serve(request, ws, limits)
+        await _serve(request, ws, limits, peer)
     finally:
         app[CLIENT_SOCKETS].discard(ws)
     return ws
 
 
 async def _serve(
-    request: web.Request, ws: web.WebSocketResponse, limits: Limits
+    request: web.Request, ws: web.WebSocketResponse, limits: Limits, peer: Peer
 ) -> None:
     app, settings = request.app, request.app[SETTINGS]
     session = ClientSession(
@@ -96,6 +82,7 @@ async def _serve(
         heartbeat_s=settings.heartbeat_s,
         hello_timeout_s=settings.hello_timeout_s,
         part_bytes=DEFAULT_PART_BYTES,
+        peer=peer,
     )
     try:
         async for frame in ws:

@@ -125,18 +125,17 @@ def test_session_runs_live_from_launch_to_finish(cluster: Cluster, page: Any) ->
     screenshot(page, "run-page", WIDE)
 
 
-def test_admin_token_gates_launch_until_login(cluster: Cluster, page: Any) -> None:
-    """With an admin token, launching is refused until the browser logs in."""
-    server = cluster.server("--admin-token", "correct-horse")
+def test_admin_token_gates_the_dashboard_until_login(
+    cluster: Cluster, page: Any
+) -> None:
+    """With an admin token, the browser logs in before it sees or launches anything."""
+    server = cluster.server("--admin-token", "correct-horse", token="correct-horse")
     page.goto(server.http_url)
+    page.wait_for_url(server.http_url + "/login?next=/")
     assert page.locator("#open-banner").count() == 0
-    page.click("#launch")
-    error = page.locator("#launch-error")
-    error.wait_for(state="visible")
-    assert "Log in as admin" in error.inner_text()
+    assert page.locator("#launch").count() == 0
     assert server.api.get("/api/runs") == []
 
-    page.click("#login-link")
     page.fill("#token", "wrong")
     page.click("#login-submit")
     assert "not correct" in page.inner_text("#login-error")

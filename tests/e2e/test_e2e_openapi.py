@@ -28,6 +28,7 @@ from tests.e2e.conftest import Cluster, Server
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 TOKEN = "fuzz-admin-token"
+JOIN = "fuzz-join-token"  # with an admin token, clients need a credential
 MAX_EXAMPLES = 30  # fuzzed cases per operation, both modes; coverage cases on top
 
 schema = schemathesis.openapi.from_dict(
@@ -54,7 +55,9 @@ def api_server(
     cluster = Cluster(tmp_path_factory.mktemp("openapi"))
     failed_before = request.session.testsfailed
     try:
-        yield _with_history(cluster, cluster.server("--admin-token", TOKEN))
+        extra = ("--admin-token", TOKEN, "--join-token", JOIN)
+        server = cluster.server(*extra, token=TOKEN)
+        yield _with_history(cluster, server)
     finally:
         cluster.stop()
         if request.session.testsfailed > failed_before:
@@ -68,7 +71,14 @@ def _with_history(cluster: Cluster, server: Server) -> Server:
     and departed clients; with no client left, the runs the fuzzer launches
     only wait (and train nothing).
     """
-    clients = cluster.digits_clients(server, 2)
+    clients = [
+        cluster.client(
+            server, f"site-{i}", "--dataset", "digits", "--partition", f"{i}/2",
+            "--join-token", JOIN,
+        )
+        for i in (1, 2)
+    ]
+    server.wait_for_clients(2, clients)
     resp = requests.post(
         f"{server.http_url}/api/runs",
         json={"rounds": 2, "min_clients": 2},
@@ -133,7 +143,7 @@ def test_launch_and_stop_answer_as_documented(api_server: Server) -> None:
     created = launch.call_and_validate(base_url=server.http_url, headers=admin)
     run = {"run_id": created.json()["id"]}
     detail = schema["/api/runs/{run_id}"]["GET"].Case(path_parameters=run)
-    waiting = detail.call_and_validate(base_url=server.http_url).json()
+    waiting = detail.call_and_validate(base_url=server.http_url, headers=admin).json()
     assert waiting["status"] == "queued" and waiting["progress"]["phase"] == "waiting"
     stop = schema["/api/runs/{run_id}/stop"]["POST"].Case(path_parameters=run)
     stopped = stop.call_and_validate(base_url=server.http_url, headers=admin)

@@ -11,6 +11,8 @@ import pytest
 from fednet.server.api import MAX_BODY_BYTES
 from tests.server.conftest import AppFactory
 
+JSON = {"Content-Type": "application/json"}
+
 
 async def test_healthz_answers_ok(make_client: AppFactory) -> None:
     """Load balancers get 200 ok."""
@@ -50,7 +52,7 @@ async def test_launch_with_non_json_body_is_a_bad_request(
 ) -> None:
     """A body that is not JSON gets 400, not 500."""
     client = await make_client()
-    resp = await client.post("/api/runs", data=b"rounds=3")
+    resp = await client.post("/api/runs", data=b"rounds=3", headers=JSON)
     assert resp.status == 400
     resp = await client.post("/api/runs", json=[1, 2])
     assert resp.status == 400 and "config" in (await resp.json())["fields"]
@@ -101,12 +103,12 @@ async def test_admin_token_guards_launch_and_stop(make_client: AppFactory) -> No
     run_id = (await resp.json())["id"]
     assert (await client.post(f"/api/runs/{run_id}/stop")).status == 401
     assert (await client.post(f"/api/runs/{run_id}/stop", headers=good)).status == 200
-    assert (await client.get("/api/runs")).status == 200
+    assert (await client.get("/api/runs", headers=good)).status == 200
 
 
 MALFORMED_BODIES = {
     "unknown charset": ({"Content-Type": "application/json; charset=foo"}, b"{}"),
-    "not gzip": ({"Content-Encoding": "gzip"}, b"{}"),
+    "not gzip": ({"Content-Encoding": "gzip", **JSON}, b"{}"),
 }
 
 
@@ -132,7 +134,7 @@ async def test_launch_with_oversized_body_answers_json_413(
     client = await make_client()
     body = io.BytesIO(b" " * (MAX_BODY_BYTES + 1))
     with caplog.at_level(logging.WARNING):
-        resp = await client.post("/api/runs", data=body)
+        resp = await client.post("/api/runs", data=body, headers=JSON)
     assert resp.status == 413 and resp.content_type == "application/json"
     assert (await resp.json())["error"] == "body is too large"
     assert "more than 1048576 bytes" in caplog.text

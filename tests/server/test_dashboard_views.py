@@ -65,14 +65,15 @@ async def test_index_warns_when_no_admin_token_is_set(make_client: AppFactory) -
     assert 'href="/login' not in page
 
 
-async def test_index_with_admin_token_offers_login_instead_of_banner(
+async def test_index_with_admin_token_sends_anonymous_browsers_to_login(
     make_client: AppFactory,
 ) -> None:
-    """With an admin token there is no banner, and a login link and notice."""
+    """With an admin token an anonymous browser lands on the login form, no banner."""
     client = await make_client(admin_token="s3cret")
-    page = await (await client.get("/")).text()
-    assert 'id="open-banner"' not in page
-    assert 'id="login-link"' in page and 'id="login-notice"' in page
+    resp = await client.get("/")
+    page = await resp.text()
+    assert resp.url.path == "/login" and resp.url.query["next"] == "/"
+    assert 'id="open-banner"' not in page and 'name="token"' in page
     assert "s3cret" not in page
 
 

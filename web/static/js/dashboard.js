@@ -5,6 +5,8 @@
   const { fmt, el, $, setText, badge, setProgress, post, explain } = FN;
   const PHASES = { waiting: "Waiting for clients", fit: "Training", evaluate: "Evaluating", idle: "Aggregating", done: "Finishing" };
   const ACTIVE = ["queued", "running"];
+  const CLIENT_AUTH = { sites: "site credentials", join_token: "shared join token", open: "open" };
+  // Viewers get no launch form and no Stop button: the page leaves them out.
 
   const state = {
     status: {}, statusAt: 0,
@@ -100,6 +102,7 @@
     setText("srv-tx", fmt.bytes(s.bytes_sent));
     setText("srv-join", s.join_token_required ? "required" : "not required");
     setText("srv-admin", s.admin_token_required ? "required" : "not set");
+    if (s.client_auth) setText("srv-client-auth", CLIENT_AUTH[s.client_auth] || s.client_auth);
   }
 
   function renderKpis() {
@@ -147,7 +150,7 @@
     $("session-empty").hidden = !!run;
     $("session-body").hidden = !run;
     const stop = $("stop-run"), dl = $("download-model"), details = $("session-details");
-    if (!run) { stop.hidden = dl.hidden = details.hidden = true; renderLaunchState(); return; }
+    if (!run) { if (stop) stop.hidden = true; dl.hidden = details.hidden = true; renderLaunchState(); return; }
     const p = activeProgress();
     const total = run.config.rounds, done = doneRounds();
     const title = $("session-title");
@@ -164,7 +167,7 @@
     setText("session-avg", durations.length ? fmt.duration(durations.reduce((a, b) => a + b, 0) / durations.length) : "–");
     const err = $("session-error");
     err.hidden = !run.error; err.textContent = run.error || "";
-    stop.hidden = !ACTIVE.includes(run.status);
+    if (stop) stop.hidden = !ACTIVE.includes(run.status);
     dl.hidden = !done; dl.href = "/api/runs/" + run.id + "/model";
     details.hidden = false; details.href = "/runs/" + run.id;
     renderTimes();
@@ -240,7 +243,7 @@
       (a.status === "disconnected") - (b.status === "disconnected") || a.name.localeCompare(b.name, undefined, { numeric: true }));
     $("clients-body").replaceChildren(...all.map((c) => el("tr", { "data-client": c.id, class: c.status === "disconnected" ? "gone" : null },
       el("td", { "data-label": "Name" }, el("span", { class: "cell-name", text: c.name }),
-        el("span", { class: "cell-sub", text: c.task + " · " + c.address }),
+        el("span", { class: "cell-sub", text: c.address ? c.task + " · " + c.address : c.task }),
         c.note ? el("span", { class: "note", text: c.note }) : null),
       el("td", { "data-label": "Status", class: "client-status" }, badge(c.status)),
       el("td", { "data-label": "Examples", class: "num", text: fmt.int(c.num_examples) }),
@@ -276,13 +279,13 @@
   function renderLaunchState() {
     const busy = !!(state.run && ACTIVE.includes(state.run.status));
     const button = $("launch");
-    if (button.dataset.sending === "yes") return;
+    if (!button || button.dataset.sending === "yes") return;
     button.disabled = busy;
     button.textContent = busy ? "A session is running" : "Launch session";
   }
 
   function preselectTask() {
-    if (formTouched) return;
+    if (formTouched || !form) return;
     const tasks = new Set(connectedClients().map((c) => c.task));
     if (tasks.size === 1) form.elements.task.value = [...tasks][0];
   }
@@ -324,13 +327,13 @@
     box.hidden = false;
   }
 
-  form.addEventListener("input", (e) => {
+  if (form) form.addEventListener("input", (e) => {
     formTouched = true;
     const field = e.target.closest(".field");
     if (field) { field.classList.remove("invalid"); field.querySelector(".field-error").textContent = ""; }
   });
 
-  form.addEventListener("submit", async (e) => {
+  if (form) form.addEventListener("submit", async (e) => {
     e.preventDefault();
     clearErrors();
     const button = $("launch");
@@ -354,7 +357,7 @@
     formError(explain(res, "launch"), res.status === 401 ? "/login?next=/" : null);
   });
 
-  FN.bindStop($("stop-run"), () => (state.run ? state.run.id : null), (msg) => {
+  if ($("stop-run")) FN.bindStop($("stop-run"), () => (state.run ? state.run.id : null), (msg) => {
     const err = $("session-error"); err.textContent = msg; err.hidden = false;
   });
 

@@ -94,7 +94,7 @@ window.FN = (function () {
 
   function explain(res, verb) {
     if (res.status === 401) return "Log in as admin to " + verb + " training.";
-    if (res.status === 403) return "Your session expired; reload the page and try again.";
+    if (res.status === 403) return (res.data && res.data.error === "missing or invalid CSRF token") ? "Your session expired; reload the page and try again." : "Only an admin may " + verb + " training.";
     return (res.data && res.data.error) || "The server answered " + res.status + ".";
   }
 

@@ -49,14 +49,15 @@
     setText("run-pct", done + " of " + run.config.rounds + " · " + pct + "%");
     setText("run-rounds-done", String(done));
     $("run-status").replaceWith(Object.assign(badge(run.status), { id: "run-status" }));
-    $("stop-run").hidden = !["queued", "running"].includes(run.status);
+    const stop = $("stop-run"); // admins only
+    if (stop) stop.hidden = !["queued", "running"].includes(run.status);
     $("download-model").hidden = !done;
     renderFacts();
     charts.accuracy.update(run.rounds, run.config.rounds);
     charts.loss.update(run.rounds, run.config.rounds);
   }
 
-  FN.bindStop($("stop-run"), () => run.id, (msg) => {
+  if ($("stop-run")) FN.bindStop($("stop-run"), () => run.id, (msg) => {
     let box = $("run-error");
     if (!box) { box = el("p", { class: "alert alert-error", id: "run-error" }); $("run-facts").before(box); }
     box.textContent = msg;
