@@ -22,7 +22,12 @@ MAX_LIMIT = 1000
 
 
 def _page(request: web.Request) -> tuple[int, int | None]:
-    """Return ``limit`` and ``before`` of the query; 400 if they are not numbers."""
+    """Return ``limit`` and ``before`` of the query; 400 on anything else in it."""
+    unknown = sorted(set(request.query) - {"limit", "before"})
+    if unknown:
+        raise _bad(f"unknown query parameter {unknown[0]!r}; use limit and before")
+    if any(len(request.query.getall(key)) > 1 for key in request.query):
+        raise _bad("limit and before may each be given once")
     limit = parse_int64(request.query.get("limit", str(DEFAULT_LIMIT)))
     before_text = request.query.get("before")
     before = parse_int64(before_text) if before_text is not None else None

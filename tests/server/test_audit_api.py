@@ -62,6 +62,19 @@ async def test_bad_paging_is_a_400_not_a_500(make_client: AppFactory) -> None:
         assert "error" in await resp.json()
 
 
+async def test_an_unknown_or_repeated_query_parameter_is_a_400(
+    make_client: AppFactory,
+) -> None:
+    """A misspelt ``limt`` is refused, not silently read as the default page."""
+    client = await _with_history(make_client)
+    for query in ("limt=5", "limit=5&x=1", "limit=5&limit=6"):
+        resp = await client.get(f"/api/audit?{query}", headers=AS_ADMIN)
+        assert resp.status == 400, query
+        assert "query parameter" in (await resp.json())["error"] or "once" in (
+            await resp.json()
+        )["error"]
+
+
 async def test_the_page_lists_the_entries_for_an_admin(
     make_client: AppFactory,
 ) -> None:
