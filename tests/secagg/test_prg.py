@@ -1,0 +1,101 @@
+"""The ChaCha20 mask PRG and HKDF seed derivation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+from fednet.secagg.errors import SecAggError
+from fednet.secagg.prg import (
+    CHUNK,
+    add_mask,
+    derive_key,
+    derive_mask_seed,
+    expand_seed,
+)
+
+SEED = bytes(range(32))
+
+
+def test_expand_seed_is_the_chacha20_keystream_as_little_endian_words() -> None:
+    """The mask equals ChaCha20(seed, zero nonce) over zeros, read as <u4."""
+    length = 2 * CHUNK + 7
+    encryptor = Cipher(algorithms.ChaCha20(SEED, bytes(16)), mode=None).encryptor()
+    expected = np.frombuffer(encryptor.update(bytes(4 * length)), "<u4")
+    np.testing.assert_array_equal(expand_seed(SEED, length), expected)
+
+
+def test_same_seed_same_mask_and_prefix_property() -> None:
+    """One seed always gives the same words; a shorter mask is a prefix."""
+    np.testing.assert_array_equal(expand_seed(SEED, 1000), expand_seed(SEED, 1000))
+    np.testing.assert_array_equal(expand_seed(SEED, 10), expand_seed(SEED, 1000)[:10])
+    assert expand_seed(SEED, 0).shape == (0,)
+
+
+def test_different_seeds_give_independent_masks() -> None:
+    """Seeds one bit apart share about 2^-32 of their words, i.e. none."""
+    other = bytes([SEED[0] ^ 1]) + SEED[1:]
+    a, b = expand_seed(SEED, 100_000), expand_seed(other, 100_000)
+    assert np.count_nonzero(a == b) <= 1
+    assert abs(np.corrcoef(a.astype(np.float64), b.astype(np.float64))[0, 1]) < 0.02
+
+
+def test_mask_bytes_look_uniform() -> None:
+    """A chi-square test over 256 byte values and the mean of the words pass."""
+    words = expand_seed(SEED, 1 << 18)
+    counts = np.bincount(words.view(np.uint8), minlength=256)
+    expected = words.nbytes / 256
+    chi2 = float(np.sum((counts - expected) ** 2 / expected))
+    # 255 degrees of freedom: P(chi2 > 341) ~ 2.5e-4.
+    assert chi2 < 341
+    assert abs(words.mean() / 2**32 - 0.5) < 0.005
+
+
+def test_add_then_subtract_the_same_mask_restores_the_input() -> None:
+    """Masks cancel exactly in Z_{2^32}, across chunk boundaries."""
+    acc = np.arange(CHUNK + 99, dtype=np.uint32)
+    add_mask(acc, SEED, 1)
+    assert not np.array_equal(acc, np.arange(CHUNK + 99, dtype=np.uint32))
+    add_mask(acc, SEED, -1)
+    np.testing.assert_array_equal(acc, np.arange(CHUNK + 99, dtype=np.uint32))
+
+
+def test_mask_seed_is_symmetric_and_bound_to_its_context() -> None:
+    """Both parties derive the same seed; another round or run derives another."""
+    secret = bytes(32)
+    ab = derive_mask_seed(secret, run_id="r", server_round=1, party_a="a", party_b="b")
+    ba = derive_mask_seed(secret, run_id="r", server_round=1, party_a="b", party_b="a")
+    other_round = derive_mask_seed(
+        secret, run_id="r", server_round=2, party_a="a", party_b="b"
+    )
+    other_run = derive_mask_seed(
+        secret, run_id="s", server_round=1, party_a="a", party_b="b"
+    )
+    assert ab == ba and len(ab) == 32
+    assert len({ab, other_round, other_run}) == 3
+
+
+def test_derive_key_fields_are_length_prefixed() -> None:
+    """("ab", "c") and ("a", "bc") do not collide."""
+    keys = {
+        derive_key(b"s", label="x", run_id="r", server_round=0, first=f, second=s)
+        for f, s in (("ab", "c"), ("a", "bc"), ("c", "ab"))
+    }
+    assert len(keys) == 3
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: expand_seed(b"short", 4), "seed must be 32 bytes"),
+        (lambda: expand_seed(SEED, -1), "length must be in"),
+        (lambda: expand_seed(SEED, 2.0), "length must be an int"),  # type: ignore
+        (lambda: add_mask(np.zeros(3, np.int64), SEED, 1), "flat uint32"),
+        (lambda: add_mask(np.zeros(3, np.uint32), SEED, 0), "sign must be"),
+    ],
+)
+def test_bad_prg_input_raises(call: object, message: str) -> None:
+    """Each kind of bad input raises SecAggError naming it."""
+    with pytest.raises(SecAggError, match=message):
+        call()  # type: ignore[operator]
