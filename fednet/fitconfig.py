@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from fednet.exceptions import ProtocolError
+from fednet.exceptions import ProtocolError, SchemaError
 from fednet.fields import (
     Fields,
     build_fields,
@@ -18,12 +18,20 @@ from fednet.fields import (
     str_field,
     str_tuple_field,
 )
+from fednet.learning.fedstats import Preprocess
 
 if TYPE_CHECKING:
     from fednet.config import RunConfig
 
 MAX_CLASSES = 100_000
 MAX_NAME = 256
+
+
+def _preprocess(value: Any) -> Preprocess:
+    try:
+        return Preprocess.from_dict(value)
+    except SchemaError as e:
+        raise ValueError(str(e)) from None
 
 
 def _non_negative(value: Any) -> float:
@@ -57,6 +65,9 @@ class FitConfig(Mapping[str, Any]):
             None for the synthetic task (no schema).
         proximal_mu: FedProx's proximal weight (0 = plain local SGD); an
             older coordinator does not send it.
+        preprocess: how a CSV site turns its raw features into model input,
+            the same at every site (fixed from the federated statistics);
+            None: each site scales with its own statistics.
     """
 
     server_round: int
@@ -69,6 +80,7 @@ class FitConfig(Mapping[str, Any]):
     hidden_units: int
     classes: tuple[str, ...] | None = None
     proximal_mu: float = 0.0
+    preprocess: Preprocess | None = None
 
     FIELDS: ClassVar[Fields] = {
         "server_round": int_field(lo=1),
@@ -81,11 +93,16 @@ class FitConfig(Mapping[str, Any]):
         "hidden_units": int_field(lo=1),
         "classes": optional_field(str_tuple_field(MAX_CLASSES, MAX_NAME)),
         "proximal_mu": _non_negative,
+        "preprocess": optional_field(_preprocess),
     }
 
     @classmethod
     def for_round(
-        cls, run: RunConfig, server_round: int, classes: tuple[str, ...] | None
+        cls,
+        run: RunConfig,
+        server_round: int,
+        classes: tuple[str, ...] | None,
+        preprocess: Preprocess | None = None,
     ) -> FitConfig:
         """Return what a run's clients are told for one of its rounds."""
         return cls(
@@ -99,6 +116,7 @@ class FitConfig(Mapping[str, Any]):
             hidden_units=run.hidden_units,
             classes=classes,
             proximal_mu=run.proximal_mu if run.strategy == "fedprox" else 0.0,
+            preprocess=preprocess,
         )
 
     @classmethod
@@ -115,18 +133,20 @@ class FitConfig(Mapping[str, Any]):
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form accepted by :meth:`from_dict`.
 
-        ``classes`` is left out when None, ``proximal_mu`` when 0: what a
-        FedAvg round sends is what it sent before FedProx existed.
+        ``classes`` and ``preprocess`` are left out when None, ``proximal_mu``
+        when 0: what a FedAvg round sends is what it sent before they existed.
         """
         data = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if f.name not in ("classes", "proximal_mu")
+            if f.name not in ("classes", "proximal_mu", "preprocess")
         }
         if self.proximal_mu:
             data["proximal_mu"] = self.proximal_mu
         if self.classes is not None:
             data["classes"] = list(self.classes)
+        if self.preprocess is not None:
+            data["preprocess"] = self.preprocess.to_dict()
         return data
 
     def __getitem__(self, key: str) -> Any:

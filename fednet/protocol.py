@@ -35,6 +35,8 @@ from fednet.typing import NDArrays
 
 PROTOCOL_VERSION = 1
 MAX_TEXT_BYTES = 1 << 20
+MAX_HELLO_CHARS = 256 << 10
+"""The longest message before a welcomed ``hello`` (binary ones are refused)."""
 DEFAULT_PART_BYTES = 1 << 20
 DEFAULT_DIRECT_UPLOAD_BYTES = 1 << 20
 
@@ -53,6 +55,8 @@ class Hello:
     schema: dict[str, Any] | None = None
     protocol_version: int = PROTOCOL_VERSION
     client_version: str = ""
+    # A CSV site's summary (fednet.learning.fedstats), checked when merged.
+    stats: dict[str, Any] | None = None
 
     FIELDS: ClassVar[fields.Fields] = {
         "name": fields.TEXT,
@@ -60,6 +64,7 @@ class Hello:
         "num_examples": fields.INT,
         "task": fields.TEXT,
         "schema": fields.optional_field(fields.object_field),
+        "stats": fields.optional_field(fields.object_field),
         "protocol_version": fields.INT,
         "client_version": fields.TEXT,
     }

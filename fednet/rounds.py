@@ -1,8 +1,7 @@
 """Sans-I/O round state machine of one run: events in, messages and records out.
 
-The machine never touches a socket, a clock or a timer (``round_timeout_s`` is
-the caller's): it is the server driver's :class:`fednet.machine.RunMachine`.
-"""
+It never touches a socket, a clock or a timer (``round_timeout_s`` is the
+driver's): it is the server driver's :class:`fednet.machine.RunMachine`."""
 
 from __future__ import annotations
 
@@ -16,6 +15,7 @@ from fednet.config import RunConfig
 from fednet.exceptions import RoundStateError
 from fednet.machine import Fold, MachineOutputs, MachineProgress, Wait, round_finished
 from fednet.fitconfig import FitConfig
+from fednet.learning.fedstats import Preprocess
 from fednet.protocol import Error, Evaluate, EvaluateResult, Fit, FitResult
 from fednet.records import RunFailed, RunFinished
 from fednet.strategies import Aggregator, Strategy
@@ -54,6 +54,7 @@ class RoundMachine(MachineOutputs):
         next_round: the first round to play (resuming runs start later).
         central_evaluate: evaluates the global model on a held-out set.
         federated_evaluate: ask clients to evaluate on their validation split.
+        preprocess: CSV sites' shared preprocessing, sent in every config.
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class RoundMachine(MachineOutputs):
         next_round: int = 1,
         central_evaluate: CentralEvaluate | None = None,
         federated_evaluate: bool = True,
+        preprocess: Preprocess | None = None,
     ) -> None:
         super().__init__()
         self.run_id = run_id
@@ -76,7 +78,7 @@ class RoundMachine(MachineOutputs):
         self.parameters = parameters
         self.server_round = next_round - 1
         self.phase = Phase.IDLE if next_round <= config.rounds else Phase.DONE
-        self._classes = None if classes is None else tuple(classes)
+        self._fit_inputs = (None if classes is None else tuple(classes), preprocess)
         self._rng = rng
         self._central_evaluate = central_evaluate
         self._federated_evaluate = federated_evaluate
@@ -199,13 +201,12 @@ class RoundMachine(MachineOutputs):
 
     def progress(self) -> MachineProgress:
         """Return the phase, round and clients of the round in progress."""
-        tally = self._tally
         return MachineProgress(
             phase=self.phase.value,
             server_round=self.server_round,
-            selected=tally.selected,
-            reported=tuple(tally.reported),
-            pending=tuple(sorted(tally.pending | tally.folding)),
+            selected=self._tally.selected,
+            reported=tuple(self._tally.reported),
+            pending=tuple(sorted(self.pending)),
         )
 
     @property
@@ -241,7 +242,7 @@ class RoundMachine(MachineOutputs):
         logger.log(level, msg, *args, extra={**extra, "run_id": self.run_id})
 
     def _round_config(self) -> FitConfig:
-        return FitConfig.for_round(self.config, self.server_round, self._classes)
+        return FitConfig.for_round(self.config, self.server_round, *self._fit_inputs)
 
     def _maybe_close(self) -> None:
         if self._tally.waiting:
@@ -271,9 +272,8 @@ class RoundMachine(MachineOutputs):
         self.phase = Phase.EVALUATE
         reported = tuple(self._tally.reported)
         self._tally.pending = set(reported)
-        config = self._round_config()
-        self._send(reported, Evaluate(self.run_id, self.server_round, config,
-                                      self._new_params))
+        self._send(reported, Evaluate(self.run_id, self.server_round,
+                                      self._round_config(), self._new_params))
 
     def _fall_short(self, why: str) -> None:
         self._attempt += 1

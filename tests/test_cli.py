@@ -240,7 +240,7 @@ def test_invalid_run_config_exits_2_before_contacting_a_server(
     ("content", "expected"),
     [
         ("a,b,y\n1,2,yes\n3,x,no\n", "line 3, column 'b': non-numeric value 'x'"),
-        ("a,b,y\n1,2,yes\n3,,no\n4,5,yes\n", "line 3, column 'b': missing value"),
+        ("a,b,y\n1,2,yes\n3,inf,no\n4,5,yes\n", "line 3, column 'b': non-finite"),
         ("a,b,y\n1,2,yes\n3,4\n", "line 3: 2 fields, expected 3"),
         ("a,b,label\n1,2,yes\n3,4,no\n", "no label column 'y'"),
     ],

@@ -19,7 +19,7 @@ from fednet.client.trainer import Trainer
 from fednet.settings import ClientSettings
 from fednet.exceptions import DataError, ProtocolError
 from fednet.params import Limits
-from fednet.protocol import MAX_TEXT_BYTES, Hello, serialize_parts
+from fednet.protocol import MAX_HELLO_CHARS, Hello, serialize
 from fednet.tlsctx import client_ssl_context, tls_failure
 
 __all__ = ["ClientRunner", "ClientState", "backoff_delay"]
@@ -56,6 +56,7 @@ class ClientRunner:
         self.trainer = trainer
         self.rng = rng
         self.instance = uuid.uuid4().hex
+        self._send_stats = True  # until check_hello finds them too long
         self.state = ClientState()
         self._limits = Limits(max_total_bytes=settings.max_message_bytes)
         # Outlives connections: the joined-frame buffers are worth reusing.
@@ -173,15 +174,24 @@ class ClientRunner:
     def check_hello(self) -> None:
         """Refuse a hello the coordinator cannot read, before dialling at all.
 
+        A CSV site's feature statistics are left out (with a warning) when
+        they would make the hello too long; the run then cannot count them.
+
         Raises:
-            DataError: if the hello is longer than the coordinator's text
-                frame limit (``MAX_TEXT_BYTES``), as with a CSV file of very
-                many or very long column names.
+            DataError: if the hello, without statistics, is longer than the
+                coordinator reads before a hello (``MAX_HELLO_CHARS``), as
+                with a CSV file of very many or very long column names.
         """
-        (frame,) = serialize_parts(self._hello())
-        assert isinstance(frame, str)
-        size = len(frame.encode())
-        if size <= MAX_TEXT_BYTES:
+        size = len(serialize(self._hello()))
+        if size > MAX_HELLO_CHARS and self._send_stats and self.trainer.stats:
+            self._send_stats = False
+            logger.warning(
+                "feature statistics left out of the hello (%d characters with"
+                " them, the limit is %d): runs will not count this site's",
+                size, MAX_HELLO_CHARS,
+            )
+            size = len(serialize(self._hello()))
+        if size <= MAX_HELLO_CHARS:
             return
         schema = self.trainer.schema
         features, classes = (
@@ -189,8 +199,8 @@ class ClientRunner:
         )
         raise DataError(
             f"the data's {features} feature columns and {classes} classes make a"
-            f" hello of {size} bytes, over the coordinator's limit of"
-            f" {MAX_TEXT_BYTES} bytes: use fewer or shorter column names"
+            f" hello of {size} characters, over the coordinator's limit of"
+            f" {MAX_HELLO_CHARS}: use fewer or shorter column names"
         )
 
     def _hello(self) -> Hello:
@@ -203,4 +213,5 @@ class ClientRunner:
             task=self.trainer.task,
             schema=schema.to_dict() if schema is not None else None,
             client_version=__version__,
+            stats=self.trainer.stats if self._send_stats else None,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -12,12 +13,14 @@ from fednet.exceptions import DataError, SchemaError
 from fednet.fitconfig import FitConfig
 from fednet.learning import models
 from fednet.learning.datasets import ClientData
+from fednet.learning.fedstats import Preprocess
 from fednet.learning.schema import Schema, check_schema
 from fednet.typing import NDArray, NDArrays
 
 logger = logging.getLogger(__name__)
 
 SYNTHETIC_OFFSET = 1e-3
+F32 = npt.NDArray[np.float32]
 
 
 class Trainer:
@@ -32,6 +35,8 @@ class Trainer:
     def __init__(self, data: ClientData | None, *, client_number: int = 1) -> None:
         self._data = data
         self._client_number = client_number
+        # The run's preprocessing and the inputs it gave (train, validation).
+        self._prepared: tuple[Preprocess, F32, F32] | None = None
 
     @property
     def schema(self) -> Schema | None:
@@ -42,6 +47,13 @@ class Trainer:
     def num_examples(self) -> int:
         """Return how many training examples this client holds (synthetic: 1)."""
         return 1 if self._data is None else self._data.num_examples
+
+    @property
+    def stats(self) -> dict[str, Any] | None:
+        """Return the summary of the train split a hello announces (CSV only)."""
+        if self._data is None or self._data.stats is None:
+            return None
+        return self._data.stats.to_dict()
 
     @property
     def task(self) -> str:
@@ -73,13 +85,14 @@ class Trainer:
             new = [np.asarray(p, dtype=np.float32) + offset for p in params]
             return [p.astype(np.float32, copy=False) for p in new], 1, {}
         num_classes, y_train = self._labels_for_run(config, data.y_train)
+        x_train, _ = self._inputs(config, data)
         rng = np.random.default_rng(
             [config.seed, config.server_round, self._client_number]
         )
         new_params, metrics = models.fit(
             config.model,
             params,
-            data.x_train,
+            x_train,
             y_train,
             num_classes=num_classes,
             epochs=config.local_epochs,
@@ -112,8 +125,9 @@ class Trainer:
         if data is None:
             return 0.0, 1, {}
         num_classes, y_val = self._labels_for_run(config, data.y_val)
+        _, x_val = self._inputs(config, data)
         loss, accuracy = models.evaluate(
-            config.model, params, data.x_val, y_val, num_classes=num_classes
+            config.model, params, x_val, y_val, num_classes=num_classes
         )
         return loss, len(y_val), {"accuracy": accuracy}
 
@@ -129,6 +143,30 @@ class Trainer:
                 f"run task is {config.task!r} but this client holds {held}"
             )
         return self._data
+
+    def _inputs(self, config: FitConfig, data: ClientData) -> tuple[F32, F32]:
+        """Return the train and validation inputs under the run's preprocessing.
+
+        Without one (built-in data, or a coordinator that sends none) they are
+        the data as loaded; the last run's inputs are kept, not recomputed.
+
+        Raises:
+            SchemaError: if the preprocessing does not fit this client's columns.
+        """
+        preprocess = config.preprocess
+        if preprocess is None or data.raw_train is None or data.raw_val is None:
+            return data.x_train, data.x_val
+        if self._prepared is not None and self._prepared[0] == preprocess:
+            return self._prepared[1], self._prepared[2]
+        if len(preprocess.mean) != data.raw_train.shape[1]:
+            raise SchemaError(
+                f"the run's preprocessing is for {len(preprocess.mean)} columns,"
+                f" this client holds {data.raw_train.shape[1]}"
+            )
+        x_train = preprocess.apply(data.raw_train)
+        x_val = preprocess.apply(data.raw_val)
+        self._prepared = (preprocess, x_train, x_val)
+        return x_train, x_val
 
     def _labels_for_run(
         self, config: FitConfig, y: npt.NDArray[np.int64]

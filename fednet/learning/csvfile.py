@@ -25,11 +25,13 @@ from fednet.learning.schema import MAX_CLASSES, MAX_FEATURES
 logger = logging.getLogger(__name__)
 
 _MAX_LISTED_COLUMNS = 20
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
+"""Cells (stripped, any case) that mark a missing feature value, read as NaN."""
 
 
 @dataclass(frozen=True, eq=False)
 class CsvTable:
-    """The contents of a CSV file: raw float64 features and string labels."""
+    """The contents of a CSV file: raw float64 features (NaN where missing), labels."""
 
     path: Path
     feature_names: tuple[str, ...]
@@ -40,7 +42,8 @@ class CsvTable:
 def read_csv_table(path: Path, label_column: str) -> CsvTable:
     """Parse a comma-separated file with a header row.
 
-    Every column except ``label_column`` is a numeric feature. Blank lines are
+    Every column except ``label_column`` is a numeric feature; a blank cell or
+    one of :data:`MISSING_TOKENS` is a missing value (NaN). Blank lines are
     skipped; cells are stripped of surrounding spaces. Labels are kept as
     strings; when every label is an integer they are normalised (``"01"``
     becomes ``"1"``).
@@ -52,7 +55,7 @@ def read_csv_table(path: Path, label_column: str) -> CsvTable:
     Raises:
         DataError: if the file is missing or unreadable, empty, has no header,
             lacks the label column, has a duplicated column, a ragged row, a
-            missing, non-numeric or non-finite feature value, a missing label,
+            non-numeric or infinite feature value, a missing label,
             or fewer than 2 data rows.
     """
     try:
@@ -77,6 +80,14 @@ def _rows(reader: Iterator[list[str]]) -> Iterator[list[str]]:
     for row in reader:
         if any(cell.strip() for cell in row):
             yield row
+
+
+def _value(cell: str) -> float:
+    """Return a feature cell's value: NaN when missing; ValueError if not a number."""
+    text = cell.strip()
+    if text.lower() in MISSING_TOKENS:
+        return math.nan
+    return float(text)
 
 
 def _is_number(text: str) -> bool:
@@ -119,10 +130,10 @@ def _parse(path: Path, reader: _Reader, label_column: str) -> CsvTable:
                 f"{path}: line {line}, column {label_column!r}: missing label"
             )
         try:
-            values = [float(row[i]) for i in feature_at]
+            values = [_value(row[i]) for i in feature_at]
         except ValueError:
             _raise_bad_cell(path, line, header, row, feature_at)
-        if not all(map(math.isfinite, values)):
+        if any(math.isinf(v) for v in values):
             _raise_bad_cell(path, line, header, row, feature_at)
         features.append(values)
         labels.append(label)
@@ -176,14 +187,14 @@ def _check_header(path: Path, line: int, header: list[str], label_column: str) -
 def _raise_bad_cell(
     path: Path, line: int, header: list[str], row: list[str], feature_at: list[int]
 ) -> NoReturn:
-    """Raise the DataError for the first feature cell that is not a finite number."""
+    """Raise the DataError for the first cell neither a number nor missing."""
     for i in feature_at:
         cell = row[i].strip()
-        if not cell:
-            problem = "missing value"
-        elif not _is_number(cell):
+        if cell.lower() in MISSING_TOKENS:
+            continue
+        if not _is_number(cell):
             problem = f"non-numeric value {cell!r}"
-        elif not math.isfinite(float(cell)):
+        elif math.isinf(float(cell)):
             problem = f"non-finite value {cell!r}"
         else:
             continue

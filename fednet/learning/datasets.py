@@ -12,9 +12,11 @@ benchmarks, is fixed:
 4. partition i (1-based) split into train/validation by ``val_fraction``,
    stratified when every class has at least two examples.
 
-A CSV client scales its features with the mean and standard deviation of its
-own train split: each organisation scales locally and no raw statistics
-leave the site.
+A CSV client keeps its raw features (NaN where a cell is missing) and a
+summary of its train split (:class:`~fednet.learning.fedstats.FeatureStats`),
+which it announces so that the coordinator can fix one preprocessing for the
+whole run. Until a run sends one (and for a coordinator of an earlier release,
+which sends none) it scales with its own train split's statistics.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fednet.learning.csvfile import read_csv_table
+from fednet.learning.fedstats import FeatureStats, Preprocess
 from fednet.learning.partition import (
     dirichlet_partition,
     iid_partition,
@@ -61,6 +64,10 @@ class ClientData:
         task: ``digits``, ``breast_cancer`` or ``csv``.
         feature_mean: mean the raw features were shifted by (stays local).
         feature_scale: scale the raw features were divided by (stays local).
+        raw_train: a CSV client's raw train features (NaN where missing), for
+            the run's shared preprocessing; None for built-in data sets.
+        raw_val: the raw validation features, likewise.
+        stats: the summary of ``raw_train`` the client announces (CSV only).
     """
 
     x_train: F32
@@ -73,6 +80,9 @@ class ClientData:
     task: str = "csv"
     feature_mean: npt.NDArray[np.float64] | None = None
     feature_scale: npt.NDArray[np.float64] | None = None
+    raw_train: npt.NDArray[np.float64] | None = None
+    raw_val: npt.NDArray[np.float64] | None = None
+    stats: FeatureStats | None = None
 
     def __post_init__(self) -> None:
         width = len(self.feature_names)
@@ -243,8 +253,10 @@ def load_csv(
 ) -> ClientData:
     """Load a client's own CSV file (format in :mod:`fednet.learning.csvfile`).
 
-    Features are standardised with the mean and standard deviation of this
-    client's train split (constant columns are only centred).
+    ``x_train`` and ``x_val`` are standardised with the mean and standard
+    deviation of this client's train split (constant columns are only centred,
+    missing cells take the mean); a run's shared preprocessing replaces them
+    (see :class:`~fednet.client.trainer.Trainer`).
 
     Raises:
         DataError: if the file cannot be read or parsed (names file, line, column).
@@ -255,10 +267,9 @@ def load_csv(
     index = {label: k for k, label in enumerate(classes)}
     y = np.array([index[label] for label in table.labels], dtype=np.int64)
     train, val = split_train_val(y, val_fraction, np.random.default_rng(seed))
-    mean = table.x[train].mean(axis=0)
-    scale = table.x[train].std(axis=0)
-    scale[scale == 0] = 1.0
-    scaled = ((table.x - mean) / scale).astype(np.float32)
+    stats = FeatureStats.from_matrix(table.x[train])
+    local = Preprocess.from_stats(FeatureStats.from_matrix(table.x[train], 0), False)
+    scaled = local.apply(table.x)
     return ClientData(
         x_train=scaled[train],
         y_train=y[train],
@@ -271,6 +282,9 @@ def load_csv(
             f" {len(table.feature_names)} features, {len(classes)} classes"
         ),
         task="csv",
-        feature_mean=mean,
-        feature_scale=scale,
+        feature_mean=local.mean,
+        feature_scale=local.scale,
+        raw_train=table.x[train],
+        raw_val=table.x[val],
+        stats=stats,
     )

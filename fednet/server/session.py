@@ -17,6 +17,7 @@ from fednet.params import Limits
 from fednet.protocol import (
     DEFAULT_DIRECT_UPLOAD_BYTES,
     DEFAULT_PART_BYTES,
+    MAX_HELLO_CHARS,
     PROTOCOL_VERSION,
     Error,
     EvaluateResult,
@@ -37,13 +38,6 @@ from fednet.typing import ClientId
 
 logger = logging.getLogger(__name__)
 
-
-MAX_HELLO_CHARS = 256 << 10
-"""The longest message a socket may send before its ``hello`` was welcomed.
-
-Room for the schema of a CSV with about ten thousand columns; anything binary
-before ``hello`` is refused.
-"""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 CLIENT_STATES = frozenset({"idle", "training", "evaluating", "sending"})

@@ -16,6 +16,7 @@ from fednet.exceptions import SchemaError
 from fednet.fedopt import ServerState
 from fednet.learning import models
 from fednet.learning.datasets import load_builtin_test
+from fednet.learning.fedstats import FeatureStats, Preprocess, merge_stats
 from fednet.learning.schema import Schema, check_schema, merge_schemas
 from fednet.protocol import Hello
 from fednet.machine import RunMachine
@@ -38,11 +39,17 @@ class RunSetup:
     federated_evaluate: bool
     scratch_dir: Path | None = None
     server_state: ServerState | None = None
+    preprocess: Preprocess | None = None
 
     @property
     def schema_dict(self) -> dict[str, Any] | None:
-        """Return the schema as stored with the run."""
-        return self.schema.to_dict() if self.schema is not None else None
+        """Return the schema as stored with the run, with its preprocessing."""
+        if self.schema is None:
+            return None
+        stored = self.schema.to_dict()
+        if self.preprocess is not None:
+            stored["preprocess"] = self.preprocess.to_dict()
+        return stored
 
     @property
     def classes(self) -> tuple[str, ...] | None:
@@ -97,6 +104,50 @@ def run_schema(
     return merge_schemas([s for s in schemas if s.feature_names == features])
 
 
+def run_preprocess(
+    schema: Schema | None, stored: dict[str, Any] | None, hellos: Sequence[Hello]
+) -> Preprocess | None:
+    """Fix a CSV run's shared preprocessing from its sites' merged statistics.
+
+    A resumed run keeps the preprocessing stored with it. Only sites holding
+    the run's columns count, merged in order of name (the same sites give the
+    same figures to the last bit); an invalid summary is logged and left out.
+    None when no site sent a summary (clients of an earlier release, or too
+    many columns): each site then scales with its own statistics.
+    """
+    if schema is None:
+        return None
+    if stored is not None:
+        saved = stored.get("preprocess")
+        return Preprocess.from_dict(saved) if saved is not None else None
+    width = len(schema.feature_names)
+    parts = []
+    for hello in sorted(hellos, key=lambda h: h.name):
+        if hello.stats is None or not _same_features(hello, schema):
+            continue
+        try:
+            parts.append(FeatureStats.from_dict(hello.stats, width))
+        except SchemaError as e:
+            logger.warning("client %s sent invalid statistics: %s", hello.name, e)
+    if not parts:
+        logger.warning(
+            "no site sent feature statistics: each scales with its own,"
+            " which costs accuracy when sites differ"
+        )
+        return None
+    merged = merge_stats(parts)
+    logger.info(
+        "preprocess: standardising %d columns with the statistics of %d sites"
+        " (%d rows)", width, merged.sites, merged.rows,
+    )
+    return Preprocess.from_stats(merged, missing_indicator=False)
+
+
+def _same_features(hello: Hello, schema: Schema) -> bool:
+    names = hello.schema.get("feature_names") if hello.schema is not None else None
+    return isinstance(names, list) and tuple(names) == schema.feature_names
+
+
 def _first(schemas: Sequence[Schema], features: tuple[str, ...]) -> int:
     return next(i for i, s in enumerate(schemas) if s.feature_names == features)
 
@@ -120,6 +171,7 @@ def prepare_run(
             or the state of a strategy that keeps one).
     """
     schema = run_schema(config, stored_schema, hellos)
+    preprocess = run_preprocess(schema, stored_schema, hellos)
     state: ServerState | None = None
     if completed_rounds:
         params = store.load_model(run_id, completed_rounds)
@@ -131,7 +183,7 @@ def prepare_run(
                 f"checkpoint of run {run_id} round {completed_rounds} is missing"
             )
     else:
-        params = _initial_params(config, schema)
+        params = _initial_params(config, schema, preprocess)
         store.save_model(run_id, 0, params)
     central: CentralEvaluate | None = None
     if config.task in ("digits", "breast_cancer"):
@@ -144,6 +196,7 @@ def prepare_run(
         federated_evaluate=config.task != "synthetic",
         scratch_dir=_scratch_dir(store),
         server_state=state,
+        preprocess=preprocess,
     )
 
 
@@ -168,6 +221,7 @@ def build_machine(
         next_round=completed_rounds + 1,
         central_evaluate=setup.central_evaluate,
         federated_evaluate=setup.federated_evaluate,
+        preprocess=setup.preprocess,
     )
 
 
@@ -178,12 +232,14 @@ def _scratch_dir(store: Store) -> Path:
     return path
 
 
-def _initial_params(config: RunConfig, schema: Schema | None) -> NDArrays:
+def _initial_params(
+    config: RunConfig, schema: Schema | None, preprocess: Preprocess | None
+) -> NDArrays:
     if schema is None:
         return [np.zeros(config.synthetic_params, dtype=np.float32)]
     return models.init_params(
         config.model,
-        len(schema.feature_names),
+        len(schema.feature_names) if preprocess is None else preprocess.width,
         len(schema.classes),
         hidden_units=config.hidden_units,
         seed=config.seed,

@@ -10,21 +10,26 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 
 from fednet import cli
 from fednet.client.main import serve_client
+from fednet.client.trainer import Trainer
 from fednet.client.work import MAX_QUEUED_REQUESTS, UploadGrants
+from fednet.learning.datasets import load_csv
 from fednet.protocol import (
-    MAX_TEXT_BYTES,
+    MAX_HELLO_CHARS,
     Error,
     Evaluate,
     EvaluateResult,
     Fit,
     FitResult,
+    Hello,
     Status,
     UploadGrant,
     UploadRequest,
+    serialize,
 )
 from tests.client.conftest import (
     Peer,
@@ -122,7 +127,7 @@ async def test_a_full_work_queue_drops_its_oldest_requests(
 
 @pytest.fixture
 def wide_csv(tmp_path: Path) -> Path:
-    """Write a 2-row CSV of 100,000 columns whose header alone exceeds 1 MiB."""
+    """Write a 2-row CSV of 100,000 columns whose header alone is over the limit."""
     names = [f"measurement_{i:06d}" for i in range(99_999)]
     path = tmp_path / "wide.csv"
     rows = [",".join([*names, "label"]), ",".join(["1"] * 99_999 + ["a"])]
@@ -160,7 +165,35 @@ def test_a_hello_over_the_text_limit_exits_2_without_dialling(
 
     err = capsys.readouterr().err
     assert code == 2 and dials == []
-    assert "99999 feature columns" in err and f"limit of {MAX_TEXT_BYTES}" in err
+    assert "99999 feature columns" in err and f"limit of {MAX_HELLO_CHARS}" in err
+
+
+def test_statistics_too_long_for_a_hello_are_left_out_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """6,000 columns: names fit in a hello, their statistics do not; names go alone."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "wide.csv"
+    lines = [",".join([f"f{i}" for i in range(6000)] + ["label"])]
+    lines += [",".join([*map(repr, rng.random(6000).tolist()), "ab"[r % 2]])
+              for r in range(15)]
+    path.write_text("\n".join(lines) + "\n")
+    trainer = Trainer(load_csv(path, "label"))
+    runner = make_runner("ws://127.0.0.1:9/ws")
+    runner.trainer = trainer
+    assert trainer.stats is not None
+    full = Hello(name="n", instance="i", num_examples=1, task="csv",
+                 schema=trainer.schema.to_dict() if trainer.schema else None,
+                 stats=trainer.stats)
+    assert len(serialize(full)) > MAX_HELLO_CHARS
+
+    with caplog.at_level(logging.WARNING):
+        runner.check_hello()
+
+    assert "feature statistics left out of the hello" in caplog.text
+    hello = runner._hello()
+    assert hello.stats is None and hello.schema is not None
+    assert len(serialize(hello)) <= MAX_HELLO_CHARS
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from fednet.config import RunConfig
 from fednet.exceptions import ConfigError, ProtocolError, SchemaError
 from fednet.fitconfig import FitConfig
+from fednet.learning.fedstats import FeatureStats, Preprocess
 from fednet.learning.schema import Schema
 from tests.fuzz.strategies import FUZZ, SCALARS, objects_with
 
@@ -44,5 +45,37 @@ def test_schema_from_dict_raises_only_schema_error(data: Any) -> None:
     """Schema.from_dict builds a schema or raises SchemaError."""
     try:
         Schema.from_dict(data)
+    except SchemaError:
+        pass
+
+
+NUMBER_PAIRS = st.lists(st.integers() | st.floats(), min_size=2, max_size=2)
+STATS_KEYS = ["rows", "count", "mean", "m2", "missing"]
+STATS = objects_with(STATS_KEYS) | st.fixed_dictionaries(
+    {k: NUMBER_PAIRS for k in STATS_KEYS[1:]}, optional={"rows": st.integers()}
+)
+
+
+@FUZZ
+@given(STATS | ODD)
+def test_feature_stats_from_dict_raises_only_schema_error(data: Any) -> None:
+    """A site's statistics are built or refused with SchemaError, never more."""
+    try:
+        FeatureStats.from_dict(data, 2)
+    except SchemaError:
+        pass
+
+
+@FUZZ
+@given(
+    objects_with(["mean", "scale", "indicators"])
+    | st.fixed_dictionaries({"mean": NUMBER_PAIRS, "scale": NUMBER_PAIRS},
+                            optional={"indicators": st.lists(st.integers())})
+    | ODD
+)
+def test_preprocess_from_dict_raises_only_schema_error(data: Any) -> None:
+    """A run's preprocessing is built or refused with SchemaError, never more."""
+    try:
+        Preprocess.from_dict(data)
     except SchemaError:
         pass

@@ -99,9 +99,9 @@ def test_load_csv_constant_column_is_not_divided_by_zero(tmp_path: Path) -> None
     ("text", "fragment"),
     [
         ("a,label\n1,x\n2,\n", r"line 3, column 'label': missing label"),
-        ("a,b,label\n1,2,x\n3,,y\n", r"line 3, column 'b': missing value"),
         ("a,b,label\n1,2,x\n3,abc,y\n", r"line 3, column 'b': non-numeric value 'abc'"),
-        ("a,b,label\n1,nan,x\n3,4,y\n", r"line 2, column 'b': non-finite value 'nan'"),
+        ("a,b,label\n1,inf,x\n3,4,y\n", r"line 2, column 'b': non-finite value 'inf'"),
+        ("a,b,label\n1,2,x\n3,-Inf,y\n", r"line 3, column 'b': non-finite value"),
         ("a,b,label\n\n1,2,x\n3,4\n", r"line 4: 2 fields, expected 3"),
         ("a,b,label\n1,2,x\n", r"1 data row\(s\); need at least 2"),
         ("a,b,label\n", r"0 data row\(s\)"),
