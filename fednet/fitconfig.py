@@ -18,7 +18,7 @@ from fednet.fields import (
     str_field,
     str_tuple_field,
 )
-from fednet.learning.fedstats import Preprocess
+from fednet.learning.preprocess import Preprocess
 
 if TYPE_CHECKING:
     from fednet.config import RunConfig

@@ -15,7 +15,7 @@ from fednet.config import RunConfig
 from fednet.exceptions import RoundStateError
 from fednet.machine import Fold, MachineOutputs, MachineProgress, Wait, round_finished
 from fednet.fitconfig import FitConfig
-from fednet.learning.fedstats import Preprocess
+from fednet.learning.preprocess import Preprocess
 from fednet.protocol import Error, Evaluate, EvaluateResult, Fit, FitResult
 from fednet.records import RunFailed, RunFinished
 from fednet.strategies import Aggregator, Strategy

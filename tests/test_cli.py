@@ -239,7 +239,10 @@ def test_invalid_run_config_exits_2_before_contacting_a_server(
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ("a,b,y\n1,2,yes\n3,x,no\n", "line 3, column 'b': non-numeric value 'x'"),
+        (
+            "a,b,y\n" + "1,2,yes\n" * 10 + "3,x,no\n",
+            "line 12, column 'b': non-numeric value 'x'",
+        ),
         ("a,b,y\n1,2,yes\n3,inf,no\n4,5,yes\n", "line 3, column 'b': non-finite"),
         ("a,b,y\n1,2,yes\n3,4\n", "line 3: 2 fields, expected 3"),
         ("a,b,label\n1,2,yes\n3,4,no\n", "no label column 'y'"),
@@ -295,7 +298,7 @@ def test_client_process_with_a_missing_csv_exits_2(tmp_path: Path) -> None:
 def test_client_data_can_come_from_the_environment(tmp_path: Path) -> None:
     """FEDNET_DATA and FEDNET_LABEL_COLUMN alone configure a client's data."""
     path = tmp_path / "site.csv"
-    path.write_text("a,b,y\n1,2,yes\n3,x,no\n")
+    path.write_text("a,b,y\n" + "1,2,yes\n" * 10 + "3,x,no\n")
     done = _fednet(
         "client",
         "--server",
@@ -307,7 +310,7 @@ def test_client_data_can_come_from_the_environment(tmp_path: Path) -> None:
         },
     )
     assert done.returncode == 2, done.stderr
-    assert f"{path}: line 3, column 'b': non-numeric value 'x'" in done.stderr
+    assert f"{path}: line 12, column 'b': non-numeric value 'x'" in done.stderr
 
 
 # -- `fednet run` against a coordinator ----------------------------------------

@@ -13,7 +13,7 @@ from fednet.exceptions import DataError, SchemaError
 from fednet.fitconfig import FitConfig
 from fednet.learning import models
 from fednet.learning.datasets import ClientData
-from fednet.learning.fedstats import Preprocess
+from fednet.learning.preprocess import Preprocess
 from fednet.learning.schema import Schema, check_schema
 from fednet.typing import NDArray, NDArrays
 
@@ -163,8 +163,8 @@ class Trainer:
                 f"the run's preprocessing is for {len(preprocess.mean)} columns,"
                 f" this client holds {data.raw_train.shape[1]}"
             )
-        x_train = preprocess.apply(data.raw_train)
-        x_val = preprocess.apply(data.raw_val)
+        x_train = preprocess.apply(data.raw_train, data.categories)
+        x_val = preprocess.apply(data.raw_val, data.categories)
         self._prepared = (preprocess, x_train, x_val)
         return x_train, x_val
 
@@ -176,9 +176,8 @@ class Trainer:
         if config.classes is None:
             raise SchemaError(f"the run of task {config.task!r} names no classes")
         try:
-            run = Schema(
-                feature_names=self._data.feature_names, classes=config.classes
-            )
+            own = self._data.schema  # only the classes come from the run
+            run = Schema(own.feature_names, config.classes, own.categorical)
         except SchemaError as e:
             raise SchemaError(f"the run's schema is invalid: {e}") from None
         check_schema(run, self._data.schema)

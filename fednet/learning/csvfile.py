@@ -9,44 +9,48 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn, Protocol
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from fednet.exceptions import DataError
+from fednet.learning.columns import CellError, Column, read_column
 from fednet.learning.schema import MAX_CLASSES, MAX_FEATURES
 
 logger = logging.getLogger(__name__)
 
 _MAX_LISTED_COLUMNS = 20
-MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
-"""Cells (stripped, any case) that mark a missing feature value, read as NaN."""
 
 
 @dataclass(frozen=True, eq=False)
 class CsvTable:
-    """The contents of a CSV file: raw float64 features (NaN where missing), labels."""
+    """The contents of a CSV file: raw float64 features (NaN where missing), labels.
+
+    A categorical column holds codes into its entry of ``categories`` (keyed
+    by column index); the others hold numbers.
+    """
 
     path: Path
     feature_names: tuple[str, ...]
     x: npt.NDArray[np.float64]
     labels: tuple[str, ...]
+    categories: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 def read_csv_table(path: Path, label_column: str) -> CsvTable:
     """Parse a comma-separated file with a header row.
 
-    Every column except ``label_column`` is a numeric feature; a blank cell or
-    one of :data:`MISSING_TOKENS` is a missing value (NaN). Blank lines are
-    skipped; cells are stripped of surrounding spaces. Labels are kept as
-    strings; when every label is an integer they are normalised (``"01"``
-    becomes ``"1"``).
+    Every column except ``label_column`` is a feature, numeric or categorical
+    (:mod:`fednet.learning.columns`); a blank cell or one of
+    :data:`~fednet.learning.columns.MISSING_TOKENS` is a missing value (NaN).
+    Blank lines are skipped; cells are stripped of surrounding spaces. Labels
+    are kept as strings; when every label is an integer they are normalised
+    (``"01"`` becomes ``"1"``).
 
     Args:
         path: the CSV file (UTF-8, an optional byte-order mark is ignored).
@@ -55,7 +59,8 @@ def read_csv_table(path: Path, label_column: str) -> CsvTable:
     Raises:
         DataError: if the file is missing or unreadable, empty, has no header,
             lacks the label column, has a duplicated column, a ragged row, a
-            non-numeric or infinite feature value, a missing label,
+            text cell in a column of numbers, an infinite number, a categorical
+            column of too many or too long categories, a missing label,
             or fewer than 2 data rows.
     """
     try:
@@ -82,14 +87,6 @@ def _rows(reader: Iterator[list[str]]) -> Iterator[list[str]]:
             yield row
 
 
-def _value(cell: str) -> float:
-    """Return a feature cell's value: NaN when missing; ValueError if not a number."""
-    text = cell.strip()
-    if text.lower() in MISSING_TOKENS:
-        return math.nan
-    return float(text)
-
-
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -114,7 +111,7 @@ def _parse(path: Path, reader: _Reader, label_column: str) -> CsvTable:
     _check_header(path, reader.line_num, header, label_column)
     label_at = header.index(label_column)
     feature_at = [i for i in range(len(header)) if i != label_at]
-    features: list[list[float]] = []
+    cells: list[list[str]] = []
     labels: list[str] = []
     lines: list[int] = []
     for row in rows:
@@ -129,13 +126,7 @@ def _parse(path: Path, reader: _Reader, label_column: str) -> CsvTable:
             raise DataError(
                 f"{path}: line {line}, column {label_column!r}: missing label"
             )
-        try:
-            values = [_value(row[i]) for i in feature_at]
-        except ValueError:
-            _raise_bad_cell(path, line, header, row, feature_at)
-        if any(math.isinf(v) for v in values):
-            _raise_bad_cell(path, line, header, row, feature_at)
-        features.append(values)
+        cells.append([row[i].strip() for i in feature_at])
         labels.append(label)
         lines.append(line)
     if len(labels) < 2:
@@ -144,13 +135,30 @@ def _parse(path: Path, reader: _Reader, label_column: str) -> CsvTable:
             " (one to train on, one to validate on)"
         )
     labels = _normalise_labels(path, labels)
-    logger.debug("read %s: %d rows, %d features", path, len(labels), len(feature_at))
+    names = tuple(header[i] for i in feature_at)
+    columns = [_column(path, name, cells, j, lines) for j, name in enumerate(names)]
+    logger.debug("read %s: %d rows, %d features", path, len(labels), len(names))
+    x = np.empty((len(labels), len(names)), dtype=np.float64)
+    for j, column in enumerate(columns):
+        x[:, j] = column.values
     return CsvTable(
         path=path,
-        feature_names=tuple(header[i] for i in feature_at),
-        x=np.array(features, dtype=np.float64).reshape(len(labels), len(feature_at)),
+        feature_names=names,
+        x=x,
         labels=tuple(labels),
+        categories={
+            j: c.categories for j, c in enumerate(columns) if c.categories is not None
+        },
     )
+
+
+def _column(
+    path: Path, name: str, cells: list[list[str]], j: int, lines: list[int]
+) -> Column:
+    try:
+        return read_column([row[j] for row in cells])
+    except CellError as e:
+        raise DataError(f"{path}: line {lines[e.row]}, column {name!r}: {e.problem}")
 
 
 def _check_header(path: Path, line: int, header: list[str], label_column: str) -> None:
@@ -182,24 +190,6 @@ def _check_header(path: Path, line: int, header: list[str], label_column: str) -
         raise DataError(
             f"{path}: {len(header) - 1} feature columns, at most {MAX_FEATURES}"
         )
-
-
-def _raise_bad_cell(
-    path: Path, line: int, header: list[str], row: list[str], feature_at: list[int]
-) -> NoReturn:
-    """Raise the DataError for the first cell neither a number nor missing."""
-    for i in feature_at:
-        cell = row[i].strip()
-        if cell.lower() in MISSING_TOKENS:
-            continue
-        if not _is_number(cell):
-            problem = f"non-numeric value {cell!r}"
-        elif math.isinf(float(cell)):
-            problem = f"non-finite value {cell!r}"
-        else:
-            continue
-        raise DataError(f"{path}: line {line}, column {header[i]!r}: {problem}")
-    raise AssertionError("no bad cell in a row that failed to parse")
 
 
 def _normalise_labels(path: Path, labels: list[str]) -> list[str]:

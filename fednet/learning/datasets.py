@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from fednet.learning.csvfile import read_csv_table
-from fednet.learning.fedstats import FeatureStats, Preprocess
+from fednet.learning.fedstats import FeatureStats
+from fednet.learning.preprocess import Preprocess
 from fednet.learning.partition import (
     dirichlet_partition,
     iid_partition,
@@ -68,6 +69,8 @@ class ClientData:
             the run's shared preprocessing; None for built-in data sets.
         raw_val: the raw validation features, likewise.
         stats: the summary of ``raw_train`` the client announces (CSV only).
+        categories: the categories of each categorical column (by index), in
+            the order of the codes its raw values hold.
     """
 
     x_train: F32
@@ -83,6 +86,7 @@ class ClientData:
     raw_train: npt.NDArray[np.float64] | None = None
     raw_val: npt.NDArray[np.float64] | None = None
     stats: FeatureStats | None = None
+    categories: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         width = len(self.feature_names)
@@ -107,7 +111,8 @@ class ClientData:
     @property
     def schema(self) -> Schema:
         """Return the feature names and classes of this data."""
-        return Schema(feature_names=self.feature_names, classes=self.classes)
+        categorical = tuple(self.feature_names[j] for j in sorted(self.categories))
+        return Schema(self.feature_names, self.classes, categorical=categorical)
 
     @property
     def num_examples(self) -> int:
@@ -267,8 +272,10 @@ def load_csv(
     index = {label: k for k, label in enumerate(classes)}
     y = np.array([index[label] for label in table.labels], dtype=np.int64)
     train, val = split_train_val(y, val_fraction, np.random.default_rng(seed))
-    stats = FeatureStats.from_matrix(table.x[train])
-    local = Preprocess.from_stats(FeatureStats.from_matrix(table.x[train], 0), False)
+    raw_train = table.x[train]
+    stats = FeatureStats.from_matrix(raw_train, categories=table.categories)
+    # Until a run sends its preprocessing (categories coded as numbers).
+    local = Preprocess.from_stats(FeatureStats.from_matrix(raw_train, 0), False)
     scaled = local.apply(table.x)
     return ClientData(
         x_train=scaled[train],
@@ -284,7 +291,8 @@ def load_csv(
         task="csv",
         feature_mean=local.mean,
         feature_scale=local.scale,
-        raw_train=table.x[train],
+        raw_train=raw_train,
         raw_val=table.x[val],
         stats=stats,
+        categories=table.categories,
     )

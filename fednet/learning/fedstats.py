@@ -1,29 +1,30 @@
-"""Federated feature statistics, and the shared preprocessing the run derives from them.
+"""Federated feature statistics: what a site tells of its columns, and their merge.
 
 A site summarises each numeric feature column of its train split as a count,
 a mean and a sum of squared deviations (``m2``), plus how many cells are
-missing; the coordinator merges the summaries of all sites exactly, with the
-pairwise update of Chan, Golub and LeVeque ("Algorithms for computing the
-sample variance", 1983), which stays accurate where sums of squares cancel.
-From the merged figures it fixes one :class:`Preprocess` for the whole run:
-every site standardises with the same mean and scale and fills missing cells
-with the same (global) mean, so a raw value means the same at every site.
+missing, and each categorical column as the count of each category. The
+coordinator merges the summaries of all sites exactly, with the pairwise
+update of Chan, Golub and LeVeque ("Algorithms for computing the sample
+variance", 1983), which stays accurate where sums of squares cancel; the run's
+:class:`~fednet.learning.preprocess.Preprocess` is fixed from the result.
 
-A column a site holds fewer than ``min_count`` values of is suppressed: the
-site reports it as absent, and those values stay out of the merged figures.
+Small counts are suppressed: a column a site holds fewer than ``min_count``
+values of, and a category it holds fewer than ``min_count`` times, are left
+out of its summary (figures and counts alike).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from fednet.exceptions import SchemaError
+from fednet.learning.columns import MAX_CATEGORIES, MAX_CATEGORY_CHARS
 
 MIN_COUNT = 10
 """Fewest values of a column a site reports (small-count suppression)."""
@@ -44,6 +45,8 @@ class FeatureStats:
         mean: mean of the present values (0 where count is 0).
         m2: sum of squared deviations from ``mean`` (0 where count is 0).
         missing: missing cells per column (0 where suppressed).
+        categories: per categorical column (by index), each category's count;
+            the numeric figures of such a column are 0 but ``missing``.
         sites: how many sites the figures come from.
     """
 
@@ -52,6 +55,7 @@ class FeatureStats:
     mean: F64
     m2: F64
     missing: I64
+    categories: dict[int, dict[str, int]] = field(default_factory=dict)
     sites: int = 1
 
     @property
@@ -66,11 +70,21 @@ class FeatureStats:
         return np.sqrt(np.where(self.count > 0, self.m2 / safe, 0.0))
 
     @classmethod
-    def from_matrix(cls, x: npt.ArrayLike, min_count: int = MIN_COUNT) -> FeatureStats:
+    def from_matrix(
+        cls,
+        x: npt.ArrayLike,
+        min_count: int = MIN_COUNT,
+        categories: Mapping[int, Sequence[str]] | None = None,
+    ) -> FeatureStats:
         """Summarise a raw feature matrix (NaN marks a missing cell).
 
-        Columns with fewer than ``min_count`` present values are suppressed.
+        Args:
+            x: rows of raw features; a categorical column holds category codes.
+            min_count: columns with fewer present values, and categories seen
+                fewer times, are suppressed.
+            categories: each categorical column's categories in code order.
         """
+        categories = categories or {}
         data = np.asarray(x, dtype=np.float64)
         if data.ndim != 2:
             raise ValueError(f"features must be a matrix, got shape {data.shape}")
@@ -82,32 +96,51 @@ class FeatureStats:
         dev = np.where(present, data - mean, 0.0)
         m2 = (dev * dev).sum(axis=0)
         missing = (len(data) - count).astype(np.int64)
+        numeric = kept.copy()
+        numeric[list(categories)] = False
         zero_f, zero_i = np.zeros(len(count)), np.zeros(len(count), dtype=np.int64)
         return cls(
             rows=len(data),
-            count=np.where(kept, count, zero_i),
-            mean=np.where(kept, mean, zero_f),
-            m2=np.where(kept, m2, zero_f),
+            count=np.where(numeric, count, zero_i),
+            mean=np.where(numeric, mean, zero_f),
+            m2=np.where(numeric, m2, zero_f),
             missing=np.where(kept, missing, zero_i),
+            categories={
+                j: _category_counts(data[:, j], names, min_count)
+                for j, names in categories.items()
+            },
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form accepted by :meth:`from_dict`."""
-        return {
+        data: dict[str, Any] = {
             "rows": self.rows,
             "count": self.count.tolist(),
             "mean": self.mean.tolist(),
             "m2": self.m2.tolist(),
             "missing": self.missing.tolist(),
         }
+        if self.categories:
+            data["categories"] = {str(j): c for j, c in self.categories.items()}
+        return data
 
     @classmethod
-    def from_dict(cls, data: Any, width: int) -> FeatureStats:
+    def from_dict(
+        cls, data: Any, width: int, categorical: Collection[int] = ()
+    ) -> FeatureStats:
         """Validate a site's untrusted summary of ``width`` columns.
+
+        Args:
+            data: the summary's JSON form.
+            width: the run's number of feature columns.
+            categorical: the indices of the run's categorical columns; counts
+                of others are refused, a missing one counts as all suppressed.
 
         Raises:
             SchemaError: on a missing key, a wrong type or length, a count or
-                missing figure outside ``[0, rows]``, or a non-finite number.
+                missing figure outside ``[0, rows]``, a non-finite number, or
+                categories of a column that is not categorical, too many or
+                too long.
         """
         if not isinstance(data, dict):
             raise SchemaError(f"stats must be an object, got {type(data).__name__}")
@@ -118,11 +151,46 @@ class FeatureStats:
         missing = _int_column(data, "missing", width, rows)
         if np.any(count + missing > rows):
             raise SchemaError("stats count plus missing exceeds rows")
-        mean = _float_column(data, "mean", width)
-        m2 = _float_column(data, "m2", width)
+        mean = float_list(data, "mean", width)
+        m2 = float_list(data, "m2", width)
         if np.any(m2 < 0):
             raise SchemaError("stats m2 must not be negative")
-        return cls(rows=rows, count=count, mean=mean, m2=m2, missing=missing)
+        categories = _categories(data.get("categories", {}), categorical, rows)
+        return cls(rows, count, mean, m2, missing, categories=categories)
+
+
+def _category_counts(
+    codes: F64, names: Sequence[str], min_count: int
+) -> dict[str, int]:
+    present = codes[~np.isnan(codes)].astype(np.int64)
+    counts = np.bincount(present, minlength=len(names))
+    return {name: int(n) for name, n in zip(names, counts) if n and n >= min_count}
+
+
+def _categories(
+    data: Any, categorical: Collection[int], rows: int
+) -> dict[int, dict[str, int]]:
+    if not isinstance(data, dict):
+        raise SchemaError("stats categories must be an object")
+    by_name = {str(j): j for j in categorical}
+    result = {}
+    for key, counts in data.items():
+        if key not in by_name:
+            raise SchemaError(f"stats categories of {key!r}, not a categorical column")
+        if not isinstance(counts, dict) or len(counts) > MAX_CATEGORIES:
+            raise SchemaError(
+                f"stats categories of column {key} must be an object of at most"
+                f" {MAX_CATEGORIES} counts"
+            )
+        for name, n in counts.items():
+            if not 0 < len(name) <= MAX_CATEGORY_CHARS:
+                raise SchemaError(f"stats category name of {len(name)} characters")
+            if type(n) is not int or not 0 < n <= rows:
+                raise SchemaError(f"stats category count must be in [1, {rows}]")
+        if sum(counts.values()) > rows:
+            raise SchemaError(f"stats categories of column {key} exceed {rows} rows")
+        result[by_name[key]] = dict(counts)
+    return result
 
 
 def _column(data: dict[str, Any], key: str, width: int, what: str) -> list[Any]:
@@ -140,9 +208,10 @@ def _int_column(data: dict[str, Any], key: str, width: int, rows: int) -> I64:
     return np.array(values, dtype=np.int64).reshape(width)
 
 
-def _float_column(
+def float_list(
     data: dict[str, Any], key: str, width: int, what: str = "stats"
 ) -> F64:
+    """Return ``data[key]``, checked to be ``width`` finite numbers, as float64."""
     values = _column(data, key, width, what)
     if not all(type(v) in (int, float) and _finite(v) for v in values):
         raise SchemaError(f"{what} {key} must hold finite numbers")
@@ -179,106 +248,18 @@ def merge_stats(parts: Sequence[FeatureStats]) -> FeatureStats:
             mean=np.where(count > 0, total.mean + delta * part.count / safe, 0.0),
             m2=total.m2 + part.m2 + delta * delta * total.count * part.count / safe,
             missing=total.missing + part.missing,
+            categories=_merge_counts(total.categories, part.categories),
             sites=total.sites + part.sites,
         )
     return total
 
 
-@dataclass(frozen=True, eq=False)
-class Preprocess:
-    """How every site of a run turns raw feature rows into model input.
-
-    Standardise with ``mean`` and ``scale``, fill a missing cell with the
-    mean (0 after standardising), and append a 0/1 column saying the cell was
-    missing for each column listed in ``indicators``.
-    """
-
-    mean: F64
-    scale: F64
-    indicators: tuple[int, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.mean.shape != self.scale.shape or self.mean.ndim != 1:
-            raise SchemaError("preprocess mean and scale must be lists of one length")
-        if not (np.all(np.isfinite(self.mean)) and np.all(np.isfinite(self.scale))):
-            raise SchemaError("preprocess mean and scale must be finite")
-        if np.any(self.scale <= 0):
-            raise SchemaError("preprocess scale must be positive")
-        if list(self.indicators) != sorted(set(self.indicators)) or any(
-            not 0 <= i < len(self.mean) for i in self.indicators
-        ):
-            raise SchemaError("preprocess indicators must be distinct column indices")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Preprocess):
-            return NotImplemented
-        return self.to_dict() == other.to_dict()
-
-    __hash__ = None  # type: ignore[assignment]
-
-    @property
-    def width(self) -> int:
-        """Return the number of model input columns."""
-        return len(self.mean) + len(self.indicators)
-
-    @classmethod
-    def from_stats(cls, stats: FeatureStats, missing_indicator: bool) -> Preprocess:
-        """Fix the preprocessing of a run from its merged statistics.
-
-        A column without spread (or without values) is only centred; with
-        ``missing_indicator``, each column missing anywhere gets an indicator.
-        """
-        std = stats.std
-        scale = np.where(std > 0, std, 1.0)
-        indicators = tuple(np.flatnonzero(stats.missing > 0).tolist())
-        return cls(
-            mean=stats.mean.copy(),
-            scale=scale,
-            indicators=indicators if missing_indicator else (),
-        )
-
-    def apply(self, x: npt.ArrayLike) -> F32:
-        """Return the model input for raw rows (NaN marks a missing cell)."""
-        raw = np.asarray(x, dtype=np.float64)
-        missing = np.isnan(raw)
-        z = np.where(missing, 0.0, (raw - self.mean) / self.scale)
-        if self.indicators:
-            z = np.hstack([z, missing[:, list(self.indicators)]])
-        return z.astype(np.float32)
-
-    def feature_names(self, names: Sequence[str]) -> tuple[str, ...]:
-        """Return the model's input column names for the raw column ``names``."""
-        return tuple(names) + tuple(f"{names[i]} (missing)" for i in self.indicators)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form accepted by :meth:`from_dict` (exact floats)."""
-        return {
-            "mean": self.mean.tolist(),
-            "scale": self.scale.tolist(),
-            "indicators": list(self.indicators),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Preprocess:
-        """Validate an untrusted preprocessing and build it.
-
-        Raises:
-            SchemaError: on a missing key, a wrong type, lists of different
-                lengths, a non-finite number or a scale that is not positive.
-        """
-        if not isinstance(data, dict):
-            raise SchemaError(f"preprocess must be an object: {type(data).__name__}")
-        mean = data.get("mean")
-        if not isinstance(mean, list):
-            raise SchemaError("preprocess mean must be a list")
-        width = len(mean)
-        indicators = data.get("indicators", [])
-        if not isinstance(indicators, list) or not all(
-            type(i) is int for i in indicators
-        ):
-            raise SchemaError("preprocess indicators must be a list of integers")
-        return cls(
-            mean=_float_column(data, "mean", width, "preprocess"),
-            scale=_float_column(data, "scale", width, "preprocess"),
-            indicators=tuple(indicators),
-        )
+def _merge_counts(
+    a: dict[int, dict[str, int]], b: dict[int, dict[str, int]]
+) -> dict[int, dict[str, int]]:
+    merged = {j: dict(counts) for j, counts in a.items()}
+    for j, counts in b.items():
+        column = merged.setdefault(j, {})
+        for name, n in counts.items():
+            column[name] = column.get(name, 0) + n
+    return merged

@@ -21,27 +21,38 @@ _SHOWN = 10  # how many names an error message lists before eliding the rest
 class Schema:
     """Column names and class labels of a data set.
 
-    The model's input columns follow ``feature_names`` and its output columns
-    follow ``classes``; label ``k`` of a client means ``classes[k]``.
+    The model's input columns follow ``feature_names`` (a run's preprocessing
+    may widen a categorical column into several) and its output columns follow
+    ``classes``; label ``k`` of a client means ``classes[k]``.
 
     Raises:
         SchemaError: if a name is not a non-empty string, a list is empty or
-            too long, or a name is repeated.
+            too long, a name is repeated, or a categorical column is not a
+            feature.
     """
 
     feature_names: tuple[str, ...]
     classes: tuple[str, ...]
+    categorical: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_names("feature_names", self.feature_names, MAX_FEATURES)
         _check_names("classes", self.classes, MAX_CLASSES)
+        names = set(self.feature_names)
+        if not isinstance(self.categorical, tuple) or not all(
+            isinstance(c, str) and c in names for c in self.categorical
+        ):
+            raise SchemaError("categorical columns must be among the feature names")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form accepted by :meth:`from_dict`."""
-        return {
+        data: dict[str, Any] = {
             "feature_names": list(self.feature_names),
             "classes": list(self.classes),
         }
+        if self.categorical:  # absent otherwise, as before categories existed
+            data["categorical"] = list(self.categorical)
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> Schema:
@@ -63,7 +74,14 @@ class Schema:
                     f"schema {key} must be a list, got {type(items).__name__}"
                 )
             values[key] = tuple(items)
-        return cls(feature_names=values["feature_names"], classes=values["classes"])
+        categorical = data.get("categorical", [])
+        if not isinstance(categorical, list):
+            raise SchemaError("schema categorical must be a list")
+        return cls(
+            feature_names=values["feature_names"],
+            classes=values["classes"],
+            categorical=tuple(categorical),
+        )
 
 
 def _check_names(field: str, names: Any, cap: int) -> None:
@@ -137,6 +155,19 @@ def describe_feature_difference(
     )
 
 
+def describe_kind_difference(expected: Schema, got: Schema) -> str | None:
+    """Say which shared column is categorical in one schema only, or None."""
+    if set(expected.categorical) == set(got.categorical):
+        return None
+    for name in expected.feature_names:
+        if (name in expected.categorical) != (name in got.categorical):
+            kinds = ("numeric", "categorical")
+            if name in got.categorical:
+                kinds = kinds[::-1]
+            return f"column {name!r} is {kinds[0]}, expected {kinds[1]}"
+    return "categorical columns differ"
+
+
 def merge_schemas(schemas: Sequence[Schema]) -> Schema:
     """Combine the schemas of a run's clients into the run's schema.
 
@@ -157,6 +188,12 @@ def merge_schemas(schemas: Sequence[Schema]) -> Schema:
             raise SchemaError(
                 f"features of client {number} differ from client 1: {diff}"
             )
+    for number, schema in enumerate(schemas[1:], start=2):
+        kinds = describe_kind_difference(first, schema)
+        if kinds is not None:
+            raise SchemaError(
+                f"features of client {number} differ from client 1: {kinds}"
+            )
     classes = sort_labels(label for schema in schemas for label in schema.classes)
     logger.debug(
         "merged %d schemas: %d features, %d classes",
@@ -164,7 +201,7 @@ def merge_schemas(schemas: Sequence[Schema]) -> Schema:
         len(first.feature_names),
         len(classes),
     )
-    return Schema(feature_names=first.feature_names, classes=classes)
+    return Schema(first.feature_names, classes, categorical=first.categorical)
 
 
 def check_schema(run: Schema, client: Schema) -> None:
@@ -175,6 +212,8 @@ def check_schema(run: Schema, client: Schema) -> None:
             client holds a label that is not one of the run's classes.
     """
     diff = describe_feature_difference(run.feature_names, client.feature_names)
+    if diff is None:
+        diff = describe_kind_difference(run, client)
     if diff is not None:
         raise SchemaError(f"client features do not match the run: {diff}")
     run_classes = set(run.classes)

@@ -16,7 +16,8 @@ from fednet.exceptions import SchemaError
 from fednet.fedopt import ServerState
 from fednet.learning import models
 from fednet.learning.datasets import load_builtin_test
-from fednet.learning.fedstats import FeatureStats, Preprocess, merge_stats
+from fednet.learning.fedstats import FeatureStats, merge_stats
+from fednet.learning.preprocess import Preprocess
 from fednet.learning.schema import Schema, check_schema, merge_schemas
 from fednet.protocol import Hello
 from fednet.machine import RunMachine
@@ -82,8 +83,9 @@ def run_schema(
 ) -> Schema | None:
     """Fix the run's schema: stored (resumed run), built-in, or agreed by CSV clients.
 
-    CSV clients are grouped by feature names; the largest group (the earliest
-    on a tie) sets the features and the union of its labels the classes.
+    CSV clients are grouped by feature names and which are categorical; the
+    largest group (the earliest on a tie) sets the features and the union of
+    its labels the classes.
     """
     if config.task == "synthetic":
         return None
@@ -99,9 +101,9 @@ def run_schema(
             logger.warning("client %s sent an invalid schema: %s", hello.name, e)
     if not schemas:
         raise SchemaError("no connected client announced a valid CSV schema")
-    groups = Counter(s.feature_names for s in schemas)
-    features = max(groups, key=lambda f: (groups[f], -_first(schemas, f)))
-    return merge_schemas([s for s in schemas if s.feature_names == features])
+    groups = Counter(_columns(s) for s in schemas)
+    columns = max(groups, key=lambda c: (groups[c], -_first(schemas, c)))
+    return merge_schemas([s for s in schemas if _columns(s) == columns])
 
 
 def run_preprocess(
@@ -121,14 +123,20 @@ def run_preprocess(
         saved = stored.get("preprocess")
         return Preprocess.from_dict(saved) if saved is not None else None
     width = len(schema.feature_names)
+    categorical = [schema.feature_names.index(c) for c in schema.categorical]
     parts = []
     for hello in sorted(hellos, key=lambda h: h.name):
         if hello.stats is None or not _same_features(hello, schema):
             continue
         try:
-            parts.append(FeatureStats.from_dict(hello.stats, width))
+            parts.append(FeatureStats.from_dict(hello.stats, width, categorical))
         except SchemaError as e:
             logger.warning("client %s sent invalid statistics: %s", hello.name, e)
+    if not parts and schema.categorical:
+        raise SchemaError(
+            "no site sent feature statistics, which categorical columns need"
+            f" ({', '.join(schema.categorical[:3])}...)"
+        )
     if not parts:
         logger.warning(
             "no site sent feature statistics: each scales with its own,"
@@ -140,16 +148,24 @@ def run_preprocess(
         "preprocess: standardising %d columns with the statistics of %d sites"
         " (%d rows)", width, merged.sites, merged.rows,
     )
-    return Preprocess.from_stats(merged, missing_indicator=False)
+    return Preprocess.from_stats(merged, False, categorical)
 
 
 def _same_features(hello: Hello, schema: Schema) -> bool:
-    names = hello.schema.get("feature_names") if hello.schema is not None else None
-    return isinstance(names, list) and tuple(names) == schema.feature_names
+    try:
+        return _columns(Schema.from_dict(hello.schema)) == _columns(schema)
+    except SchemaError:
+        return False
 
 
-def _first(schemas: Sequence[Schema], features: tuple[str, ...]) -> int:
-    return next(i for i, s in enumerate(schemas) if s.feature_names == features)
+def _columns(schema: Schema) -> tuple[tuple[str, ...], frozenset[str]]:
+    return schema.feature_names, frozenset(schema.categorical)
+
+
+def _first(
+    schemas: Sequence[Schema], columns: tuple[tuple[str, ...], frozenset[str]]
+) -> int:
+    return next(i for i, s in enumerate(schemas) if _columns(s) == columns)
 
 
 def prepare_run(

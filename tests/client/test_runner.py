@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from fednet.client.connection import Connection
+from fednet.client.trainer import Trainer
+from fednet.learning.datasets import load_csv
 from fednet.protocol import Error, Fit, FitResult, Hello, UploadGrant, UploadRequest
 from tests.client.conftest import (
     TIMEOUT,
@@ -112,3 +117,33 @@ async def test_gives_up_after_max_retries_failed_reconnects(
         await asyncio.wait_for(runner.run(), TIMEOUT)
     assert server.connections == 3 and runner.state.state == "disconnected"
     assert (runner.state.last_error or "").startswith("closed before welcome")
+
+
+async def test_a_rare_category_never_reaches_the_wire(
+    coordinator: ScriptServer, tmp_path: Path
+) -> None:
+    """A category seen 3 times at a site is in no frame it sends, name or count."""
+    rows = [f"{i},{'rare' if i < 3 else 'common'},{'ab'[i % 2]}" for i in range(40)]
+    path = tmp_path / "site.csv"
+    path.write_text("age,kind,label\n" + "\n".join(rows) + "\n")
+    frames: list[str] = []
+
+    async def script(peer: Peer) -> None:
+        frames.append((await peer.receive_frame()).data)
+
+    server = await coordinator(script)
+    runner = make_runner(server.url, max_retries=0)
+    runner.trainer = Trainer(load_csv(path, "label"))
+    with pytest.raises(ConnectionError):
+        await asyncio.wait_for(runner.run(), TIMEOUT)
+
+    hello = json.loads(frames[0])
+    assert hello["type"] == "hello" and hello["schema"]["categorical"] == ["kind"]
+    assert hello["stats"]["categories"] == {"1": {"common": hello["stats"]["rows"]
+                                                  - _rare_in_train(runner)}}
+    assert "rare" not in frames[0]
+
+
+def _rare_in_train(runner: Any) -> int:
+    data = runner.trainer._data
+    return int(np.sum(data.raw_train[:, 1] == data.categories[1].index("rare")))

@@ -14,8 +14,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from fednet.learning.datasets import ClientData, load_csv
-from fednet.learning.fedstats import Preprocess, merge_stats
-from tests.learning.skewed import write_skewed_sites
+from fednet.learning.fedstats import merge_stats
+from fednet.learning.preprocess import Preprocess
+from tests.learning.skewed import CATEGORICAL, write_skewed_sites
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -136,12 +137,13 @@ def test_client_with_other_columns_is_refused_with_a_reason(
 def test_label_skewed_sites_with_missing_cells_reach_the_pooled_model(
     cluster: Any, server: Any, tmp_path: Path
 ) -> None:
-    """Dirichlet(0.3) label skew, 10% blank cells: within 2 points of pooled LR.
+    """Dirichlet(0.3) label skew, 10% blank cells, a text column: within 2 points.
 
-    The sites announce their statistics; the run standardises and fills
-    missing cells with the merged ones, stored with its schema.
+    The sites announce their statistics; the run standardises, fills missing
+    cells and one-hot encodes the categorical column with the merged ones,
+    stored with its schema. Pooled: one LogisticRegression on all the rows.
     """
-    paths = write_skewed_sites(tmp_path, seed=1)
+    paths = write_skewed_sites(tmp_path, seed=1, categorical=True)
     names = [p.stem for p in paths]
     procs = [
         cluster.client(server, name, "--data", str(path), "--label-column", LABEL)
@@ -156,7 +158,9 @@ def test_label_skewed_sites_with_missing_cells_reach_the_pooled_model(
     preprocess = Preprocess.from_dict(run["schema"]["preprocess"])
     sites = [load_csv(p, LABEL) for p in paths]
     merged = merge_stats([s.stats for s in sites if s.stats is not None])
-    assert preprocess == Preprocess.from_stats(merged, missing_indicator=False)
+    categorical = [run["schema"]["feature_names"].index(CATEGORICAL)]
+    assert run["schema"]["categorical"] == [CATEGORICAL]
+    assert preprocess == Preprocess.from_stats(merged, False, categorical)
     federated = run["rounds"][-1]["federated_accuracy"]
     pooled = _pooled_accuracy(sites, preprocess)
     assert federated >= pooled - 0.02, (federated, pooled)
@@ -169,15 +173,13 @@ def _pooled_accuracy(sites: list[ClientData], pre: Preprocess) -> float:
     def labels(site: ClientData, y: np.ndarray) -> np.ndarray:
         return np.array([classes.index(site.classes[k]) for k in y])
 
-    raw_train = [s.raw_train for s in sites if s.raw_train is not None]
-    raw_val = [s.raw_val for s in sites if s.raw_val is not None]
+    x_train = [pre.apply(s.raw_train, s.categories) for s in sites]
+    x_val = [pre.apply(s.raw_val, s.categories) for s in sites]
     model = LogisticRegression(max_iter=5000).fit(
-        pre.apply(np.vstack(raw_train)),
-        np.concatenate([labels(s, s.y_train) for s in sites]),
+        np.vstack(x_train), np.concatenate([labels(s, s.y_train) for s in sites])
     )
     return float(
         model.score(
-            pre.apply(np.vstack(raw_val)),
-            np.concatenate([labels(s, s.y_val) for s in sites]),
+            np.vstack(x_val), np.concatenate([labels(s, s.y_val) for s in sites])
         )
     )

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from fednet.config import RunConfig
 from fednet.exceptions import ConfigError, ProtocolError, SchemaError
 from fednet.fitconfig import FitConfig
-from fednet.learning.fedstats import FeatureStats, Preprocess
+from fednet.learning.fedstats import FeatureStats
+from fednet.learning.preprocess import Preprocess
 from fednet.learning.schema import Schema
 from tests.fuzz.strategies import FUZZ, SCALARS, objects_with
 
@@ -40,7 +41,7 @@ def test_fit_config_from_dict_raises_only_protocol_error(data: Any) -> None:
 
 
 @FUZZ
-@given(objects_with(["feature_names", "classes"]) | ODD)
+@given(objects_with(["feature_names", "classes", "categorical"]) | ODD)
 def test_schema_from_dict_raises_only_schema_error(data: Any) -> None:
     """Schema.from_dict builds a schema or raises SchemaError."""
     try:
@@ -69,8 +70,13 @@ def test_feature_stats_from_dict_raises_only_schema_error(data: Any) -> None:
 @FUZZ
 @given(
     objects_with(["mean", "scale", "indicators"])
-    | st.fixed_dictionaries({"mean": NUMBER_PAIRS, "scale": NUMBER_PAIRS},
-                            optional={"indicators": st.lists(st.integers())})
+    | st.fixed_dictionaries(
+        {"mean": NUMBER_PAIRS, "scale": NUMBER_PAIRS},
+        optional={
+            "indicators": st.lists(st.integers()),
+            "categories": st.dictionaries(st.text(max_size=3), ODD | st.lists(ODD)),
+        },
+    )
     | ODD
 )
 def test_preprocess_from_dict_raises_only_schema_error(data: Any) -> None:

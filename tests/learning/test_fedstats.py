@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from fednet.exceptions import SchemaError
 from fednet.learning.datasets import load_csv
-from fednet.learning.fedstats import FeatureStats, Preprocess, merge_stats
+from fednet.learning.fedstats import FeatureStats, merge_stats
+from fednet.learning.preprocess import Preprocess
 
 
 def _with_blanks(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
@@ -135,6 +136,11 @@ def test_preprocess_round_trips_exactly_and_refuses_bad_values() -> None:
         ({**pre.to_dict(), "indicators": [2]}, "distinct column indices"),
         ({**pre.to_dict(), "indicators": ["0"]}, "list of integers"),
         ({**pre.to_dict(), "mean": [1e400, 0.0]}, "finite"),
+        ({**pre.to_dict(), "categories": {"0": [{"a": 1}]}}, "bad names"),
+        ({**pre.to_dict(), "categories": {"0": ["a", "a"]}}, "bad names"),
+        ({**pre.to_dict(), "categories": {"2": ["a"]}}, "out of range"),
+        ({**pre.to_dict(), "categories": {"x": ["a"]}}, "not a column's list"),
+        ({**pre.to_dict(), "categories": []}, "categories must be an object"),
         ([], "must be an object"),
     ]:
         with pytest.raises(SchemaError, match=fragment):
@@ -158,3 +164,67 @@ def test_a_csv_with_missing_cells_loads_them_as_missing(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         data.stats.missing + data.stats.count, [data.num_examples] * 3
     )
+
+
+def test_category_counts_merge_and_rare_ones_never_leave_the_site() -> None:
+    """A category seen 3 times at a site is absent from its summary, count and all."""
+    codes_a = np.array([0.0] * 12 + [1.0] * 3 + [np.nan] * 2)  # F x12, M x3
+    codes_b = np.array([1.0] * 10 + [0.0] * 11)
+    a = FeatureStats.from_matrix(codes_a[:, None], categories={0: ("F", "M")})
+    b = FeatureStats.from_matrix(codes_b[:, None], categories={0: ("F", "M")})
+
+    assert a.to_dict()["categories"] == {"0": {"F": 12}}
+    assert a.to_dict()["count"] == [0] and a.to_dict()["missing"] == [2]
+    assert merge_stats([a, b]).categories == {0: {"F": 23, "M": 10}}
+    assert FeatureStats.from_dict(a.to_dict(), 1, [0]).categories == {0: {"F": 12}}
+
+
+@pytest.mark.parametrize(
+    ("categories", "fragment"),
+    [
+        ({"1": {"F": 3}}, "not a categorical column"),
+        ({"0": {"F": 0}}, r"count must be in \[1, 10\]"),
+        ({"0": {"F": 11}}, r"count must be in \[1, 10\]"),
+        ({"0": {"F": 6, "M": 6}}, "exceed 10 rows"),
+        ({"0": {"x" * 101: 3}}, "name of 101 characters"),
+        ({"0": [1, 2]}, "must be an object of at most"),
+        ([], "categories must be an object"),
+    ],
+)
+def test_malformed_category_counts_are_refused(categories: Any, fragment: str) -> None:
+    good = {"rows": 10, "count": [0, 10], "mean": [0.0, 1.0], "m2": [0.0, 1.0],
+            "missing": [0, 0]}
+
+    with pytest.raises(SchemaError, match=fragment):
+        FeatureStats.from_dict({**good, "categories": categories}, 2, [0])
+
+
+def test_one_hot_uses_the_runs_vocabulary_whatever_the_sites_codes() -> None:
+    """Two sites coding categories differently get the same input columns."""
+    stats = merge_stats([
+        FeatureStats.from_matrix(np.column_stack([np.arange(12.0), [0.0] * 12]), 0,
+                                 categories={1: ("M",)}),
+        FeatureStats.from_matrix(np.column_stack([np.arange(12.0), [0.0] * 12]), 0,
+                                 categories={1: ("F",)}),
+    ])
+    pre = Preprocess.from_stats(stats, missing_indicator=False, categorical=[1])
+    x = np.array([[1.0, 0.0], [2.0, 1.0], [3.0, np.nan], [4.0, 2.0]])
+
+    z = pre.apply(x, {1: ("F", "M", "X")})  # this site also holds an unknown X
+
+    assert pre.vocab == {1: ("F", "M")} and pre.width == 4
+    names = ("age", "sex=F", "sex=M", "sex=(other)")
+    assert pre.feature_names(["age", "sex"]) == names
+    onehot = [[1, 0, 0], [0, 1, 0], [0, 0, 0], [0, 0, 1]]  # F, M, missing, X
+    np.testing.assert_array_equal(z[:, 1:], onehot)
+    assert Preprocess.from_dict(pre.to_dict()) == pre
+
+
+def test_only_the_most_frequent_categories_get_a_column() -> None:
+    names = tuple(f"c{i:02d}" for i in range(60))
+    codes = np.repeat(np.arange(60.0), np.arange(60) + 10)[:, None]
+    stats = FeatureStats.from_matrix(codes, categories={0: names})
+
+    pre = Preprocess.from_stats(stats, missing_indicator=False, categorical=[0])
+
+    assert pre.vocab[0] == names[10:] and pre.width == 51

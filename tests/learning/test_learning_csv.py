@@ -99,7 +99,10 @@ def test_load_csv_constant_column_is_not_divided_by_zero(tmp_path: Path) -> None
     ("text", "fragment"),
     [
         ("a,label\n1,x\n2,\n", r"line 3, column 'label': missing label"),
-        ("a,b,label\n1,2,x\n3,abc,y\n", r"line 3, column 'b': non-numeric value 'abc'"),
+        (  # one text cell among numbers: a typo, not a categorical column
+            "a,b,label\n" + "".join(f"{i},{i},x\n" for i in range(10)) + "3,abc,y\n",
+            r"line 12, column 'b': non-numeric value 'abc'",
+        ),
         ("a,b,label\n1,inf,x\n3,4,y\n", r"line 2, column 'b': non-finite value 'inf'"),
         ("a,b,label\n1,2,x\n3,-Inf,y\n", r"line 3, column 'b': non-finite value"),
         ("a,b,label\n\n1,2,x\n3,4\n", r"line 4: 2 fields, expected 3"),
@@ -152,7 +155,7 @@ def test_load_csv_reports_binary_content(tmp_path: Path) -> None:
 
 
 def test_load_csv_line_numbers_count_quoted_multiline_fields(tmp_path: Path) -> None:
-    text = 'a,label\n1,"two\nlines"\n2,y\nzz,z\n'
+    text = 'a,label\n1,"two\nlines"\n' + "2,y\n" * 10 + "zz,z\n"
 
-    with pytest.raises(DataError, match=r"line 5, column 'a'"):
+    with pytest.raises(DataError, match=r"line 14, column 'a'"):
         load_csv(_write(tmp_path, text), "label")

@@ -21,12 +21,12 @@ from fednet.exceptions import SchemaError
 from fednet.fitconfig import FitConfig
 from fednet.learning import models
 from fednet.learning.datasets import ClientData, load_csv
-from fednet.learning.fedstats import Preprocess
+from fednet.learning.preprocess import Preprocess
 from fednet.learning.schema import merge_schemas
 from fednet.protocol import Hello
 from fednet.server.setup import RunSetup, run_preprocess
 from fednet.typing import NDArrays
-from tests.learning.skewed import write_skewed_sites
+from tests.learning.skewed import CATEGORICAL, write_skewed_sites
 
 CLASSES = ("benign", "malignant")
 
@@ -66,20 +66,21 @@ def _pooled_accuracy(sites: list[ClientData], pre: Preprocess) -> float:
         return np.array([CLASSES.index(site.classes[k]) for k in y])
 
     assert all(s.raw_train is not None and s.raw_val is not None for s in sites)
-    x_train = np.vstack([pre.apply(s.raw_train) for s in sites])
-    x_val = np.vstack([pre.apply(s.raw_val) for s in sites])
+    x_train = np.vstack([pre.apply(s.raw_train, s.categories) for s in sites])
+    x_val = np.vstack([pre.apply(s.raw_val, s.categories) for s in sites])
     y_train = np.concatenate([run_labels(s, s.y_train) for s in sites])
     y_val = np.concatenate([run_labels(s, s.y_val) for s in sites])
     model = LogisticRegression(max_iter=5000).fit(x_train, y_train)
     return float(model.score(x_val, y_val))
 
 
-@pytest.mark.parametrize("seed", [1, 3])
+@pytest.mark.parametrize(("seed", "categorical"), [(1, False), (3, True)])
 def test_shared_preprocessing_reaches_the_pooled_model_where_local_scaling_fails(
-    tmp_path: Path, seed: int
+    tmp_path: Path, seed: int, categorical: bool
 ) -> None:
     """Within 2 points of pooled logistic regression; per-site scaling 10+ behind."""
-    sites = [load_csv(p, "diagnosis") for p in write_skewed_sites(tmp_path, seed)]
+    paths = write_skewed_sites(tmp_path, seed, categorical=categorical)
+    sites = [load_csv(p, "diagnosis") for p in paths]
     # Strong label skew: some site holds under 20% of one class or none of it.
     assert any(len(s.classes) < 2 or min(np.bincount(s.y_train)) < 0.2 * s.num_examples
                for s in sites)
@@ -89,7 +90,12 @@ def test_shared_preprocessing_reaches_the_pooled_model_where_local_scaling_fails
 
     pre = run_preprocess(schema, None, hellos)
 
-    assert pre is not None and pre.width == 30
+    assert pre is not None
+    if categorical:  # one-hot: low, mid, high and "other" for one column
+        assert schema.categorical == (CATEGORICAL,)
+        j = schema.feature_names.index(CATEGORICAL)
+        assert pre.vocab == {j: ("high", "low", "mid")}
+    assert pre.width == (33 if categorical else 30)
     pooled = _pooled_accuracy(sites, pre)
     shared = _federate(trainers, pre)
     local = _federate(trainers, None)
