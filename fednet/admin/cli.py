@@ -1,4 +1,4 @@
-"""The parsers of ``fednet sites``, ``fednet ca`` and ``fednet audit``.
+"""The parsers of ``fednet sites``, ``ca``, ``audit`` and ``stats``.
 
 Each command is imported only when it runs, so ``fednet client`` never loads
 what only an administrator needs.
@@ -77,8 +77,25 @@ def _audit_parser(sub: Any, common: Any) -> None:
     p.set_defaults(func=_lazy("fednet.admin.audit", "audit_command"))
 
 
+def _stats_parser(sub: Any, common: Any) -> None:
+    p = sub.add_parser("stats", help="print the connected CSV sites' merged statistics")
+    flags = common(p)
+    flags.add(
+        "--server",
+        default="http://localhost:5000",
+        help="coordinator HTTP(S) URL",
+        env="FEDNET_API",
+    )
+    flags.add("--admin-token", help="admin token of the coordinator")
+    flags.add("--ca-file", type=Path, help="CA bundle (PEM) to verify the coordinator")
+    flags.switch("--sites", help="also print each site's own figures")
+    flags.switch("--json", help="print the server's JSON answer as it is")
+    p.set_defaults(func=_lazy("fednet.admin.stats", "stats_command"))
+
+
 def add_admin_parsers(sub: Any, common: Any) -> None:
     """Register the administration commands on the CLI's subparsers."""
     _sites_parser(sub, common)
     _ca_parser(sub, common)
     _audit_parser(sub, common)
+    _stats_parser(sub, common)

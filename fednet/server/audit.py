@@ -44,6 +44,7 @@ ACTIONS = (
     "site.revoke",
     "client.refused",
     "model.download",
+    "stats.collect",
     "audit.dropped",
 )
 

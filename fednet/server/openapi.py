@@ -1,6 +1,7 @@
 """The OpenAPI 3.0 document of the HTTP API, served at ``GET /api/openapi.json``.
 
-The bodies' schemas live in :mod:`fednet.server.components`. The document
+The bodies' schemas live in :mod:`fednet.server.components` (the
+statistics' in :mod:`fednet.server.stats_openapi`). The document
 depends on the server's settings in one respect: with an admin token, the
 writes declare the ``adminToken`` bearer scheme and their ``401``.
 """
@@ -31,6 +32,7 @@ from fednet.server.openapi_ops import (
     text_body,
     write_op,
 )
+from fednet.server.stats_openapi import stats_paths, stats_schemas
 
 OPENAPI_PATH = "/api/openapi.json"
 
@@ -130,6 +132,7 @@ def _paths(admin: bool) -> Schema:
         **_run_paths(admin),
         **site_paths(admin),
         **audit_paths(admin),
+        **stats_paths(admin),
     }
     _guard(paths, admin)
     return paths
@@ -176,7 +179,7 @@ def build_document(*, admin_token_required: bool) -> Schema:
             "body and no foreign Origin.",
         },
         "paths": _paths(admin_token_required),
-        "components": {"schemas": component_schemas()},
+        "components": {"schemas": {**component_schemas(), **stats_schemas()}},
     }
     if admin_token_required:
         scheme = {"type": "http", "scheme": "bearer"}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from fednet.server import api, audit_api, sites_api, views
+from fednet.server import api, audit_api, sites_api, stats_api, views
 from fednet.server.dashboard import dashboard_ws
 from fednet.server.openapi import OPENAPI_PATH, openapi_document
 from fednet.server.ws import client_ws
@@ -31,6 +31,8 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     app.router.add_post("/api/sites/{name}/revoke", sites_api.revoke_site)
     app.router.add_get("/api/audit", audit_api.list_audit)
     app.router.add_get("/audit", audit_api.audit_page, name="audit")
+    app.router.add_post("/api/stats", stats_api.post_stats)
+    app.router.add_get("/stats", stats_api.stats_page, name="stats")
     app.router.add_get("/ws", client_ws)
     app.router.add_get("/ws/dashboard", dashboard_ws)
     app.router.add_static("/static", static_dir, name="static")
