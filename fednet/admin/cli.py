@@ -1,4 +1,4 @@
-"""The parsers of ``fednet sites``, ``ca``, ``audit`` and ``stats``.
+"""The parsers of ``fednet sites``, ``ca``, ``audit``, ``stats`` and ``predict``.
 
 Each command is imported only when it runs, so ``fednet client`` never loads
 what only an administrator needs.
@@ -93,9 +93,21 @@ def _stats_parser(sub: Any, common: Any) -> None:
     p.set_defaults(func=_lazy("fednet.admin.stats", "stats_command"))
 
 
+def _predict_parser(sub: Any, common: Any) -> None:
+    p = sub.add_parser("predict", help="predict a CSV file with a model bundle")
+    flags = common(p)
+    p.add_argument("bundle", type=Path, help="a bundle (GET /api/runs/N/bundle)")
+    p.add_argument("data", type=Path, help="a CSV file with the model's columns")
+    flags.add("--out", type=Path, help="write predictions here (CSV)")
+    flags.add("--label-column", help="score the predictions against this column")
+    flags.switch("--json", help="print the metrics as JSON")
+    p.set_defaults(func=_lazy("fednet.admin.predict", "predict_command"))
+
+
 def add_admin_parsers(sub: Any, common: Any) -> None:
-    """Register the administration commands on the CLI's subparsers."""
+    """Register the administration commands (and predict) on the subparsers."""
     _sites_parser(sub, common)
     _ca_parser(sub, common)
     _audit_parser(sub, common)
     _stats_parser(sub, common)
+    _predict_parser(sub, common)

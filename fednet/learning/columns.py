@@ -59,17 +59,24 @@ def _number(cell: str) -> float | None:
         return None
 
 
-def read_column(cells: Sequence[str]) -> Column:
+def read_column(cells: Sequence[str], categorical: bool | None = None) -> Column:
     """Read one column's stripped cells (see the module doc for the rules).
+
+    Args:
+        cells: the column's cells, stripped.
+        categorical: the column's kind when it is known (a model's input);
+            None decides from the cells.
 
     Raises:
         CellError: on an infinite number, a text cell in a column of numbers,
             or a categorical column with too many or too long categories.
     """
+    if categorical:
+        return _categorical(cells)
     numbers = [None if is_missing(c) else _number(c) for c in cells]
     present = sum(not is_missing(c) for c in cells)
     parsed = sum(n is not None for n in numbers)
-    if parsed == present or parsed >= NUMERIC_SHARE * present:
+    if categorical is False or parsed >= NUMERIC_SHARE * present:
         return _numeric(cells, numbers)
     return _categorical(cells)
 

@@ -78,6 +78,22 @@ def init_params(
     return params
 
 
+def check_params(
+    model: str, params: Sequence[NDArray], num_features: int, num_classes: int
+) -> None:
+    """Check that ``params`` fit ``model`` for these sizes (any hidden width).
+
+    Raises:
+        ValueError: naming the shapes found and expected.
+    """
+    ok = len(params) == 4 and np.ndim(params[0]) == 2
+    hidden = np.shape(params[0])[1] if model == "mlp" and ok else 1
+    expected = param_shapes(model, num_features, num_classes, hidden)
+    got = [tuple(np.shape(p)) for p in params]
+    if got != expected:
+        raise ValueError(f"{model} parameters have shapes {got}, expected {expected}")
+
+
 def _checked(
     model: str,
     params: Sequence[NDArray],
@@ -105,11 +121,7 @@ def _checked(
         raise ValueError(
             f"labels must be in 0..{num_classes - 1}, got {ys.min()}..{ys.max()}"
         )
-    hidden = np.shape(params[0])[1] if model == "mlp" and len(params) == 4 else 1
-    expected = param_shapes(model, xs.shape[1], num_classes, hidden)
-    got = [tuple(np.shape(p)) for p in params]
-    if got != expected:
-        raise ValueError(f"{model} parameters have shapes {got}, expected {expected}")
+    check_params(model, params, xs.shape[1], num_classes)
     copies = [np.array(p, dtype=np.float32, copy=True) for p in params]
     return copies, xs, ys.astype(np.int64, copy=False)
 
@@ -236,6 +248,14 @@ def evaluate(
     """
     weights, xs, ys = _checked(model, params, x, y, num_classes)
     return _loss_accuracy(model, weights, xs, ys)
+
+
+def predict_proba(model: str, params: Sequence[NDArray], x: NDArray) -> F32:
+    """Return the softmax class probabilities of each row of ``x``."""
+    xs = np.asarray(x, dtype=np.float32)
+    weights = [np.asarray(p, dtype=np.float32) for p in params]
+    logits, _ = _forward(model, weights, xs)
+    return np.exp(_log_softmax(logits)).astype(np.float32)
 
 
 def predict(model: str, params: Sequence[NDArray], x: NDArray) -> npt.NDArray[np.int64]:

@@ -101,7 +101,24 @@ def _run_paths(admin: bool) -> Schema:
                 "The run's latest global model", model, "no model for this run (yet)"
             ),
         },
+        "/api/runs/{run_id}/bundle": {"parameters": [_RUN_ID], "get": _bundle()},
     }
+
+
+def _bundle() -> Schema:
+    """Return the download of a run's model as a bundle (docs/data.md)."""
+    zipped = {"schema": {"type": "string", "format": "binary"}}
+    ok = {"description": "a zip: bundle.json and model.npz", "content": {
+        "application/zip": zipped}}
+    operation = read_op("The run's best or last model as a bundle", ok,
+                        "no such run, or no model yet")
+    operation["responses"]["400"] = error_body("which is not best or last")
+    operation["responses"]["409"] = error_body("the run has no shared preprocessing")
+    operation["parameters"] = [{
+        "name": "which", "in": "query", "description": "best or last (default)",
+        "schema": {"type": "string", "enum": ["best", "last"], "default": "last"},
+    }]
+    return operation
 
 
 def _paths(admin: bool) -> Schema:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any
 
@@ -31,6 +32,7 @@ class RunRecorder:
         self._store = store
         self._registry = registry
         self._events = events
+        self._best: float | None = None  # the best accuracy recorded, once read
 
     async def mark_running(self, schema: dict[str, Any] | None) -> None:
         """Record that the run started, with the data schema it trains on."""
@@ -58,7 +60,8 @@ class RunRecorder:
 
         The checkpoint is the model and, for a strategy that has one (FedAdam's
         moments...), its state: two files named after the round, each written
-        atomically and fsynced before the round is committed. A resumed run
+        atomically and fsynced before the round is committed. A round more
+        accurate than any before is also kept as the run's best model. A resumed run
         loads both of the last recorded round, so a crash at any point leaves
         a model and a state that belong together.
         """
@@ -68,8 +71,25 @@ class RunRecorder:
                 self.run_id, server_round, event.server_state
             )
         self._store.save_model(self.run_id, server_round, event.parameters)
+        best = self._is_best(event.record.accuracy)
+        if best:
+            self._store.keep_best(self.run_id, server_round)
         view = self._store.record_round(
             self.run_id, event.record, duration_s, time.time()
         )
         self._store.prune_models(self.run_id, server_round)
+        if best:
+            self._store.prune_best(self.run_id, server_round)
         return view
+
+    def _is_best(self, accuracy: float | None) -> bool:
+        """Return whether a round beats every recorded one (ties: the earlier)."""
+        if self._best is None:
+            run = self._store.get_run(self.run_id)
+            rounds = run.rounds or () if run is not None else ()
+            scores = [r.accuracy for r in rounds if r.accuracy is not None]
+            self._best = max(scores, default=-math.inf)
+        if accuracy is None or accuracy <= self._best:
+            return False
+        self._best = accuracy
+        return True

@@ -1,19 +1,18 @@
-"""Run history in SQLite and checkpoints of each run's global model as .npz."""
+"""Run history in SQLite, with the checkpoint files of fednet.server.checkpoints."""
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from fednet.records import RoundRecord
+from fednet.server.checkpoints import CheckpointFiles
 from fednet.server.rows import (
     ROUND_COLUMNS,
     SCHEMA,
@@ -21,13 +20,12 @@ from fednet.server.rows import (
     round_view,
     run_from_row,
 )
-from fednet.typing import NDArray, NDArrays
 from fednet.views import RoundView, RunView
 
 ACTIVE_STATUSES = ("queued", "running")
 
 
-class Store:
+class Store(CheckpointFiles):
     """SQLite-backed run history plus per-round model checkpoints.
 
     Writes (which fsync) may be called from a worker thread while the event
@@ -218,70 +216,6 @@ class Store:
             )
         return [round_from_row(row, per_client) for row in rows]
 
-    # -- models ---------------------------------------------------------------
-
-    def _model_path(self, run_id: int, server_round: int, kind: str = "") -> Path:
-        return self.models_dir / f"run-{run_id}-round-{server_round}{kind}.npz"
-
-    def save_model(self, run_id: int, server_round: int, params: NDArrays) -> Path:
-        """Write a checkpoint atomically and durably (temp file, fsync, rename).
-
-        The models directory is fsynced after the rename, so once this returns
-        a power cut cannot lose the checkpoint the round about to be recorded
-        points at.
-
-        Older checkpoints of the run are removed by :meth:`prune_models` once
-        the round is committed, so a crash in between never loses the model of
-        the last recorded round.
-        """
-        path = self._model_path(run_id, server_round)
-        self._write_npz(path, {f"arr_{i}": p for i, p in enumerate(params)})
-        return path
-
-    def save_server_state(
-        self, run_id: int, server_round: int, state: Mapping[str, NDArray]
-    ) -> None:
-        """Write a strategy's state (e.g. FedAdam's moments) as save_model does."""
-        self._write_npz(self._model_path(run_id, server_round, ".state"), state)
-
-    def _write_npz(self, path: Path, arrays: Mapping[str, Any]) -> None:
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        # The rename lives in the directory: durable only once it is synced.
-        _fsync_dir(self.models_dir)
-
-    def prune_models(self, run_id: int, keep_round: int) -> None:
-        """Delete a run's checkpoints and states but ``keep_round``'s, durably."""
-        pruned = False
-        for path in self.models_dir.glob(f"run-{run_id}-round-*.npz"):
-            if not path.name.startswith(f"run-{run_id}-round-{keep_round}."):
-                path.unlink(missing_ok=True)
-                pruned = True
-        if pruned:
-            _fsync_dir(self.models_dir)
-
-    def load_server_state(
-        self, run_id: int, server_round: int
-    ) -> dict[str, NDArray] | None:
-        """Load a round's strategy state, or None when there is none."""
-        path = self._model_path(run_id, server_round, ".state")
-        if not path.exists():
-            return None
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-
-    def load_model(self, run_id: int, server_round: int) -> NDArrays | None:
-        """Load a checkpoint, or return None when it does not exist."""
-        path = self._model_path(run_id, server_round)
-        if not path.exists():
-            return None
-        with np.load(path, allow_pickle=False) as data:
-            return [data[f"arr_{i}"] for i in range(len(data.files))]
-
     def latest_model_path(self, run_id: int) -> Path | None:
         """Return the .npz of a run's latest completed round, or None."""
         run = self.get_run(run_id, with_rounds=False)
@@ -289,12 +223,3 @@ class Store:
             return None
         path = self._model_path(run_id, run.completed_rounds)
         return path if path.exists() else None
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Flush a directory's entries (renames, unlinks) to disk."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

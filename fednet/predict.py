@@ -1,0 +1,143 @@
+"""Read a CSV file for a bundle's model, predict, and score when labels are there.
+
+The file must hold the bundle's feature columns, in its order; the label
+column is optional and, when named, must hold the model's classes. A column
+is read as the kind the model was trained on (numeric or categorical), never
+guessed again from a few rows.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from fednet.bundle import Bundle
+from fednet.exceptions import DataError
+from fednet.learning.columns import CellError, read_column
+from fednet.learning.schema import describe_feature_difference
+
+
+@dataclass(frozen=True, eq=False)
+class Scored:
+    """Predictions for every row and, with labels, how good they are."""
+
+    labels: npt.NDArray[np.int64]
+    probabilities: npt.NDArray[np.float32]
+    truth: npt.NDArray[np.int64] | None
+    accuracy: float | None
+    log_loss: float | None
+
+
+def predict_file(bundle: Bundle, path: Path, label_column: str | None) -> Scored:
+    """Predict every row of a CSV file with a bundle's model.
+
+    Raises:
+        DataError: naming the file, line and column: missing or other feature
+            columns, a missing label column, a cell the column cannot hold, or
+            a label that is not one of the model's classes.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            header, rows, lines = _read(path, csv.reader(handle))
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{path}: cannot read: {e}") from None
+    schema = bundle.schema
+    label_at = _label_index(path, header, label_column)
+    names = [h for i, h in enumerate(header) if i != label_at]
+    diff = describe_feature_difference(schema.feature_names, names)
+    if diff is not None:
+        raise DataError(f"{path}: the columns do not match the model's: {diff}")
+    feature_at = [i for i in range(len(header)) if i != label_at]
+    x = np.empty((len(rows), len(names)), dtype=np.float64)
+    categories = {}
+    for j, (name, i) in enumerate(zip(names, feature_at)):
+        try:
+            column = read_column([r[i] for r in rows], name in schema.categorical)
+        except CellError as e:
+            raise DataError(
+                f"{path}: line {lines[e.row]}, column {name!r}: {e.problem}"
+            ) from None
+        x[:, j] = column.values
+        if column.categories is not None:
+            categories[j] = column.categories
+    labels, probabilities = bundle.predict(x, categories)
+    if label_at is None:
+        return Scored(labels, probabilities, None, None, None)
+    truth = _truth(path, [r[label_at] for r in rows], lines, schema.classes)
+    picked = probabilities[np.arange(len(truth)), truth].astype(np.float64)
+    log_loss = float(-np.log(np.maximum(picked, 1e-300)).mean())
+    accuracy = float((labels == truth).mean())
+    return Scored(labels, probabilities, truth, accuracy, log_loss)
+
+
+def write_predictions(path: Path, scored: Scored, classes: Sequence[str]) -> None:
+    """Write one row per input row: the predicted class and its probabilities."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["prediction", *(f"probability_{c}" for c in classes)])
+        for label, row in zip(scored.labels, scored.probabilities):
+            writer.writerow([classes[label], *(f"{p:.9g}" for p in row)])
+
+
+def _read(
+    path: Path, reader: Iterator[list[str]]
+) -> tuple[list[str], list[list[str]], list[int]]:
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        line = getattr(reader, "line_num", 0)
+        if header is None:
+            header = [cell.strip() for cell in row]
+            continue
+        if len(row) != len(header):
+            raise DataError(
+                f"{path}: line {line}: {len(row)} fields, expected {len(header)}"
+            )
+        rows.append([cell.strip() for cell in row])
+        lines.append(line)
+    if header is None or not rows:
+        raise DataError(f"{path}: no header and data rows to predict")
+    return header, rows, lines
+
+
+def _label_index(path: Path, header: list[str], label_column: str | None) -> int | None:
+    if label_column is None:
+        return None
+    if label_column not in header:
+        raise DataError(f"{path}: no label column {label_column!r}")
+    return header.index(label_column)
+
+
+def _truth(
+    path: Path, cells: list[str], lines: list[int], classes: Sequence[str]
+) -> npt.NDArray[np.int64]:
+    index = {c: k for k, c in enumerate(classes)}
+    numeric = all(_is_int(c) for c in classes)
+    truth = []
+    for cell, line in zip(cells, lines):
+        label = str(int(cell)) if numeric and _is_int(cell) else cell
+        if label not in index:
+            raise DataError(
+                f"{path}: line {line}: label {cell!r} is not one of the model's"
+                f" classes ({', '.join(classes[:10])})"
+            )
+        truth.append(index[label])
+    return np.array(truth, dtype=np.int64)
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
