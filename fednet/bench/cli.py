@@ -16,6 +16,11 @@ from fednet.bench.compare import load_flower_runner, print_comparison
 from fednet.bench.loopback import measure_loopback
 from fednet.bench.runner import run_workload
 from fednet.bench.soak import print_soak, run_soak
+from fednet.bench.strategies import (
+    parse_strategies,
+    strategy_table,
+    strategy_workloads,
+)
 from fednet.bench.targets import print_targets
 from fednet.bench.workloads import (
     SCALE,
@@ -25,8 +30,9 @@ from fednet.bench.workloads import (
     get_workload,
     make_load,
     make_soak,
+    with_strategy,
 )
-from fednet.exceptions import FednetError
+from fednet.exceptions import ConfigError, FednetError
 from fednet.runtime import new_event_loop
 
 COLUMNS = (
@@ -46,21 +52,35 @@ COLUMNS = (
 
 
 def select_workloads(
-    names: str, clients: int | None, params: int | None, runs: int | None = None
+    names: str,
+    clients: int | None,
+    params: int | None,
+    runs: int | None = None,
+    *,
+    strategies: str | None = None,
 ) -> list[Workload]:
     """Return the workloads a ``--workloads`` value names (``all``, ``w2``, ...).
 
     ``clients`` resizes the scale and load workloads; ``params`` every
-    synthetic one; ``runs`` the soak.
+    synthetic one; ``runs`` the soak. ``strategies`` (a comma list) picks
+    the strategies of the ``strategies`` group and, when that group is not
+    named, runs every other workload once per strategy (``w1@krum``).
     """
     chosen: list[Workload] = []
+    group = False
     for name in filter(None, (n.strip() for n in names.split(","))):
         if name == "all":
             chosen += [W1, *W2, SCALE]
         elif name == "w2":
             chosen += list(W2)
+        elif name == "strategies":
+            group = True
+            chosen += strategy_workloads(parse_strategies(strategies))
         else:
             chosen.append(get_workload(name))
+    if strategies is not None and not group:
+        picked = parse_strategies(strategies)
+        chosen = [with_strategy(w, s) for w in chosen for s in picked]
     resized = []
     for w in chosen:
         if clients is not None and w.kind == "scale":
@@ -114,8 +134,11 @@ def add_bench_parser(sub: Any, common: Any) -> None:
     flags.add(
         "--workloads",
         default="w1,w2-p1e6-n10,w2-p1e7-n10",
-        help="comma list: w1, w2, w2-p<P>-n<N>, scale, load[-n<N>], soak[-r<R>], all",
+        help="comma list: w1, w2, w2-p<P>-n<N>, scale, load[-n<N>], soak[-r<R>],"
+        " strategies, all; <workload>@<strategy> runs another strategy",
     )
+    flags.add("--strategies", help="comma list of strategies (default: all)")
+    flags.add("--repeat", type=int, default=1, help="runs of each workload")
     flags.add("--clients", type=int, help="clients of the scale and load workloads")
     flags.add("--runs", type=int, help="runs of the soak, back to back")
     flags.add("--params", type=int, help="float32 parameters of synthetic workloads")
@@ -132,9 +155,32 @@ def add_bench_parser(sub: Any, common: Any) -> None:
     p.set_defaults(func=bench_command)
 
 
+def _chosen_workloads(args: argparse.Namespace) -> list[Workload]:
+    """Return the workloads to run, each ``--repeat`` times in a row.
+
+    Raises:
+        ConfigError: naming ``strategies`` or ``workloads`` for an unknown name.
+    """
+    try:
+        parse_strategies(args.strategies)
+    except KeyError as e:
+        raise ConfigError({"strategies": e.args[0]}) from None
+    try:
+        workloads = select_workloads(
+            args.workloads,
+            args.clients,
+            args.params,
+            args.runs,
+            strategies=args.strategies,
+        )
+    except KeyError as e:
+        raise ConfigError({"workloads": e.args[0]}) from None
+    return [w for w in workloads for _ in range(max(1, args.repeat))]
+
+
 def bench_command(args: argparse.Namespace) -> int:
     """Run the selected workloads one after another and report them."""
-    workloads = select_workloads(args.workloads, args.clients, args.params, args.runs)
+    workloads = _chosen_workloads(args)
     run_flower = load_flower_runner(args.repo) if args.flower else None
     loopback = measure_loopback(1.0)
     print(
@@ -165,6 +211,9 @@ def bench_command(args: argparse.Namespace) -> int:
     print_table(results)
     for result in results:
         print_soak(result)
+    if any("@" in w.name for w in workloads):
+        print(f"\nstrategies: median [range] of {args.repeat} run(s) each")
+        print(strategy_table(results))
     report: dict[str, Any] = {
         "system": "fednet",
         "time": time.time(),
@@ -173,7 +222,8 @@ def bench_command(args: argparse.Namespace) -> int:
         "results": results,
     }
     if run_flower is not None:
-        names = [w.name for w in workloads]
+        # Flower runs FedAvg only.
+        names = list(dict.fromkeys(w.name for w in workloads if "@" not in w.name))
         report["flower"] = run_flower(names, args.flower_deployment, 900.0)
         print_comparison(results, report["flower"])
     print_targets(results, report.get("flower"))

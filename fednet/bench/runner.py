@@ -185,6 +185,8 @@ def _measure(
     return {
         "system": "fednet",
         "workload": w.name,
+        "kind": w.kind,
+        "strategy": w.strategy,
         "status": run.status,
         "error": run.error,
         "num_clients": w.num_clients,

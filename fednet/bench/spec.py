@@ -30,6 +30,8 @@ class Workload:
         hidden_units: width of the MLP's hidden layer.
         clients_per_round: clients sampled per round; 0 means all of them.
         runs: runs launched back to back on one coordinator (the soak).
+        strategy: the RunConfig strategy, with its fields' defaults
+            (docs/strategies.md); fednet only, Flower runs FedAvg.
     """
 
     name: str
@@ -47,6 +49,7 @@ class Workload:
     hidden_units: int = 64
     clients_per_round: int = 0
     runs: int = 1
+    strategy: str = "fedavg"
 
     @property
     def bytes_per_round(self) -> int:
@@ -66,7 +69,7 @@ class Workload:
         return {
             "task": self.task,
             "model": self.model,
-            "strategy": "fedavg",
+            "strategy": self.strategy,
             "rounds": self.rounds,
             "clients_per_round": self.round_clients,
             "min_clients": self.round_clients,

@@ -7,6 +7,8 @@ standard library alone: a synthetic (W2) process never loads scikit-learn.
 
 from __future__ import annotations
 
+import dataclasses
+
 # The workload and the training code, re-exported: the Flower harness reads
 # them from here.
 from fednet.bench.spec import FLOAT32_BYTES, Workload
@@ -22,6 +24,7 @@ from fednet.bench.training import (
     synthetic_params,
     synthetic_update,
 )
+from fednet.config import STRATEGIES
 
 __all__ = [
     "FLOAT32_BYTES",
@@ -40,6 +43,7 @@ __all__ = [
     "make_w2",
     "synthetic_params",
     "synthetic_update",
+    "with_strategy",
 ]
 
 W1 = Workload(
@@ -128,14 +132,31 @@ WORKLOADS: dict[str, Workload] = {
 }
 
 
+def with_strategy(w: Workload, strategy: str) -> Workload:
+    """Return the workload run with another strategy, named ``<name>@<strategy>``.
+
+    Raises:
+        KeyError: if the strategy is not one of RunConfig's.
+    """
+    if strategy not in STRATEGIES:
+        raise KeyError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+    base = w.name.split("@", 1)[0]
+    return dataclasses.replace(w, name=f"{base}@{strategy}", strategy=strategy)
+
+
 def get_workload(name: str) -> Workload:
     """Return a workload by name; ``w2-p<P>-n<N>``, ``load-n<N>``, ``soak-r<R>``.
 
     ``load`` and ``soak`` alone name the full sizes: ``load-n10000``, ``soak-r200``.
+    A ``@<strategy>`` suffix runs the workload with that strategy
+    (``w1@krum``); without one it runs FedAvg.
 
     Raises:
         KeyError: if the name is neither known nor one of those patterns.
     """
+    if "@" in name:
+        base, strategy = name.split("@", 1)
+        return with_strategy(get_workload(base), strategy)
     if name in WORKLOADS:
         return WORKLOADS[name]
     if name in ("load", "soak"):

@@ -18,6 +18,7 @@ from aiohttp import WSCloseCode, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from fednet.buffers import BufferPool
+from fednet.config import STRATEGY_FIELDS
 from fednet.settings import ServerSettings
 from fednet.server.api import MAX_BODY_BYTES
 from fednet.server.auth import setup_auth
@@ -83,6 +84,8 @@ def create_app(settings: ServerSettings) -> web.Application:
         loader=jinja2.FileSystemLoader(web_dir / "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
     )
+    # The launch form shows a strategy's own fields only (dashboard.html).
+    aiohttp_jinja2.get_env(app).globals["strategy_fields"] = STRATEGY_FIELDS
     setup_auth(app)
     setup_routes(app, web_dir / "static")
     app.cleanup_ctx.append(_state_ctx)

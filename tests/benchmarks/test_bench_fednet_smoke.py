@@ -12,6 +12,7 @@ import pytest
 from fednet import cli
 from fednet.bench.cli import select_workloads
 from fednet.bench.compare import load_flower_runner
+from fednet.bench.strategies import ROBUST, STRATEGY_ORDER, strategy_table
 from fednet.bench.targets import print_targets
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,3 +110,92 @@ def test_bench_flower_outside_a_checkout_says_it_needs_one(
     assert "fednet bench: repo:" in captured.err
     assert "needs a fednet source checkout" in captured.err
     assert captured.out == ""
+
+
+def test_strategies_group_runs_w1_per_strategy_and_memory_for_robust_ones() -> None:
+    """`strategies` names W1 per strategy, then P=1e7 N=20 for FedAvg and robust."""
+    names = [w.name for w in select_workloads("strategies", None, None)]
+    assert names[:11] == [f"w1@{s}" for s in STRATEGY_ORDER]
+    assert names[11:] == [f"w2-p1e7-n20@{s}" for s in ("fedavg", *ROBUST)]
+    picked = select_workloads("strategies", None, 100, strategies="krum,fedadam")
+    assert [(w.name, w.strategy) for w in picked] == [
+        ("w1@fedadam", "fedadam"),
+        ("w1@krum", "krum"),
+        ("w2-p1e7-n20@krum", "krum"),
+    ]
+    assert picked[2].synthetic_params == 100
+    assert picked[1].to_run_config()["strategy"] == "krum"
+
+
+def test_strategies_flag_runs_other_workloads_once_per_strategy() -> None:
+    """Without the group, --strategies multiplies the named workloads."""
+    chosen = select_workloads("w1,w2-p1e3-n2", None, None, strategies="fedyogi,krum")
+    assert [w.name for w in chosen] == [
+        "w1@fedyogi",
+        "w1@krum",
+        "w2-p1e3-n2@fedyogi",
+        "w2-p1e3-n2@krum",
+    ]
+    with pytest.raises(KeyError, match="fedsgd"):
+        select_workloads("w1", None, None, strategies="fedsgd")
+    with pytest.raises(KeyError, match="fedsgd"):
+        select_workloads("w1@fedsgd", None, None)
+
+
+def test_strategy_table_has_a_row_per_strategy_with_medians_and_ranges() -> None:
+    """Repetitions collapse into one row: the median and [min-max]."""
+    w1 = [
+        {"workload": "w1@krum", "kind": "accuracy", "status": "finished",
+         "final_accuracy": a, "rounds_wall_s": t}
+        for a, t in ((0.9, 2.0), (0.9, 1.0), (0.9, 3.0))
+    ]
+    memory = {
+        "workload": "w2-p1e7-n20@krum", "kind": "system", "status": "finished",
+        "synthetic_params": 10_000_000, "num_clients": 20,
+        "server_peak_rss_mb": 351.6, "s_per_round_median": 12.0,
+    }
+    failed = {"workload": "w1@fedavg", "kind": "accuracy", "status": "error"}
+    lines = strategy_table([*w1, memory, failed]).splitlines()
+    assert len(lines) == 3
+    assert "(P=1e7, N=20)" in lines[0]
+    assert lines[2] == (
+        "| `krum` | 0.9000 [0.9000-0.9000] | 2.00 [1.00-3.00] | 3 | 352 | 12.00 |"
+    )
+    assert all(line.count("|") == 7 for line in lines)
+
+
+@pytest.mark.e2e
+def test_bench_strategies_prints_the_markdown_table(tmp_path: Path) -> None:
+    """Two strategies on a tiny synthetic workload give a two-row table."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fednet",
+            "bench",
+            "--workloads",
+            "w2-p1e3-n3",
+            "--strategies",
+            "fedavg,krum",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = [line for line in proc.stdout.splitlines() if line.startswith("|")]
+    assert len(table) == 4
+    assert table[0].startswith("| strategy | final accuracy | wall time, s |")
+    assert [row.split(" | ")[0] for row in table[2:]] == ["| `fedavg`", "| `krum`"]
+    assert all(row.count("|") == 7 for row in table)
+
+
+def test_bench_refuses_an_unknown_strategy_naming_the_flag(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad --strategies value exits 2 before any workload runs."""
+    monkeypatch.setattr(cli, "configure_logging", lambda level, fmt: None)
+    code = cli.main(["bench", "--strategies", "fedavg,fedsgd"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "fednet bench: strategies: unknown strategy fedsgd" in err
