@@ -3,9 +3,9 @@
 A bundle is a zip archive of two members: ``model.npz`` (the global model's
 arrays) and ``bundle.json``: the feature names and which are categorical, the
 classes, the preprocessing every site applied, the RunConfig, the metrics of
-every round and the model's lineage (run, round, sites, fednet version, the
-SHA-256 of ``model.npz``). Reading one checks sizes before it inflates
-anything and the checksum before it trusts the arrays.
+every round, the privacy spent and the model's lineage (run, round, sites,
+fednet version, the SHA-256 of ``model.npz``). Reading one checks sizes
+before it inflates anything and the checksum before it trusts the arrays.
 """
 
 from __future__ import annotations
@@ -96,6 +96,9 @@ def build_bundle(
         "preprocess": preprocess.to_dict(),
         "input_names": list(preprocess.feature_names(schema.feature_names)),
         "rounds": [r.to_dict() for r in rounds],
+        # The run's privacy settings and the epsilon spent by every round it
+        # played (each round's own is in ``rounds``); None for older runs.
+        "privacy": run.privacy.to_dict() if run.privacy is not None else None,
         "sites": [
             {"name": s, "rounds": sum(s in r.clients for r in rounds)} for s in sites
         ],

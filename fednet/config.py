@@ -35,6 +35,12 @@ STRATEGY_FIELDS: dict[str, tuple[str, ...]] = {
     "beta_2": ("fedadam", "fedyogi"),
     "tau": ("fedadam", "fedyogi", "fedadagrad"),
 }
+DP_MODES = ("off", "central", "distributed")
+DP_AVAILABLE = ("off", "central")
+"""The modes a run can use now: distributed DP waits for secure aggregation."""
+DP_STRATEGIES = ("fedavg", "fedprox")
+"""The strategies DP-FedAvg covers: robust and FedOpt aggregators are not
+covered by its sensitivity analysis (docs/privacy.md)."""
 
 _Check = Callable[[Any], "str | None"]
 
@@ -61,6 +67,12 @@ def float_range(lo: float, hi: float, *, lo_open: bool = False) -> _Check:
         return None
 
     return check
+
+
+def _boolean(value: Any) -> str | None:
+    if not isinstance(value, bool):
+        return f"must be true or false, got {value!r}"
+    return None
 
 
 def _choice(options: tuple[str, ...]) -> _Check:
@@ -102,6 +114,13 @@ class RunConfig:
     beta_1: float = 0.9
     beta_2: float = 0.99
     tau: float = 0.0
+    # Differential privacy (docs/privacy.md): 0 target epsilon = no budget.
+    dp: str = "off"
+    dp_noise_multiplier: float = 1.0
+    dp_clip_norm: float = 1.0
+    dp_adaptive_clip: bool = False
+    dp_target_epsilon: float = 0.0
+    dp_delta: float = 1e-5
 
     def __post_init__(self) -> None:
         errors = {
@@ -120,6 +139,7 @@ class RunConfig:
             )
         if not errors:
             errors.update(self._strategy_errors())
+            errors.update(self._privacy_errors())
         if errors:
             raise ConfigError(errors)
 
@@ -137,6 +157,18 @@ class RunConfig:
                         f" {self.strategy}, got {value}"
                     )
         return errors
+
+    def _privacy_errors(self) -> dict[str, str]:
+        """Refuse DP modes and strategies the DP-FedAvg analysis does not cover."""
+        if self.dp == "distributed":
+            return {"dp": "distributed DP needs secure aggregation, not available yet"}
+        if self.dp == "central" and self.strategy not in DP_STRATEGIES:
+            return {
+                "strategy": f"dp=central covers {' and '.join(DP_STRATEGIES)} only,"
+                f" got {self.strategy}: robust and FedOpt aggregators are not"
+                " covered by the DP analysis"
+            }
+        return {}
 
     @classmethod
     def from_dict(cls, data: Any) -> RunConfig:
@@ -190,6 +222,12 @@ _CHECKS: dict[str, _Check] = {
     "beta_1": float_range(0.0, 0.9999),
     "beta_2": float_range(0.0, 0.9999),
     "tau": float_range(0.0, 1.0),
+    "dp": _choice(DP_MODES),
+    "dp_noise_multiplier": float_range(0.0, 1_000.0, lo_open=True),
+    "dp_clip_norm": float_range(0.0, 1e6, lo_open=True),
+    "dp_adaptive_clip": _boolean,
+    "dp_target_epsilon": float_range(0.0, 1e6),
+    "dp_delta": float_range(0.0, 0.1, lo_open=True),
 }
 _FLOATS = (
     "learning_rate",
@@ -202,4 +240,8 @@ _FLOATS = (
     "beta_1",
     "beta_2",
     "tau",
+    "dp_noise_multiplier",
+    "dp_clip_norm",
+    "dp_target_epsilon",
+    "dp_delta",
 )

@@ -10,12 +10,14 @@ from typing import Any, TextIO
 import aiohttp
 
 from fednet.exceptions import FednetError
-from fednet.views import ProgressView, RoundView, RunView
+from fednet.views import PrivacyView, ProgressView, RoundView, RunView
 
 TABLE_HEADER = (
     f"{'round':>5}  {'clients':>7}  {'examples':>8}  {'loss':>8}  {'accuracy':>8}"
     f"  {'seconds':>7}"
 )
+EPSILON_HEADER = f"  {'epsilon':>8}"
+"""The column a dp run's table adds: the epsilon spent once the round is played."""
 
 
 class ApiError(FednetError):
@@ -54,17 +56,22 @@ async def launch_run(
         return int(body["id"])
 
 
-def format_round(entry: RoundView) -> str:
-    """Return one table row for a completed round."""
+def format_round(entry: RoundView, *, epsilon: bool = False) -> str:
+    """Return one table row for a completed round (with its epsilon if asked)."""
 
     def num(value: float | None, spec: str) -> str:
         return format(value, spec) if value is not None else "-"
 
-    return (
+    row = (
         f"{entry.server_round:>5}  {entry.num_clients:>7}  "
         f"{entry.num_examples:>8}  {num(entry.loss, '>8.4f')}  "
         f"{num(entry.accuracy, '>8.4f')}  {entry.duration_s:>7.2f}"
     )
+    return row + f"  {num(entry.epsilon, '>8.4f')}" if epsilon else row
+
+
+def _uses_dp(run: RunView) -> bool:
+    return bool(run.config.get("dp", "off") != "off")
 
 
 def _bar(run: RunView, progress: ProgressView | None, width: int = 30) -> str:
@@ -80,6 +87,12 @@ def _bar(run: RunView, progress: ProgressView | None, width: int = 30) -> str:
     elif progress is not None and progress.phase == "waiting":
         detail = " waiting for clients"
     return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}{detail}"
+
+
+def _privacy_line(privacy: PrivacyView) -> str:
+    budget = f" of a budget of {privacy.budget:g}" if privacy.budget else ""
+    spent, delta = privacy.epsilon or 0.0, privacy.delta or 0.0
+    return f"privacy: epsilon {spent:.4f}{budget} at delta {delta:g}"
 
 
 async def get_run(http: aiohttp.ClientSession, server: str, run_id: int) -> RunView:
@@ -125,7 +138,7 @@ async def follow_run(
     printed = 0
     started = time.monotonic()
     print(f"run {run_id}: following {server}/api/runs/{run_id}", file=out)
-    print(TABLE_HEADER, file=out)
+    header = False
     while True:
         try:
             run, progress = await _get_run(http, server, run_id)
@@ -136,14 +149,20 @@ async def follow_run(
             continue
         if tty:
             print("\r\033[K", end="", file=out)
+        dp = _uses_dp(run)
+        if not header:  # a dp run's table has an epsilon column
+            print(TABLE_HEADER + (EPSILON_HEADER if dp else ""), file=out)
+            header = True
         rounds = run.rounds or ()
         for entry in rounds[printed:]:
-            print(format_round(entry), file=out, flush=True)
+            print(format_round(entry, epsilon=dp), file=out, flush=True)
         printed = len(rounds)
         if run.ended:
             elapsed = time.monotonic() - started
             reason = f" ({run.error})" if run.error else ""
             print(f"run {run_id} {run.status} in {elapsed:.1f} s{reason}", file=out)
+            if dp and run.privacy is not None:
+                print(_privacy_line(run.privacy), file=out)
             return run
         if tty:
             print(_bar(run, progress), end="", file=out, flush=True)

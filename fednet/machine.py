@@ -14,6 +14,7 @@ returns a :class:`Fold`, the caller runs it, then hands it back with
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -24,6 +25,16 @@ from fednet.protocol import Error, EvaluateResult, FitResult, Message
 from fednet.records import Event, Outgoing, RoundFinished, RoundRecord
 from fednet.strategies import Aggregator
 from fednet.typing import ClientId, NDArrays
+
+
+class Phase(enum.Enum):
+    """Where a round machine is within a round (the API's ``phase``)."""
+
+    IDLE = "idle"
+    FIT = "fit"
+    EVALUATE = "evaluate"
+    DONE = "done"
+
 
 EVAL_PER_TRAIN = 9
 """Most validation rows a site holds per training row (``val_fraction`` < 0.9)."""

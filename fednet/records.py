@@ -35,6 +35,7 @@ class RoundRecord:
     dropped: tuple[ClientId, ...]
     rejected: dict[ClientId, str]
     client_metrics: dict[ClientId, Metrics]
+    epsilon: float | None = None  # spent once this round is played (dp runs)
 
     @property
     def num_clients(self) -> int:
@@ -64,7 +65,12 @@ class RoundFinished:
 
 @dataclass(frozen=True)
 class RunFinished:
-    """The last round completed."""
+    """The run is over: its last round completed, or ``reason`` says why it ended early.
+
+    An early end (the privacy budget) is a finish, not a failure.
+    """
+
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,16 @@ driver's): it is the server driver's :class:`fednet.machine.RunMachine`."""
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from fednet.central_dp import budget_stop, round_epsilon
 from fednet.config import RunConfig
 from fednet.exceptions import RoundStateError
-from fednet.machine import Fold, MachineOutputs, MachineProgress, Wait, round_finished
+from fednet.machine import Fold, MachineOutputs, MachineProgress, Phase, Wait
+from fednet.machine import round_finished
 from fednet.fitconfig import FitConfig
 from fednet.learning.preprocess import Preprocess
 from fednet.protocol import Error, Evaluate, EvaluateResult, Fit, FitResult
@@ -29,15 +30,6 @@ CentralEvaluate = Callable[[NDArrays], tuple[float, Metrics]]
 ROUND_ATTEMPTS = 3
 """Plays of a round before too few valid updates fail the run: a round short of
 ``min_clients`` changed nothing, so it is played again (same number and model)."""
-
-
-class Phase(enum.Enum):
-    """Where the machine is within a round."""
-
-    IDLE = "idle"
-    FIT = "fit"
-    EVALUATE = "evaluate"
-    DONE = "done"
 
 
 class RoundMachine(MachineOutputs):
@@ -92,20 +84,24 @@ class RoundMachine(MachineOutputs):
     def start_round(self, available: Sequence[ClientId]) -> None:
         """Begin the next round with the clients that are connected and eligible.
 
+        A DP run whose budget this round would exceed finishes instead.
+
         Raises:
             RoundStateError: mid-round, after the run, or below ``min_clients``.
         """
         if self.phase is not Phase.IDLE:
             raise RoundStateError(f"cannot start a round in phase {self.phase.value}")
         if len(available) < self.config.min_clients:
-            raise RoundStateError(
-                f"{len(available)} clients available, min_clients is "
-                f"{self.config.min_clients}"
-            )
+            raise RoundStateError(f"{len(available)} clients available, min_clients"
+                                  f" is {self.config.min_clients}")
+        if stop := budget_stop(self.strategy, self.server_round + 1, len(available)):
+            self._end(RunFinished(stop))
+            return
         self.server_round += 1
         rng = self._rng or np.random.default_rng([self.config.seed, self.server_round])
         selected = tuple(self.strategy.sample_clients(available, rng))
-        self._tally = RoundTally(selected=selected, pending=set(selected))
+        epsilon = round_epsilon(self.strategy, self.server_round)
+        self._tally = RoundTally(selected, set(selected), epsilon=epsilon)
         self._aggregator = self.strategy.aggregator(self.parameters)
         self.phase = Phase.FIT
         fit = Fit(self.run_id, self.server_round, self._round_config(), self.parameters)
@@ -172,8 +168,7 @@ class RoundMachine(MachineOutputs):
     def fail(self, reason: str) -> None:
         """End the run with a reason (e.g. stopped, or no clients in time)."""
         if self.phase is not Phase.DONE:
-            self.phase = Phase.DONE
-            self._record(RunFailed(reason))
+            self._end(RunFailed(reason))
 
     def clients_available(self, available: Sequence[ClientId]) -> None:
         """Start the next round when idle (the driver's entry point)."""
@@ -293,8 +288,13 @@ class RoundMachine(MachineOutputs):
         self._record(round_finished(record, self.parameters, state))
         self._log(logging.INFO, "round: %d of run %d finished with %d clients",
                   self.server_round, self.run_id, record.num_clients)
-        if self.server_round >= self.config.rounds:
-            self.phase = Phase.DONE
-            self._record(RunFinished())
+        last = self.server_round >= self.config.rounds
+        stop = None if last else budget_stop(self.strategy, self.server_round + 1, None)
+        if last or stop:
+            self._end(RunFinished(stop))
         else:
             self.phase = Phase.IDLE
+
+    def _end(self, event: RunFinished | RunFailed) -> None:
+        self.phase = Phase.DONE
+        self._record(event)

@@ -10,6 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from fednet.aggregation import ClippedFedAvg, StreamingFedAvg
+from fednet.central_dp import CentralDP
 from fednet.config import RunConfig
 from fednet.exceptions import AggregationError, ConfigError
 from fednet.fedopt import ServerOptimizer, ServerState, optimizer_from_config
@@ -209,7 +210,7 @@ class FedOpt(FedAvg):
 def strategy_from_config(
     config: RunConfig, *, scratch_dir: Path | None = None
 ) -> Strategy:
-    """Build the strategy a RunConfig names.
+    """Build the strategy a RunConfig names (wrapped in central DP with ``dp=central``).
 
     Args:
         config: the run's configuration.
@@ -220,6 +221,8 @@ def strategy_from_config(
         ConfigError: for an unknown strategy name.
     """
     name, per_round = config.strategy, config.clients_per_round
+    if config.dp == "central":  # RunConfig allows it for fedavg and fedprox only
+        return CentralDP.from_config(config)
     if name == "fedavg":
         return FedAvg(clients_per_round=per_round)
     if name == "fedprox":

@@ -26,6 +26,7 @@ class RoundTally:
     evaluated: list[ClientId] = field(default_factory=list)
     num_examples: int = 0
     test: tuple[float | None, float | None] = (None, None)
+    epsilon: float | None = None
     _fit_metrics: WeightedMean = field(default_factory=WeightedMean)
     _eval_metrics: WeightedMean = field(default_factory=WeightedMean)
     _eval_loss: WeightedMean = field(default_factory=WeightedMean)
@@ -77,4 +78,5 @@ class RoundTally:
             dropped=tuple(self.dropped),
             rejected=dict(self.rejected),
             client_metrics=dict(self._client_metrics),
+            epsilon=self.epsilon,
         )

@@ -42,6 +42,7 @@ class RoundView:
     dropped: tuple[str, ...]
     rejected: dict[str, str]
     client_metrics: dict[str, Metrics]
+    epsilon: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the round as the API shows it."""
@@ -64,6 +65,44 @@ class RoundView:
 
 
 @dataclass(frozen=True)
+class PrivacyView:
+    """What a run's privacy settings guarantee so far (``privacy`` of a run).
+
+    ``epsilon`` is the client-level epsilon spent by the rounds played (None
+    without differential privacy), ``budget`` the target (None: no budget).
+    Secure aggregation is not available yet: off, no threshold, no dropouts.
+    """
+
+    secure_aggregation: bool
+    threshold: float | None
+    dropouts_recovered: int
+    epsilon: float | None
+    delta: float | None
+    budget: float | None
+
+    @classmethod
+    def of_run(cls, config: dict[str, Any], spent: float | None) -> PrivacyView:
+        """Return the privacy of a run from its stored config and epsilon spent."""
+        if config.get("dp", "off") == "off":
+            return cls(False, None, 0, None, None, None)
+        budget = config.get("dp_target_epsilon") or None
+        return cls(False, None, 0, spent or 0.0, config.get("dp_delta"), budget)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the privacy as the API shows it."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> PrivacyView:
+        """Read the privacy back from the API's JSON.
+
+        Raises:
+            ViewError: if a field is missing.
+        """
+        return cls(**_fields_of(cls, data))
+
+
+@dataclass(frozen=True)
 class RunView:
     """A run: its configuration, status and, when asked for, its rounds.
 
@@ -83,6 +122,7 @@ class RunView:
     completed_rounds: int
     rounds: tuple[RoundView, ...] | None = None
     latest: tuple[float | None, float | None] | None = None
+    privacy: PrivacyView | None = None
 
     @property
     def ended(self) -> bool:
@@ -94,8 +134,10 @@ class RunView:
         data: dict[str, Any] = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if f.name not in ("rounds", "latest")
+            if f.name not in ("rounds", "latest", "privacy")
         }
+        if self.privacy is not None:
+            data["privacy"] = self.privacy.to_dict()
         if self.latest is not None:
             data["loss"], data["accuracy"] = self.latest
         if self.rounds is not None:
@@ -109,8 +151,10 @@ class RunView:
         Raises:
             ViewError: if a field is missing.
         """
-        skip = ("rounds", "latest")
+        skip = ("rounds", "latest", "privacy")
         values = _fields_of(cls, data, skip=skip)
+        if data.get("privacy") is not None:
+            values["privacy"] = PrivacyView.from_dict(data["privacy"])
         rounds = data.get("rounds")
         if rounds is not None:
             if not isinstance(rounds, list):

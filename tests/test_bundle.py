@@ -16,7 +16,7 @@ from fednet.exceptions import DataError
 from fednet.learning import models
 from fednet.learning.preprocess import Preprocess
 from fednet.predict import predict_file
-from fednet.views import RunView
+from fednet.views import PrivacyView, RunView
 
 SCHEMA = {"feature_names": ["age", "sex"], "classes": ["no", "yes"],
           "categorical": ["sex"]}
@@ -24,10 +24,11 @@ PRE = Preprocess(np.array([40.0, 0.0]), np.array([10.0, 1.0]), vocab={1: ("F", "
 
 
 def _bundle_bytes() -> bytes:
+    privacy = PrivacyView(False, None, 0, 3.5, 1e-5, 8.0)
     run = RunView(id=7, status="finished", config={"model": "logreg", "task": "csv"},
                   schema={**SCHEMA, "preprocess": PRE.to_dict()}, error=None,
                   created_at=0.0, started_at=0.0, finished_at=1.0,
-                  completed_rounds=0, rounds=())
+                  completed_rounds=0, rounds=(), privacy=privacy)
     params = models.init_params("logreg", PRE.width, 2, seed=1)
     return build_bundle(run, "last", 0, params, PRE)
 
@@ -48,6 +49,7 @@ def test_a_bundle_reads_back_with_its_schema_and_model() -> None:
 
     assert bundle.schema.categorical == ("sex",) and bundle.preprocess == PRE
     assert bundle.meta["input_names"] == ["age", "sex=F", "sex=M", "sex=(other)"]
+    assert bundle.meta["privacy"]["epsilon"] == 3.5  # spent; 8.0 the budget
     labels, probabilities = bundle.predict(np.array([[30.0, 1.0]]), {1: ("F", "M")})
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
     assert labels.shape == (1,)

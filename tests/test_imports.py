@@ -1,8 +1,10 @@
-"""The package's import graph has no cycles, lazy and type-only imports included."""
+"""The package's import graph: no cycles, and no heavy module loaded unasked."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,3 +79,15 @@ def test_the_graph_sees_lazy_and_submodule_imports() -> None:
 def test_fednet_has_no_import_cycles() -> None:
     """No module of fednet imports itself through others."""
     assert find_cycle(import_graph()) is None
+
+
+def test_a_coordinator_and_a_client_load_no_privacy_accountant() -> None:
+    """dp-accounting (with scipy, about 80 MB) loads only when a DP run counts."""
+    code = (
+        "import sys, fednet.server.app, fednet.client.main, fednet.strategies\n"
+        "print(sorted(m for m in ('dp_accounting', 'scipy') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"

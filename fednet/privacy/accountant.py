@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import dp_accounting  # type: ignore[import-untyped]
 
 from fednet.privacy.errors import PrivacyError
 
@@ -61,6 +60,10 @@ def epsilon(
     _check_count("rounds", rounds)
     if rounds == 0:
         return 0.0
+    # Imported on use: with scipy and mpmath it costs a process about 80 MB,
+    # which a coordinator that runs no DP run should not carry.
+    import dp_accounting  # type: ignore[import-untyped]
+
     event = dp_accounting.PoissonSampledDpEvent(
         sampling_rate, dp_accounting.GaussianDpEvent(noise_multiplier)
     )

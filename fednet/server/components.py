@@ -14,12 +14,12 @@ import dataclasses
 import typing
 from typing import Any
 
-from fednet.config import MODELS, STRATEGIES, TASKS, RunConfig
-from fednet.rounds import Phase
+from fednet.config import DP_AVAILABLE, MODELS, STRATEGIES, TASKS, RunConfig
+from fednet.machine import Phase
 from fednet.server.audit import AuditEntry
 from fednet.server.sites import SITE_NAME, ClientAuth, Site
 from fednet.server.store import ACTIVE_STATUSES
-from fednet.views import END_STATUSES, ProgressView, RoundView, RunView
+from fednet.views import END_STATUSES, PrivacyView, ProgressView, RoundView, RunView
 
 Schema = dict[str, Any]
 
@@ -47,11 +47,16 @@ RUN_CONFIG_RANGES: dict[str, tuple[float, float, bool]] = {
     "beta_1": (0.0, 0.9999, False),
     "beta_2": (0.0, 0.9999, False),
     "tau": (0.0, 1.0, False),
+    "dp_noise_multiplier": (0.0, 1_000.0, True),
+    "dp_clip_norm": (0.0, 1e6, True),
+    "dp_target_epsilon": (0.0, 1e6, False),
+    "dp_delta": (0.0, 0.1, True),
 }
 RUN_CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "task": TASKS,
     "model": MODELS,
     "strategy": STRATEGIES,
+    "dp": DP_AVAILABLE,  # distributed is refused until secure aggregation exists
 }
 RUN_STATUSES = (*ACTIVE_STATUSES, *sorted(END_STATUSES))
 PHASES = ("waiting", *(phase.value for phase in Phase))
@@ -94,6 +99,8 @@ def run_config_schema() -> Schema:
         if field.name in RUN_CONFIG_CHOICES:
             choices = list(RUN_CONFIG_CHOICES[field.name])
             spec: Schema = {"type": "string", "enum": choices}
+        elif isinstance(default, bool):
+            spec = {"type": "boolean"}
         else:
             lo, hi, lo_open = RUN_CONFIG_RANGES[field.name]
             kind = "number" if isinstance(default, float) else "integer"
@@ -104,6 +111,11 @@ def run_config_schema() -> Schema:
     properties["clients_per_round"]["description"] = (
         "0 (every eligible client), or at least min_clients"
     )
+    properties["dp"]["description"] = (
+        "central: DP-FedAvg, with strategy fedavg or fedprox only; distributed"
+        " (noise added by the sites) is refused until secure aggregation exists"
+    )
+    properties["dp_target_epsilon"]["description"] = "0: no budget"
     return {
         "type": "object",
         "description": "Unset fields take their defaults; unknown fields are refused.",
@@ -158,7 +170,10 @@ def _round_schema() -> Schema:
 def _run_properties() -> Schema:
     status = {"type": "string", "enum": list(RUN_STATUSES)}
     config = ref("RunConfig")
-    schema = _view_schema(RunView, "rounds", "latest", status=status, config=config)
+    privacy = ref("Privacy")
+    schema = _view_schema(
+        RunView, "rounds", "latest", status=status, config=config, privacy=privacy
+    )
     properties: Schema = schema["properties"]
     return properties
 
@@ -222,6 +237,7 @@ def component_schemas() -> Schema:
         "Launched": _object({"id": INTEGER}),
         "Progress": _view_schema(ProgressView, phase=phase),
         "Round": _round_schema(),
+        "Privacy": _view_schema(PrivacyView),
         "Run": _object(run),
         "RunSummary": _object(summary),
         "RunDetail": _object(detail),

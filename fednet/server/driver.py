@@ -272,7 +272,7 @@ class RunDriver:
                 await self._recorder.round_finished(event, duration)
                 self.completed_rounds = event.record.server_round
             elif isinstance(event, RunFinished):
-                self._outcome = ("finished", None)
+                self._outcome = ("finished", event.reason)
             elif isinstance(event, RunFailed):
                 self._outcome = ("failed", event.reason)
 

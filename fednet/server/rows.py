@@ -7,7 +7,7 @@ import sqlite3
 from typing import Any
 
 from fednet.records import RoundRecord
-from fednet.views import RoundView, RunView
+from fednet.views import PrivacyView, RoundView, RunView
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -94,6 +94,7 @@ def round_view(record: RoundRecord, duration_s: float, now: float) -> RoundView:
         dropped=tuple(record.dropped),
         rejected={str(k): v for k, v in record.rejected.items()},
         client_metrics={str(k): dict(v) for k, v in record.client_metrics.items()},
+        epsilon=record.epsilon,
     )
 
 
@@ -120,6 +121,7 @@ def round_from_row(
         dropped=tuple(detail["dropped"]),
         rejected=detail["rejected"],
         client_metrics=per_client.get(row["server_round"], {}),
+        epsilon=detail.get("epsilon"),  # absent from rounds before dp
     )
 
 
@@ -128,12 +130,17 @@ def run_from_row(
     *,
     rounds: tuple[RoundView, ...] | None = None,
     latest: tuple[float | None, float | None] | None = None,
+    spent: float | None = None,
 ) -> RunView:
-    """Return a stored run (with its rounds or latest metrics when given)."""
+    """Return a stored run (with its rounds or latest metrics when given).
+
+    ``spent`` is the epsilon of the run's latest round (None without dp).
+    """
+    config = json.loads(row["config"])
     return RunView(
         id=row["id"],
         status=row["status"],
-        config=json.loads(row["config"]),
+        config=config,
         schema=json.loads(row["schema"]) if row["schema"] else None,
         error=row["error"],
         created_at=row["created_at"],
@@ -142,4 +149,13 @@ def run_from_row(
         completed_rounds=row["completed_rounds"],
         rounds=rounds,
         latest=latest,
+        privacy=PrivacyView.of_run(config, spent),
     )
+
+
+def spent_epsilon(detail: str | None) -> float | None:
+    """Return the epsilon a stored round's detail records, or None."""
+    if detail is None:
+        return None
+    value = json.loads(detail).get("epsilon")
+    return float(value) if value is not None else None

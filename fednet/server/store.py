@@ -19,6 +19,7 @@ from fednet.server.rows import (
     round_from_row,
     round_view,
     run_from_row,
+    spent_epsilon,
 )
 from fednet.views import RoundView, RunView
 
@@ -122,23 +123,34 @@ class Store(CheckpointFiles):
 
     def get_run(self, run_id: int, *, with_rounds: bool = True) -> RunView | None:
         """Return a run as the API shows it, or None if there is no such run."""
-        rows = self.read("SELECT * FROM runs WHERE id=?", (run_id,))
+        rows = self.read(
+            "SELECT runs.*, r.detail AS last_detail FROM runs LEFT JOIN rounds r"
+            " ON r.run_id = runs.id AND r.server_round = runs.completed_rounds"
+            " WHERE runs.id=?",
+            (run_id,),
+        )
         if not rows:
             return None
         rounds = tuple(self.get_rounds(run_id)) if with_rounds else None
-        return run_from_row(rows[0], rounds=rounds)
+        spent = spent_epsilon(rows[0]["last_detail"])
+        return run_from_row(rows[0], rounds=rounds, spent=spent)
 
     def list_runs(self, limit: int = 100) -> list[RunView]:
         """Return the newest runs first, with their latest round's metrics."""
         rows = self.read(
-            "SELECT runs.*, r.loss AS last_loss, r.accuracy AS last_accuracy"
-            " FROM runs LEFT JOIN rounds r ON r.run_id = runs.id"
+            "SELECT runs.*, r.loss AS last_loss, r.accuracy AS last_accuracy,"
+            " r.detail AS last_detail FROM runs"
+            " LEFT JOIN rounds r ON r.run_id = runs.id"
             " AND r.server_round = runs.completed_rounds"
             " ORDER BY runs.id DESC LIMIT ?",
             (limit,),
         )
         return [
-            run_from_row(row, latest=(row["last_loss"], row["last_accuracy"]))
+            run_from_row(
+                row,
+                latest=(row["last_loss"], row["last_accuracy"]),
+                spent=spent_epsilon(row["last_detail"]),
+            )
             for row in rows
         ]
 
@@ -158,6 +170,7 @@ class Store(CheckpointFiles):
             "evaluated_clients": list(view.evaluated_clients),
             "dropped": list(view.dropped),
             "rejected": view.rejected,
+            "epsilon": view.epsilon,
         }
         with self.transaction() as db:
             db.execute(

@@ -10,7 +10,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from fednet.config import MODELS, STRATEGIES, TASKS, RunConfig
+from fednet.config import DP_AVAILABLE, MODELS, STRATEGIES, TASKS, RunConfig
 from fednet.fields import parse_int64
 from fednet.server import access, auth
 from fednet.server.api import run_with_progress
@@ -29,6 +29,19 @@ class FormField:
     choices: tuple[str, ...] = ()
     step: str = "1"
     default: Any = None
+
+    @property
+    def kind(self) -> str:
+        """Return how the form's script sends the value: bool, float, int or text."""
+        if self.choices == _BOOL:
+            return "bool"
+        if self.choices:
+            return "text"
+        return "float" if self.step == "any" else "int"
+
+
+_BOOL = ("false", "true")
+"""The choices of a yes/no field (a select; the script sends a JSON boolean)."""
 
 
 _FIELDS = (
@@ -102,6 +115,30 @@ _FIELDS = (
         "tau", "Tau", "fedadam, fedyogi, fedadagrad: adaptivity; 0 = Flower's default",
         "Strategy", step="any",
     ),
+    FormField(
+        "dp", "Differential privacy",
+        "central: clip, Poisson-sample and add noise (fedavg, fedprox); distributed"
+        " needs secure aggregation, not available yet", "Privacy", DP_AVAILABLE,
+    ),
+    FormField(
+        "dp_noise_multiplier", "Noise multiplier", "Noise std over the clip norm",
+        "Privacy", step="any",
+    ),
+    FormField(
+        "dp_clip_norm", "DP clip norm", "Largest update norm a site contributes",
+        "Privacy", step="any",
+    ),
+    FormField(
+        "dp_adaptive_clip", "Adaptive clipping",
+        "Move the clip norm towards the median update norm", "Privacy", _BOOL,
+    ),
+    FormField(
+        "dp_target_epsilon", "Target epsilon",
+        "Stop before the run spends more; 0 = no budget", "Privacy", step="any",
+    ),
+    FormField(
+        "dp_delta", "Delta", "The delta of (epsilon, delta)", "Privacy", step="any",
+    ),
 )
 
 
@@ -110,7 +147,17 @@ def launch_form_fields() -> list[FormField]:
     defaults = RunConfig()
     names = {f.name for f in dataclasses.fields(RunConfig)}
     assert names == {f.name for f in _FIELDS}, "launch form out of sync with RunConfig"
-    return [dataclasses.replace(f, default=getattr(defaults, f.name)) for f in _FIELDS]
+    return [
+        dataclasses.replace(f, default=_form_value(getattr(defaults, f.name)))
+        for f in _FIELDS
+    ]
+
+
+def _form_value(value: Any) -> Any:
+    """Return a default as the form shows it (booleans as their choice)."""
+    if isinstance(value, bool):
+        return _BOOL[value]
+    return value
 
 
 def _snapshot_json(data: Any) -> Markup:
@@ -131,7 +178,7 @@ async def index(request: web.Request) -> web.Response:
     context = {
         "page": "dashboard",
         "fields": launch_form_fields(),
-        "groups": ("What", "Who", "How", "Strategy", "Advanced"),
+        "groups": ("What", "Who", "How", "Strategy", "Privacy", "Advanced"),
         "snapshot": _snapshot_json(build_snapshot(request.app, site_details=details)),
     }
     return auth.render_page(request, "dashboard.html", context)

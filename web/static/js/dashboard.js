@@ -290,10 +290,29 @@
     if (tasks.size === 1) form.elements.task.value = [...tasks][0];
   }
 
+  // A strategy's own fields (data-strategies: the strategies that read the
+  // field) show only while it is chosen; a fieldset left empty hides too.
+  function showStrategyFields() {
+    if (!form || !form.elements.strategy) return;
+    const strategy = form.elements.strategy.value;
+    for (const field of form.querySelectorAll(".field[data-strategies]")) {
+      field.hidden = !field.dataset.strategies.split(" ").includes(strategy);
+    }
+    for (const set of form.querySelectorAll("fieldset[data-group]")) {
+      set.hidden = !set.querySelector(".field:not([hidden])");
+    }
+  }
+
   function formBody() {
     const body = {};
     for (const input of form.querySelectorAll("input[name], select[name]")) {
-      if (input.tagName === "SELECT") { body[input.name] = input.value; continue; }
+      // A hidden field is one the chosen strategy ignores: the server's default.
+      const field = input.closest(".field");
+      if (field && field.hidden) continue;
+      if (input.tagName === "SELECT") {
+        body[input.name] = input.dataset.kind === "bool" ? input.value === "true" : input.value;
+        continue;
+      }
       const raw = input.value.trim();
       const n = Number(raw);
       body[input.name] = raw === "" ? null : Number.isFinite(n) ? n : raw;
@@ -329,6 +348,7 @@
 
   if (form) form.addEventListener("input", (e) => {
     formTouched = true;
+    if (e.target.name === "strategy") showStrategyFields();
     const field = e.target.closest(".field");
     if (field) { field.classList.remove("invalid"); field.querySelector(".field-error").textContent = ""; }
   });
@@ -362,6 +382,7 @@
   });
 
   /* -- start -------------------------------------------------------------------- */
+  showStrategyFields();
   const initial = JSON.parse($("snapshot").textContent);
   FN.syncClock(initial.now);
   applySnapshot(initial);

@@ -43,6 +43,24 @@
     $("run-facts").replaceChildren(...facts.map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", { text: v }))));
   }
 
+  // Epsilon spent per round against the budget (dp runs; the card is absent else).
+  function renderPrivacy() {
+    const card = $("privacy");
+    if (!card || !run.privacy) return;
+    const budget = run.privacy.budget;
+    // Rounds arrive live before the run's own figure is refreshed.
+    const spent = run.rounds.reduce((m, r) => (r.epsilon != null && r.epsilon > m ? r.epsilon : m), run.privacy.epsilon || 0);
+    const share = (e) => (budget ? Math.round((e / budget) * 1000) / 10 + "%" : "–");
+    setText("privacy-spent", fmt.num(spent, 3) + (budget ? " of " + fmt.num(budget, 3) + " · " + share(spent) : " (no budget)"));
+    setProgress($("privacy-bar"), budget ? spent / budget : 0, { state: run.status });
+    const rows = run.rounds.filter((r) => r.epsilon != null).map((r) => el("tr", {},
+      el("td", { class: "num", text: String(r.server_round) }),
+      el("td", { class: "num", text: fmt.num(r.epsilon, 4) }),
+      el("td", { class: "num", text: budget ? fmt.num(budget, 4) : "none" }),
+      el("td", { class: "num", text: share(r.epsilon) })));
+    $("privacy-body").replaceChildren(...rows);
+  }
+
   function render() {
     const done = Math.max(run.completed_rounds || 0, run.rounds.length ? run.rounds[run.rounds.length - 1].server_round : 0);
     const pct = setProgress($("session-bar"), done / run.config.rounds, { state: run.status });
@@ -53,6 +71,7 @@
     if (stop) stop.hidden = !["queued", "running"].includes(run.status);
     $("download-model").hidden = !done;
     renderFacts();
+    renderPrivacy();
     charts.accuracy.update(run.rounds, run.config.rounds);
     charts.loss.update(run.rounds, run.config.rounds);
   }
