@@ -9,27 +9,19 @@ A coordinator notices an offline revocation within one heartbeat.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sqlite3
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import quote
 
-import aiohttp
-
-from fednet.admin.http import coordinator
-from fednet.exceptions import ConfigError
+from fednet.admin.http import CommandError, request_json
 from fednet.server.audit import AuditLog
 from fednet.server.sites import Site, SiteBook, SiteError
 from fednet.server.store import Store
 
 T = TypeVar("T")
-
-
-class CommandError(Exception):
-    """What the command tells the user before it exits with status 2."""
 
 
 def add_command(args: argparse.Namespace) -> int:
@@ -58,7 +50,7 @@ def _main(args: argparse.Namespace, command: Callable[[], None]) -> int:
 
 def _add(args: argparse.Namespace) -> None:
     if args.server:
-        answer = _online(args, "POST", "/api/sites", {"name": args.name})
+        answer = request_json(args, "POST", "/api/sites", {"name": args.name})
         credential = str(answer["credential"])
     else:
         credential = _offline(
@@ -76,7 +68,7 @@ def _add(args: argparse.Namespace) -> None:
 
 def _list(args: argparse.Namespace) -> None:
     if args.server:
-        rows = _online(args, "GET", "/api/sites", None)
+        rows = request_json(args, "GET", "/api/sites", None)
         sites = [Site(r["name"], r["created_at"], r["revoked_at"]) for r in rows]
     else:
         sites = _offline(args, lambda book: book.list())
@@ -94,7 +86,7 @@ def _list(args: argparse.Namespace) -> None:
 def _revoke(args: argparse.Namespace) -> None:
     if args.server:
         path = f"/api/sites/{quote(args.name, safe='')}/revoke"
-        _online(args, "POST", path, {})  # a JSON body: what a write must carry
+        request_json(args, "POST", path, {})  # a JSON body: what a write must carry
         print(
             f"site {args.name!r} revoked: its connection, if any, is closed, and"
             " it is refused from now on"
@@ -144,31 +136,3 @@ def _offline(
         raise CommandError(f"the state in {args.state_dir}: {e}") from None
     finally:
         store.close()
-
-
-def _online(args: argparse.Namespace, method: str, path: str, body: Any) -> Any:
-    """Send one API request to ``--server``; return its JSON answer."""
-
-    async def call() -> Any:
-        async with coordinator(args) as http:
-            async with http.request(method, path, json=body) as resp:
-                answer = await resp.json(content_type=None)
-                if resp.status >= 400:
-                    raise CommandError(_refusal(resp.status, answer))
-                return answer
-
-    try:
-        return asyncio.run(call())
-    except ConfigError as e:
-        raise CommandError("; ".join(e.errors.values())) from None
-    except (aiohttp.ClientError, OSError, TimeoutError) as e:
-        raise CommandError(f"cannot reach {args.server}: {e}") from None
-    except ValueError as e:  # not JSON: not a coordinator
-        raise CommandError(f"{args.server} answered no JSON: {e}") from None
-
-
-def _refusal(status: int, answer: Any) -> str:
-    error = answer.get("error") if isinstance(answer, dict) else None
-    if status == 401:
-        return f"the coordinator wants the admin token (--admin-token): {error}"
-    return f"HTTP {status}: {error or answer}"

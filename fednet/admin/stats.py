@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-import aiohttp
-
-from fednet.admin.http import coordinator
-from fednet.exceptions import ConfigError
+from fednet.admin.http import CommandError, request_json
 
 TOP_CATEGORIES = 3
 _HEADER = ("COLUMN", "KIND", "COUNT", "MISSING", "MEAN", "STD", "TOP CATEGORIES")
 
 
-class CommandError(Exception):
-    """What the command tells the user before it exits with status 2."""
-
-
 def stats_command(args: argparse.Namespace) -> int:
     """Print the merged table (``--sites``: each site's too, ``--json``: raw)."""
     try:
-        answer = asyncio.run(_fetch(args))
+        answer = _fetch(args)
     except CommandError as e:
         print(f"fednet stats: {e}", file=sys.stderr)
         return 2
@@ -93,27 +85,9 @@ def _top(categories: dict[str, int]) -> str:
     return f"{shown}, +{more} more" if more > 0 else shown
 
 
-async def _fetch(args: argparse.Namespace) -> dict[str, Any]:
+def _fetch(args: argparse.Namespace) -> dict[str, Any]:
     """Ask ``--server`` for the statistics; CommandError on a refusal or no answer."""
-    try:
-        async with coordinator(args) as http:
-            async with http.post("/api/stats", json={}) as resp:
-                answer = await resp.json(content_type=None)
-                if resp.status != 200:
-                    raise CommandError(_refusal(resp.status, answer))
-                if not isinstance(answer, dict):
-                    raise CommandError(f"{args.server} answered {answer!r}")
-                return answer
-    except ConfigError as e:  # the --ca-file
-        raise CommandError("; ".join(e.errors.values())) from None
-    except (aiohttp.ClientError, OSError, TimeoutError) as e:
-        raise CommandError(f"cannot reach {args.server}: {e}") from None
-    except ValueError as e:  # not JSON: not a coordinator
-        raise CommandError(f"{args.server} answered no JSON: {e}") from None
-
-
-def _refusal(status: int, answer: Any) -> str:
-    error = answer.get("error") if isinstance(answer, dict) else None
-    if status == 401:
-        return f"the coordinator wants the admin token (--admin-token): {error}"
-    return f"HTTP {status}: {error or answer}"
+    answer = request_json(args, "POST", "/api/stats", {})
+    if not isinstance(answer, dict):
+        raise CommandError(f"{args.server} answered {answer!r}")
+    return answer
