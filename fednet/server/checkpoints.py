@@ -89,10 +89,7 @@ class CheckpointFiles:
     def load_best_model(self, run_id: int, server_round: int) -> NDArrays | None:
         """Load the kept best model of a round, or None."""
         path = self.best_model_path(run_id, server_round)
-        if path is None:
-            return None
-        with np.load(path, allow_pickle=False) as data:
-            return [data[f"arr_{i}"] for i in range(len(data.files))]
+        return _read_model(path) if path is not None else None
 
     def best_model_path(self, run_id: int, server_round: int) -> Path | None:
         """Return the kept best model of a round, or None."""
@@ -115,10 +112,13 @@ class CheckpointFiles:
     def load_model(self, run_id: int, server_round: int) -> NDArrays | None:
         """Load a checkpoint, or return None when it does not exist."""
         path = self._model_path(run_id, server_round)
-        if not path.exists():
-            return None
-        with np.load(path, allow_pickle=False) as data:
-            return [data[f"arr_{i}"] for i in range(len(data.files))]
+        return _read_model(path) if path.exists() else None
+
+
+def _read_model(path: Path) -> NDArrays:
+    """Load a model file's arrays in order (no pickle)."""
+    with np.load(path, allow_pickle=False) as data:
+        return [data[f"arr_{i}"] for i in range(len(data.files))]
 
 
 def _fsync_dir(directory: Path) -> None:
