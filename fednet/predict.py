@@ -19,7 +19,7 @@ import numpy.typing as npt
 from fednet.bundle import Bundle
 from fednet.exceptions import DataError
 from fednet.learning.columns import CellError, read_column
-from fednet.learning.schema import describe_feature_difference
+from fednet.learning.schema import describe_feature_difference, is_int
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,10 +122,10 @@ def _truth(
     path: Path, cells: list[str], lines: list[int], classes: Sequence[str]
 ) -> npt.NDArray[np.int64]:
     index = {c: k for k, c in enumerate(classes)}
-    numeric = all(_is_int(c) for c in classes)
+    numeric = all(is_int(c) for c in classes)
     truth = []
     for cell, line in zip(cells, lines):
-        label = str(int(cell)) if numeric and _is_int(cell) else cell
+        label = str(int(cell)) if numeric and is_int(cell) else cell
         if label not in index:
             raise DataError(
                 f"{path}: line {line}: label {cell!r} is not one of the model's"
@@ -133,11 +133,3 @@ def _truth(
             )
         truth.append(index[label])
     return np.array(truth, dtype=np.int64)
-
-
-def _is_int(text: str) -> bool:
-    try:
-        int(text)
-    except ValueError:
-        return False
-    return True

@@ -109,7 +109,8 @@ def _show(names: Sequence[str]) -> str:
     return shown
 
 
-def _is_int(text: str) -> bool:
+def is_int(text: str) -> bool:
+    """Return whether a label reads as an integer (``"03"`` does, ``"3.0"`` not)."""
     try:
         int(text)
     except ValueError:
@@ -125,7 +126,7 @@ def sort_labels(labels: Iterable[str]) -> tuple[str, ...]:
     a client holding all labels agrees with the merged schema of the run.
     """
     unique = set(labels)
-    if unique and all(_is_int(label) for label in unique):
+    if unique and all(is_int(label) for label in unique):
         return tuple(sorted(unique, key=lambda label: (int(label), label)))
     return tuple(sorted(unique))
 
