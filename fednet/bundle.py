@@ -56,10 +56,20 @@ class Bundle:
     def predict(
         self, x: npt.ArrayLike, categories: Mapping[int, Sequence[str]] | None = None
     ) -> tuple[npt.NDArray[np.int64], F32]:
-        """Return each raw row's class index and class probabilities."""
+        """Return each raw row's class index and class probabilities.
+
+        The class is the most probable one, as evaluations count it.
+        """
         inputs = self.preprocess.apply(x, categories)
-        labels = models.predict(self.model, self.parameters, inputs)  # as evaluated
-        return labels, models.predict_proba(self.model, self.parameters, inputs)
+        proba = models.predict_proba(self.model, self.parameters, inputs)
+        return proba.argmax(axis=1).astype(np.int64), proba
+
+    @property
+    def positive(self) -> int | None:
+        """Return the index of the run's ``positive_class``, if it names one."""
+        label = self.meta["config"].get("positive_class", "")
+        classes = self.schema.classes
+        return classes.index(label) if label in classes else None
 
 
 def build_bundle(

@@ -151,6 +151,11 @@ def _client_parser(sub: Any) -> None:
     f.add("--backoff-max-s", type=float, default=30.0, help="longest reconnect wait")
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """Read a comma-separated list (``--metrics accuracy,auroc``)."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 # The converter of each RunConfig field's flag; RunConfig itself checks values.
 RUN_FLAG_TYPES: dict[str, Callable[[str], Any]] = {
     "task": str,
@@ -181,6 +186,10 @@ RUN_FLAG_TYPES: dict[str, Callable[[str], Any]] = {
     "dp_adaptive_clip": _bool,
     "dp_target_epsilon": float,
     "dp_delta": float,
+    "problem": str,
+    "metrics": _names,
+    "selection_metric": str,
+    "positive_class": str,
 }
 check_table(RunConfig, RUN_FLAG_TYPES)
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from fednet.exceptions import ConfigError
+from fednet.learning.metrics import CLASSIFICATION, REGRESSION
+from fednet.runmetrics import PROBLEMS, metric_errors, metric_list, text
 
 TASKS = ("digits", "breast_cancer", "csv", "synthetic")
 MODELS = ("logreg", "mlp")
@@ -121,6 +123,11 @@ class RunConfig:
     dp_adaptive_clip: bool = False
     dp_target_epsilon: float = 0.0
     dp_delta: float = 1e-5
+    # What a run predicts and how it is scored (docs/data.md#metrics).
+    problem: str = "auto"
+    metrics: tuple[str, ...] = ()
+    selection_metric: str = ""
+    positive_class: str = ""
 
     def __post_init__(self) -> None:
         errors = {
@@ -140,6 +147,7 @@ class RunConfig:
         if not errors:
             errors.update(self._strategy_errors())
             errors.update(self._privacy_errors())
+            errors.update(metric_errors(self))
         if errors:
             raise ConfigError(errors)
 
@@ -182,6 +190,8 @@ class RunConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = {k: "unknown field" for k in data if k not in names}
         values = {k: v for k, v in data.items() if k in names}
+        if isinstance(values.get("metrics"), list):
+            values["metrics"] = tuple(values["metrics"])
         for name in _FLOATS:
             # an int too large for a float stays an int, refused by its check
             if type(values.get(name)) is int and abs(values[name]) <= 2**53:
@@ -196,7 +206,7 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form accepted by :meth:`from_dict`."""
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "metrics": list(self.metrics)}
 
 
 _CHECKS: dict[str, _Check] = {
@@ -228,6 +238,10 @@ _CHECKS: dict[str, _Check] = {
     "dp_adaptive_clip": _boolean,
     "dp_target_epsilon": float_range(0.0, 1e6),
     "dp_delta": float_range(0.0, 0.1, lo_open=True),
+    "problem": _choice(PROBLEMS),
+    "metrics": metric_list,
+    "selection_metric": _choice(("", "loss", *CLASSIFICATION, *REGRESSION)),
+    "positive_class": text(256),
 }
 _FLOATS = (
     "learning_rate",

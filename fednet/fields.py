@@ -25,6 +25,8 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 MAX_TEXT = 4096
 MAX_METRICS = 256
+# fednet.learning.metrics.MAX_STAT_KEYS more for an evaluation's statistics.
+MAX_EVAL_METRICS = MAX_METRICS + 4400
 MAX_EXAMPLES = 10**9  # the most training examples a client may declare in hello
 
 
@@ -162,6 +164,13 @@ def float_field(*, positive: bool = False) -> Convert:
     return convert
 
 
+def bool_field(value: Any) -> bool:
+    """Accept true or false (not 0 or 1)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {_show(value)}")
+    return value
+
+
 def str_field(max_len: int = MAX_TEXT) -> Convert:
     """Return a converter accepting strings of at most ``max_len`` characters."""
 
@@ -210,17 +219,22 @@ def object_field(value: Any) -> dict[str, Any]:
     return value
 
 
-def metrics_field(value: Any) -> dict[str, float]:
-    """Accept an object of at most 256 named finite numbers, as floats."""
+def metrics_field(value: Any, limit: int = MAX_METRICS) -> dict[str, float]:
+    """Accept an object of at most ``limit`` named finite numbers, as floats."""
     name, number = str_field(), float_field()
-    if not isinstance(value, dict) or len(value) > MAX_METRICS:
+    if not isinstance(value, dict) or len(value) > limit:
         raise ValueError(
-            f"must be an object of at most {MAX_METRICS} numbers, got {_show(value)}"
+            f"must be an object of at most {limit} numbers, got {_show(value)}"
         )
     try:
         return {name(k): number(v) for k, v in value.items()}
     except ValueError as e:
         raise ValueError(f"must map names to numbers: {e}") from None
+
+
+def eval_metrics_field(value: Any) -> dict[str, float]:
+    """Accept an evaluation's metrics: up to 256 plus its summable statistics."""
+    return metrics_field(value, MAX_EVAL_METRICS)
 
 
 INT = int_field()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from fednet.exceptions import ProtocolError, SchemaError
 from fednet.fields import (
     Fields,
+    bool_field,
     build_fields,
     check_table,
     float_field,
@@ -68,6 +69,9 @@ class FitConfig(Mapping[str, Any]):
         preprocess: how a CSV site turns its raw features into model input,
             the same at every site (fixed from the federated statistics);
             None: each site scales with its own statistics.
+        statistics: evaluations also carry summable statistics
+            (:mod:`fednet.learning.metrics`); an older coordinator does not
+            ask for them, and an older client does not send them.
     """
 
     server_round: int
@@ -81,6 +85,7 @@ class FitConfig(Mapping[str, Any]):
     classes: tuple[str, ...] | None = None
     proximal_mu: float = 0.0
     preprocess: Preprocess | None = None
+    statistics: bool = False
 
     FIELDS: ClassVar[Fields] = {
         "server_round": int_field(lo=1),
@@ -94,6 +99,7 @@ class FitConfig(Mapping[str, Any]):
         "classes": optional_field(str_tuple_field(MAX_CLASSES, MAX_NAME)),
         "proximal_mu": _non_negative,
         "preprocess": optional_field(_preprocess),
+        "statistics": bool_field,
     }
 
     @classmethod
@@ -117,6 +123,7 @@ class FitConfig(Mapping[str, Any]):
             classes=classes,
             proximal_mu=run.proximal_mu if run.strategy == "fedprox" else 0.0,
             preprocess=preprocess,
+            statistics=classes is not None,
         )
 
     @classmethod
@@ -134,13 +141,16 @@ class FitConfig(Mapping[str, Any]):
         """Return the JSON form accepted by :meth:`from_dict`.
 
         ``classes`` and ``preprocess`` are left out when None, ``proximal_mu``
-        when 0: what a FedAvg round sends is what it sent before they existed.
+        when 0, ``statistics`` when false: what a FedAvg round sends is what
+        it sent before they existed.
         """
         data = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if f.name not in ("classes", "proximal_mu", "preprocess")
+            if f.name not in ("classes", "proximal_mu", "preprocess", "statistics")
         }
+        if self.statistics:
+            data["statistics"] = True
         if self.proximal_mu:
             data["proximal_mu"] = self.proximal_mu
         if self.classes is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,9 @@ import numpy.typing as npt
 from fednet.bundle import Bundle
 from fednet.exceptions import DataError
 from fednet.learning.columns import CellError, read_column
+from fednet.learning.metrics import classification_stats, derive
 from fednet.learning.schema import describe_feature_difference, is_int
+from fednet.typing import Metrics
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,8 +31,18 @@ class Scored:
     labels: npt.NDArray[np.int64]
     probabilities: npt.NDArray[np.float32]
     truth: npt.NDArray[np.int64] | None
-    accuracy: float | None
-    log_loss: float | None
+    metrics: Metrics = field(default_factory=dict)
+    confusion: list[list[int]] | None = None
+
+    @property
+    def accuracy(self) -> float | None:
+        """Return the share of rows predicted right (None without labels)."""
+        return self.metrics.get("accuracy")
+
+    @property
+    def log_loss(self) -> float | None:
+        """Return the mean negative log probability of the true classes."""
+        return self.metrics.get("log_loss")
 
 
 def predict_file(bundle: Bundle, path: Path, label_column: str | None) -> Scored:
@@ -69,12 +81,13 @@ def predict_file(bundle: Bundle, path: Path, label_column: str | None) -> Scored
             categories[j] = column.categories
     labels, probabilities = bundle.predict(x, categories)
     if label_at is None:
-        return Scored(labels, probabilities, None, None, None)
+        return Scored(labels, probabilities, None)
     truth = _truth(path, [r[label_at] for r in rows], lines, schema.classes)
     picked = probabilities[np.arange(len(truth)), truth].astype(np.float64)
     log_loss = float(-np.log(np.maximum(picked, 1e-300)).mean())
-    accuracy = float((labels == truth).mean())
-    return Scored(labels, probabilities, truth, accuracy, log_loss)
+    stats = classification_stats(truth, probabilities, len(schema.classes))
+    metrics = {**derive(stats, bundle.positive), "log_loss": log_loss}
+    return Scored(labels, probabilities, truth, metrics, stats.confusion.tolist())
 
 
 def write_predictions(path: Path, scored: Scored, classes: Sequence[str]) -> None:

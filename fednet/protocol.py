@@ -182,7 +182,7 @@ class EvaluateResult:
         **_ROUND,
         "num_examples": fields.INT,
         "loss": fields.FLOAT,
-        "metrics": fields.metrics_field,
+        "metrics": fields.eval_metrics_field,
     }
 
 

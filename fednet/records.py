@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Protocol, Union
 
+from fednet.learning.metrics import score
 from fednet.protocol import Message
 from fednet.typing import ClientId, Metrics, NDArrays
 
@@ -36,6 +37,12 @@ class RoundRecord:
     rejected: dict[ClientId, str]
     client_metrics: dict[ClientId, Metrics]
     epsilon: float | None = None  # spent once this round is played (dp runs)
+    # Derived from summable statistics (fednet.learning.metrics): federated,
+    # on the coordinator's test set, and the confusion matrix of the latter
+    # when there is one, else of the former.
+    metrics: Metrics = field(default_factory=dict)
+    test_metrics: Metrics = field(default_factory=dict)
+    confusion: tuple[tuple[int, ...], ...] | None = None
 
     @property
     def num_clients(self) -> int:
@@ -53,6 +60,35 @@ class RoundRecord:
         if self.test_accuracy is not None:
             return self.test_accuracy
         return self.federated_accuracy
+
+    def score(self, metric: str) -> float | None:
+        """Return how well the round did by ``metric`` (see :func:`round_score`)."""
+        return round_score(self, metric)
+
+
+class ScoredRound(Protocol):
+    """What :func:`round_score` reads of a round (a record or a stored view)."""
+
+    @property
+    def accuracy(self) -> float | None: ...
+    @property
+    def loss(self) -> float | None: ...
+    @property
+    def metrics(self) -> Metrics: ...
+    @property
+    def test_metrics(self) -> Metrics: ...
+
+
+def round_score(round_: ScoredRound, metric: str) -> float | None:
+    """Return a round's ``metric`` oriented so that higher is better, or None.
+
+    The test set's figure when there is one, else the federated one;
+    ``accuracy`` and ``loss`` read as the round's own.
+    """
+    if metric in ("accuracy", "loss"):
+        value = round_.accuracy if metric == "accuracy" else round_.loss
+        return None if value is None else score({metric: value}, metric)
+    return score(round_.test_metrics or round_.metrics, metric)
 
 
 @dataclass(frozen=True)

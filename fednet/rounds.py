@@ -6,7 +6,7 @@ driver's): it is the server driver's :class:`fednet.machine.RunMachine`."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -20,12 +20,10 @@ from fednet.learning.preprocess import Preprocess
 from fednet.protocol import Error, Evaluate, EvaluateResult, Fit, FitResult
 from fednet.records import RunFailed, RunFinished
 from fednet.strategies import Aggregator, Strategy
-from fednet.tally import RoundTally
-from fednet.typing import ClientId, Metrics, NDArrays
+from fednet.tally import CentralEvaluate, RoundTally, stats_reading
+from fednet.typing import ClientId, NDArrays
 
 logger = logging.getLogger(__name__)
-
-CentralEvaluate = Callable[[NDArrays], tuple[float, Metrics]]
 
 ROUND_ATTEMPTS = 3
 """Plays of a round before too few valid updates fail the run: a round short of
@@ -101,7 +99,8 @@ class RoundMachine(MachineOutputs):
         rng = self._rng or np.random.default_rng([self.config.seed, self.server_round])
         selected = tuple(self.strategy.sample_clients(available, rng))
         epsilon = round_epsilon(self.strategy, self.server_round)
-        self._tally = RoundTally(selected, set(selected), epsilon=epsilon)
+        self._tally = RoundTally(selected, set(selected), epsilon=epsilon,
+                                 **stats_reading(self.config, self._fit_inputs[0]))
         self._aggregator = self.strategy.aggregator(self.parameters)
         self.phase = Phase.FIT
         fit = Fit(self.run_id, self.server_round, self._round_config(), self.parameters)
@@ -144,7 +143,8 @@ class RoundMachine(MachineOutputs):
         """Take a client's ``evaluate_result`` for the current round."""
         if self._expects(client_id, result.run_id, result.server_round, Phase.EVALUATE):
             self._tally.pending.discard(client_id)
-            self._tally.add_evaluation(client_id, result)
+            if refused := self._tally.add_evaluation(client_id, result):
+                self._reject(client_id, refused)
             self._maybe_close()
 
     def client_left(self, client_id: ClientId) -> None:
@@ -259,8 +259,7 @@ class RoundMachine(MachineOutputs):
         self._tally.num_examples = self._aggregator.total_examples
         self._aggregator = None
         if self._central_evaluate is not None:
-            loss, metrics = self._central_evaluate(self._new_params)
-            self._tally.test = (loss, metrics.get("accuracy"))
+            self._tally.set_test(*self._central_evaluate(self._new_params))
         if not self._federated_evaluate:
             self._finish_round()
             return

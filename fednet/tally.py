@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from fednet.config import RunConfig
+from fednet.runmetrics import recorded
+
+from fednet.learning import metrics as evaluation
 from fednet.protocol import EvaluateResult, FitResult
 from fednet.records import RoundRecord, WeightedMean
-from fednet.typing import ClientId, Metrics
+from fednet.typing import ClientId, Metrics, NDArrays
+
+CentralEvaluate = Callable[
+    [NDArrays], tuple[float, Metrics, "evaluation.EvalStats | None"]
+]
+"""Evaluate a model on the coordinator's held-out test set: loss, metrics, stats."""
+
+
+def stats_reading(config: RunConfig, classes: Sequence[str] | None) -> dict[str, Any]:
+    """Return how a run's tallies read statistics: classes and the positive one."""
+    if classes is None:
+        return {"wanted": recorded(config, True)}
+    positive = config.positive_class
+    return {
+        "num_classes": len(classes),
+        "positive": list(classes).index(positive) if positive in classes else None,
+        "wanted": recorded(config, False),
+    }
 
 
 @dataclass
@@ -15,6 +38,10 @@ class RoundTally:
 
     ``pending`` clients are awaited; ``folding`` ones sent an update that is
     being validated and folded (the phase cannot close until they are done).
+    ``num_classes`` (None for regression) reads evaluations' summable
+    statistics (:mod:`fednet.learning.metrics`); the federated metrics come
+    from their sum when every evaluation sent them, ``positive`` is the class
+    of sensitivity and specificity.
     """
 
     selected: tuple[ClientId, ...] = ()
@@ -27,6 +54,13 @@ class RoundTally:
     num_examples: int = 0
     test: tuple[float | None, float | None] = (None, None)
     epsilon: float | None = None
+    num_classes: int | None = None
+    positive: int | None = None
+    wanted: frozenset[str] = frozenset()
+    _test_metrics: Metrics = field(default_factory=dict)
+    _stats: evaluation.EvalStats | None = None
+    _test_stats: evaluation.EvalStats | None = None
+    _without_stats: int = 0
     _fit_metrics: WeightedMean = field(default_factory=WeightedMean)
     _eval_metrics: WeightedMean = field(default_factory=WeightedMean)
     _eval_loss: WeightedMean = field(default_factory=WeightedMean)
@@ -52,26 +86,88 @@ class RoundTally:
             "num_examples": result.num_examples,
         }
 
-    def add_evaluation(self, client_id: ClientId, result: EvaluateResult) -> None:
-        """Count a client's evaluation of the new model (none if it had no data)."""
+    def add_evaluation(self, client_id: ClientId, result: EvaluateResult) -> str | None:
+        """Count a client's evaluation of the new model (none if it had no data).
+
+        Returns:
+            Why the evaluation was refused (statistics that do not add up to
+            its rows), or None.
+        """
         if result.num_examples <= 0:
-            return
+            return None
+        named, stats = self._split(result.metrics, result.num_examples)
+        if isinstance(stats, str):
+            return f"evaluate_result: {stats}"
         self.evaluated.append(client_id)
         self._eval_loss.add({"loss": result.loss}, result.num_examples)
-        self._eval_metrics.add(result.metrics, result.num_examples)
+        self._eval_metrics.add(named, result.num_examples)
         entry = self._client_metrics.setdefault(client_id, {})
         entry["val_loss"] = result.loss
-        entry.update({f"val_{k}": v for k, v in result.metrics.items()})
+        if stats is not None:
+            named = {**named, **self._pick(self._derive(stats))}
+            if self._stats is None:
+                self._stats = stats
+            else:
+                self._stats.add(stats)  # type: ignore[arg-type]
+        else:
+            self._without_stats += 1
+        entry.update({f"val_{k}": v for k, v in named.items()})
+        return None
+
+    def set_test(
+        self, loss: float, metrics: Metrics, stats: evaluation.EvalStats | None
+    ) -> None:
+        """Keep the coordinator's own evaluation on its held-out test set."""
+        named = dict(metrics)
+        if stats is not None:
+            named.update(self._derive(stats))
+            self._test_stats = stats
+        self.test = (loss, named.get("accuracy"))
+        self._test_metrics = self._pick({**named, "log_loss": loss})
+
+    def _split(
+        self, metrics: Metrics, rows: int
+    ) -> tuple[Metrics, evaluation.EvalStats | str | None]:
+        """Part an evaluation's metrics into named ones and its statistics."""
+        named = {k: v for k, v in metrics.items()
+                 if not k.startswith(evaluation.STAT_PREFIX)}
+        if len(named) == len(metrics):
+            return named, None
+        try:
+            return named, evaluation.from_wire(metrics, rows, self.num_classes)
+        except ValueError as e:
+            return named, str(e)
+
+    def _federated(self) -> tuple[Metrics, evaluation.EvalStats | None]:
+        """Return the federated metrics, exact when every site sent statistics."""
+        loss = self._eval_loss.result().get("loss")
+        out = {} if loss is None else {"log_loss": loss}
+        accuracy = self._eval_metrics.result().get("accuracy")
+        if accuracy is not None:
+            out["accuracy"] = accuracy
+        if self._stats is None or self._without_stats:
+            return self._pick(out), None
+        return self._pick({**out, **self._derive(self._stats)}), self._stats
+
+    def _derive(self, stats: evaluation.EvalStats) -> Metrics:
+        return evaluation.derive(stats, self.positive)
+
+    def _pick(self, metrics: Metrics) -> Metrics:
+        """Keep the metrics the run records."""
+        return {k: v for k, v in metrics.items() if k in self.wanted}
 
     def record(self, server_round: int) -> RoundRecord:
         """Return the round's record."""
+        federated, stats = self._federated()
+        if self._test_stats is not None:
+            stats = self._test_stats
         return RoundRecord(
             server_round=server_round,
             clients=tuple(sorted(self.reported)),
             num_examples=self.num_examples,
             fit_metrics=self._fit_metrics.result(),
             federated_loss=self._eval_loss.result().get("loss"),
-            federated_accuracy=self._eval_metrics.result().get("accuracy"),
+            federated_accuracy=federated.get("accuracy"),
             evaluated_clients=tuple(self.evaluated),
             test_loss=self.test[0],
             test_accuracy=self.test[1],
@@ -79,4 +175,16 @@ class RoundTally:
             rejected=dict(self.rejected),
             client_metrics=dict(self._client_metrics),
             epsilon=self.epsilon,
+            metrics=federated,
+            test_metrics=dict(self._test_metrics),
+            confusion=_confusion(stats),
         )
+
+
+def _confusion(
+    stats: evaluation.EvalStats | None,
+) -> tuple[tuple[int, ...], ...] | None:
+    """Return a classifier's confusion matrix as rows of counts (None otherwise)."""
+    if not isinstance(stats, evaluation.ClassStats):
+        return None
+    return tuple(tuple(int(v) for v in row) for row in stats.confusion)

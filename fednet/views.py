@@ -43,12 +43,20 @@ class RoundView:
     rejected: dict[str, str]
     client_metrics: dict[str, Metrics]
     epsilon: float | None = None
+    # The run's metrics (fednet.learning.metrics), federated and on the
+    # coordinator's test set; the confusion matrix (rows: true classes) of
+    # the test set when there is one, else of the sites' validation rows.
+    metrics: Metrics = dataclasses.field(default_factory=dict)
+    test_metrics: Metrics = dataclasses.field(default_factory=dict)
+    confusion: tuple[tuple[int, ...], ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the round as the API shows it."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for key in ("clients", "evaluated_clients", "dropped"):
             data[key] = list(data[key])
+        if self.confusion is not None:
+            data["confusion"] = [list(row) for row in self.confusion]
         return data
 
     @classmethod
@@ -61,6 +69,8 @@ class RoundView:
         values = _fields_of(cls, data)
         for key in ("clients", "evaluated_clients", "dropped"):
             values[key] = tuple(values[key])
+        if values.get("confusion") is not None:
+            values["confusion"] = tuple(tuple(row) for row in values["confusion"])
         return cls(**values)
 
 

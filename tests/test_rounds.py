@@ -226,7 +226,8 @@ def test_invalid_update_gets_an_error_and_never_touches_the_model() -> None:
 def test_central_evaluation_sets_test_accuracy() -> None:
     """A held-out evaluator's accuracy is the round's accuracy."""
     m = _machine(
-        central_evaluate=lambda p: (0.1, {"accuracy": 0.99}), federated_evaluate=False
+        central_evaluate=lambda p: (0.1, {"accuracy": 0.99}, None),
+        federated_evaluate=False,
     )
     m.start_round([A, B])
     m.update_received(A, _fit(m, 1.0))

@@ -34,6 +34,8 @@ def predict_command(args: argparse.Namespace) -> int:
         "rows": len(scored.labels),
         "accuracy": scored.accuracy,
         "log_loss": scored.log_loss,
+        "metrics": scored.metrics,
+        "confusion": scored.confusion,
     }
     if args.json:
         print(json.dumps(report))
@@ -43,6 +45,6 @@ def predict_command(args: argparse.Namespace) -> int:
             f" {report['server_round']}): {report['rows']} rows predicted"
             + (f" to {args.out}" if args.out else "")
         )
-        if scored.accuracy is not None:
-            print(f"accuracy {scored.accuracy:.4f}, log loss {scored.log_loss:.4f}")
+        if scored.metrics:
+            print(", ".join(f"{k} {v:.4f}" for k, v in sorted(scored.metrics.items())))
     return 0

@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from fednet.exceptions import DataError, SchemaError
 from fednet.fitconfig import FitConfig
+from fednet.learning import metrics as evaluation
 from fednet.learning import models
 from fednet.learning.datasets import ClientData
 from fednet.learning.preprocess import Preprocess
@@ -116,7 +117,9 @@ class Trainer:
         """Measure ``params`` on the local validation split.
 
         Returns:
-            ``(loss, num_examples, {"accuracy": ...})``; synthetic: ``(0.0, 1, {})``.
+            ``(loss, num_examples, {"accuracy": ...})`` plus, when the
+            coordinator asks, the summable statistics of
+            :mod:`fednet.learning.metrics`; synthetic: ``(0.0, 1, {})``.
 
         Raises:
             DataError, SchemaError, ValueError: as for :meth:`fit`.
@@ -129,7 +132,12 @@ class Trainer:
         loss, accuracy = models.evaluate(
             config.model, params, x_val, y_val, num_classes=num_classes
         )
-        return loss, len(y_val), {"accuracy": accuracy}
+        metrics = {"accuracy": accuracy}
+        if config.statistics and num_classes <= evaluation.MAX_STATS_CLASSES:
+            proba = models.predict_proba(config.model, params, x_val)
+            stats = evaluation.classification_stats(y_val, proba, num_classes)
+            metrics.update(evaluation.to_wire(stats))
+        return loss, len(y_val), metrics
 
     def _task_data(self, config: FitConfig) -> ClientData | None:
         """Return the data for the run's task, or None for the synthetic task."""

@@ -15,6 +15,8 @@ import typing
 from typing import Any
 
 from fednet.config import DP_AVAILABLE, MODELS, STRATEGIES, TASKS, RunConfig
+from fednet.learning.metrics import CLASSIFICATION, REGRESSION
+from fednet.runmetrics import PROBLEMS
 from fednet.machine import Phase
 from fednet.server.audit import AuditEntry
 from fednet.server.sites import SITE_NAME, ClientAuth, Site
@@ -57,6 +59,8 @@ RUN_CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "model": MODELS,
     "strategy": STRATEGIES,
     "dp": DP_AVAILABLE,  # distributed is refused until secure aggregation exists
+    "problem": PROBLEMS,
+    "selection_metric": ("", "loss", *CLASSIFICATION, *REGRESSION),
 }
 RUN_STATUSES = (*ACTIVE_STATUSES, *sorted(END_STATUSES))
 PHASES = ("waiting", *(phase.value for phase in Phase))
@@ -101,6 +105,13 @@ def run_config_schema() -> Schema:
             spec: Schema = {"type": "string", "enum": choices}
         elif isinstance(default, bool):
             spec = {"type": "boolean"}
+        elif field.name == "metrics":
+            names = [*CLASSIFICATION, *REGRESSION]
+            spec = {"type": "array", "items": {"type": "string", "enum": names},
+                    "uniqueItems": True}
+            default = list(default)
+        elif isinstance(default, str):
+            spec = {"type": "string", "maxLength": 256}
         else:
             lo, hi, lo_open = RUN_CONFIG_RANGES[field.name]
             kind = "number" if isinstance(default, float) else "integer"
@@ -161,7 +172,7 @@ def _view_schema(cls: type[Any], *skip: str, **overrides: Schema) -> Schema:
 def _round_schema() -> Schema:
     # Metrics are finite when recorded; strict_dumps would write a NaN as null.
     metrics = {"type": "object", "additionalProperties": METRIC}
-    overrides = {"fit_metrics": metrics}
+    overrides = {"fit_metrics": metrics, "metrics": metrics, "test_metrics": metrics}
     schema = _view_schema(RoundView, **overrides)
     schema["properties"]["client_metrics"]["additionalProperties"] = metrics
     return schema

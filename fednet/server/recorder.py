@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from fednet.machine import RoundCheckpoint
-from fednet.records import RoundFinished
+from fednet.records import RoundFinished, RoundRecord, round_score
 from fednet.server.events import EventHub, RoundCompleted
 from fednet.server.registry import Registry
 from fednet.server.store import Store
@@ -32,7 +32,8 @@ class RunRecorder:
         self._store = store
         self._registry = registry
         self._events = events
-        self._best: float | None = None  # the best accuracy recorded, once read
+        self._best: float | None = None  # the best score recorded, once read
+        self._metric = "accuracy"  # the run's selection_metric, once read
 
     async def mark_running(self, schema: dict[str, Any] | None) -> None:
         """Record that the run started, with the data schema it trains on."""
@@ -71,7 +72,7 @@ class RunRecorder:
                 self.run_id, server_round, event.server_state
             )
         self._store.save_model(self.run_id, server_round, event.parameters)
-        best = self._is_best(event.record.accuracy)
+        best = self._is_best(event.record)
         if best:
             self._store.keep_best(self.run_id, server_round)
         view = self._store.record_round(
@@ -82,14 +83,24 @@ class RunRecorder:
             self._store.prune_best(self.run_id, server_round)
         return view
 
-    def _is_best(self, accuracy: float | None) -> bool:
-        """Return whether a round beats every recorded one (ties: the earlier)."""
+    def _is_best(self, record: RoundRecord) -> bool:
+        """Return whether a round beats every recorded one (ties: the earlier).
+
+        Rounds are compared by the run's ``selection_metric``.
+        """
         if self._best is None:
             run = self._store.get_run(self.run_id)
             rounds = run.rounds or () if run is not None else ()
-            scores = [r.accuracy for r in rounds if r.accuracy is not None]
+            config = run.config if run is not None else {}
+            regression = bool(run and run.schema and run.schema.get("problem")
+                              == "regression")
+            self._metric = str(config.get("selection_metric") or
+                               ("r2" if regression else "accuracy"))
+            scores = [s for r in rounds if (s := round_score(r, self._metric))
+                      is not None]
             self._best = max(scores, default=-math.inf)
-        if accuracy is None or accuracy <= self._best:
+        value = record.score(self._metric)
+        if value is None or value <= self._best:
             return False
-        self._best = accuracy
+        self._best = value
         return True

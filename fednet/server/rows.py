@@ -95,6 +95,9 @@ def round_view(record: RoundRecord, duration_s: float, now: float) -> RoundView:
         rejected={str(k): v for k, v in record.rejected.items()},
         client_metrics={str(k): dict(v) for k, v in record.client_metrics.items()},
         epsilon=record.epsilon,
+        metrics=dict(record.metrics),
+        test_metrics=dict(record.test_metrics),
+        confusion=record.confusion,
     )
 
 
@@ -122,6 +125,10 @@ def round_from_row(
         rejected=detail["rejected"],
         client_metrics=per_client.get(row["server_round"], {}),
         epsilon=detail.get("epsilon"),  # absent from rounds before dp
+        # absent from rounds before the metrics of issue 12
+        metrics=detail.get("metrics", {}),
+        test_metrics=detail.get("test_metrics", {}),
+        confusion=_rows(detail.get("confusion")),
     )
 
 
@@ -151,6 +158,10 @@ def run_from_row(
         latest=latest,
         privacy=PrivacyView.of_run(config, spent),
     )
+
+
+def _rows(table: list[list[int]] | None) -> tuple[tuple[int, ...], ...] | None:
+    return None if table is None else tuple(tuple(row) for row in table)
 
 
 def spent_epsilon(detail: str | None) -> float | None:

@@ -17,11 +17,13 @@ from fednet.fedopt import ServerState
 from fednet.learning import models
 from fednet.learning.datasets import load_builtin_test
 from fednet.learning.fedstats import FeatureStats, merge_stats
+from fednet.learning.metrics import EvalStats, classification_stats
 from fednet.learning.preprocess import Preprocess
 from fednet.learning.schema import Schema, check_schema, merge_schemas
 from fednet.protocol import Hello
 from fednet.machine import RunMachine
-from fednet.rounds import CentralEvaluate, RoundMachine
+from fednet.rounds import RoundMachine
+from fednet.tally import CentralEvaluate
 from fednet.server.store import Store
 from fednet.strategies import strategy_from_config
 from fednet.typing import Metrics, NDArrays
@@ -266,10 +268,12 @@ def _central_evaluator(config: RunConfig) -> CentralEvaluate:
     x_test, y_test, schema = load_builtin_test(config.task)
     num_classes = len(schema.classes)
 
-    def evaluate(params: NDArrays) -> tuple[float, Metrics]:
+    def evaluate(params: NDArrays) -> tuple[float, Metrics, EvalStats]:
         loss, accuracy = models.evaluate(
             config.model, params, x_test, y_test, num_classes=num_classes
         )
-        return loss, {"accuracy": accuracy}
+        proba = models.predict_proba(config.model, params, x_test)
+        stats = classification_stats(y_test, proba, num_classes)
+        return loss, {"accuracy": accuracy}, stats
 
     return evaluate

@@ -171,6 +171,9 @@ class Store(CheckpointFiles):
             "dropped": list(view.dropped),
             "rejected": view.rejected,
             "epsilon": view.epsilon,
+            "metrics": view.metrics,
+            "test_metrics": view.test_metrics,
+            "confusion": view.to_dict()["confusion"],
         }
         with self.transaction() as db:
             db.execute(

@@ -67,6 +67,10 @@ def test_predict_on_the_test_split_gives_the_runs_test_accuracy(
     )
 
     assert report["accuracy"] == run["rounds"][-1]["test_accuracy"]
+    test = run["rounds"][-1]["test_metrics"]
+    for name in ("balanced_accuracy", "macro_f1", "auroc"):
+        assert report["metrics"][name] == test[name]
+    assert report["confusion"] == run["rounds"][-1]["confusion"]
     assert report["rows"] == len(y_test) and report["server_round"] == 3
     rows = list(csv.reader(out.read_text().splitlines()))
     assert rows[0][:2] == ["prediction", "probability_0"] and len(rows) == 361
@@ -97,6 +101,16 @@ def test_a_csv_runs_best_bundle_reproduces_its_federated_accuracy(
 
     assert report["server_round"] == best_round and report["which"] == "best"
     assert report["accuracy"] == pytest.approx(max(scores), rel=1e-9)
+    # Every metric of the round, from the same counts: the same to the last bit.
+    shown = run["rounds"][best_round - 1]
+    assert set(shown["metrics"]) == {"accuracy", "balanced_accuracy", "macro_f1",
+                                     "auroc", "sensitivity", "specificity", "log_loss"}
+    assert report["metrics"]["log_loss"] == pytest.approx(
+        shown["metrics"].pop("log_loss"), rel=1e-6)
+    assert {k: report["metrics"][k] for k in shown["metrics"]} == shown["metrics"]
+    assert report["confusion"] == shown["confusion"]
+    per_site = shown["client_metrics"].values()
+    assert all(0.0 <= site["val_auroc"] <= 1.0 for site in per_site)
 
 
 def _validation_csv(sites: list[ClientData], path: Path) -> Path:

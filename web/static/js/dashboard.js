@@ -314,6 +314,14 @@
         continue;
       }
       const raw = input.value.trim();
+      if (input.dataset.kind === "list") {
+        body[input.name] = raw.split(",").map((s) => s.trim()).filter((s) => s);
+        continue;
+      }
+      if (input.dataset.kind === "text") {
+        body[input.name] = raw;
+        continue;
+      }
       const n = Number(raw);
       body[input.name] = raw === "" ? null : Number.isFinite(n) ? n : raw;
     }

@@ -61,6 +61,35 @@
     $("privacy-body").replaceChildren(...rows);
   }
 
+  // The last round's metrics (the test set's when the coordinator has one,
+  // else the sites' pooled validation rows) and its confusion matrix.
+  const METRIC_NAMES = {
+    accuracy: "Accuracy", balanced_accuracy: "Balanced accuracy", macro_f1: "Macro F1",
+    auroc: "AUROC", sensitivity: "Sensitivity", specificity: "Specificity",
+    log_loss: "Log loss", mse: "MSE", mae: "MAE", r2: "R²",
+  };
+  function renderMetrics() {
+    const last = run.rounds[run.rounds.length - 1];
+    const card = $("metrics-card");
+    const test = last && Object.keys(last.test_metrics || {}).length ? last.test_metrics : null;
+    const shown = test || (last && last.metrics) || {};
+    card.hidden = !Object.keys(shown).length;
+    if (card.hidden) return;
+    setText("metrics-note", "Round " + last.server_round + ", " + (test ? "on the coordinator's test set" : "on the sites' validation rows, pooled") + ".");
+    const names = Object.keys(METRIC_NAMES).filter((k) => k in shown);
+    $("metrics-list").replaceChildren(...names.map((k) => el("div", { "data-metric": k },
+      el("dt", { text: METRIC_NAMES[k] }), el("dd", {}, el("code", { text: fmt.num(shown[k], 4) })))));
+    const matrix = last.confusion;
+    $("confusion-wrap").hidden = !matrix;
+    if (!matrix) return;
+    const classes = (run.schema && run.schema.classes) || matrix.map((_, i) => String(i));
+    $("confusion-head").replaceChildren(el("tr", {}, el("th", { text: "true \\ predicted" }),
+      ...classes.map((c) => el("th", { class: "num", text: c }))));
+    $("confusion-body").replaceChildren(...matrix.map((row, i) => el("tr", {},
+      el("th", { text: classes[i] }),
+      ...row.map((n, j) => el("td", { class: "num" + (i === j ? " hit" : ""), text: String(n) })))));
+  }
+
   function render() {
     const done = Math.max(run.completed_rounds || 0, run.rounds.length ? run.rounds[run.rounds.length - 1].server_round : 0);
     const pct = setProgress($("session-bar"), done / run.config.rounds, { state: run.status });
@@ -72,6 +101,7 @@
     $("download-model").hidden = !done;
     renderFacts();
     renderPrivacy();
+    renderMetrics();
     charts.accuracy.update(run.rounds, run.config.rounds);
     charts.loss.update(run.rounds, run.config.rounds);
   }
