@@ -64,6 +64,14 @@ class Bundle:
         proba = models.predict_proba(self.model, self.parameters, inputs)
         return proba.argmax(axis=1).astype(np.int64), proba
 
+    def predict_values(
+        self, x: npt.ArrayLike, categories: Mapping[int, Sequence[str]] | None = None
+    ) -> npt.NDArray[np.float64]:
+        """Return a regression model's prediction for each raw row, in label units."""
+        inputs = self.preprocess.apply(x, categories)
+        out = models.predict_values(self.model, self.parameters, inputs)
+        return self.preprocess.unscale_target(out)
+
     @property
     def positive(self) -> int | None:
         """Return the index of the run's ``positive_class``, if it names one."""
@@ -103,6 +111,7 @@ def build_bundle(
         "feature_names": list(schema.feature_names),
         "categorical": list(schema.categorical),
         "classes": list(schema.classes),
+        "problem": "regression" if schema.regression else "classification",
         "preprocess": preprocess.to_dict(),
         "input_names": list(preprocess.feature_names(schema.feature_names)),
         "rounds": [r.to_dict() for r in rounds],
@@ -149,12 +158,13 @@ def read_bundle(data: bytes | io.BufferedIOBase) -> Bundle:
             tuple(meta["feature_names"]),
             tuple(meta["classes"]),
             tuple(meta["categorical"]),
+            numeric_label=meta.get("problem") == "regression",
         )
         preprocess = Preprocess.from_dict(meta["preprocess"])
         with np.load(io.BytesIO(model_raw), allow_pickle=False) as npz:
             parameters = [npz[f"arr_{i}"] for i in range(len(npz.files))]
         models.check_params(meta["config"]["model"], parameters, preprocess.width,
-                            len(schema.classes))
+                            len(schema.classes) or 1)
     except (KeyError, TypeError, ValueError, SchemaError) as e:
         raise BundleError(f"bundle.json or model.npz is malformed: {e}") from None
     return Bundle(meta, parameters, schema, preprocess)

@@ -69,6 +69,9 @@ class FitConfig(Mapping[str, Any]):
         preprocess: how a CSV site turns its raw features into model input,
             the same at every site (fixed from the federated statistics);
             None: each site scales with its own statistics.
+        regression: the run regresses numeric labels (no classes); sent only
+            when true. (Not ``problem``: an older coordinator sends every
+            RunConfig field, whose ``problem`` may be ``auto``.)
         statistics: evaluations also carry summable statistics
             (:mod:`fednet.learning.metrics`); an older coordinator does not
             ask for them, and an older client does not send them.
@@ -85,6 +88,7 @@ class FitConfig(Mapping[str, Any]):
     classes: tuple[str, ...] | None = None
     proximal_mu: float = 0.0
     preprocess: Preprocess | None = None
+    regression: bool = False
     statistics: bool = False
 
     FIELDS: ClassVar[Fields] = {
@@ -99,6 +103,7 @@ class FitConfig(Mapping[str, Any]):
         "classes": optional_field(str_tuple_field(MAX_CLASSES, MAX_NAME)),
         "proximal_mu": _non_negative,
         "preprocess": optional_field(_preprocess),
+        "regression": bool_field,
         "statistics": bool_field,
     }
 
@@ -110,7 +115,11 @@ class FitConfig(Mapping[str, Any]):
         classes: tuple[str, ...] | None,
         preprocess: Preprocess | None = None,
     ) -> FitConfig:
-        """Return what a run's clients are told for one of its rounds."""
+        """Return what a run's clients are told for one of its rounds.
+
+        ``classes`` is () for a regression run, None without a schema.
+        """
+        regression = classes == ()
         return cls(
             server_round=server_round,
             task=run.task,
@@ -120,9 +129,10 @@ class FitConfig(Mapping[str, Any]):
             learning_rate=run.learning_rate,
             seed=run.seed,
             hidden_units=run.hidden_units,
-            classes=classes,
+            classes=None if regression else classes,
             proximal_mu=run.proximal_mu if run.strategy == "fedprox" else 0.0,
             preprocess=preprocess,
+            regression=regression,
             statistics=classes is not None,
         )
 
@@ -141,14 +151,17 @@ class FitConfig(Mapping[str, Any]):
         """Return the JSON form accepted by :meth:`from_dict`.
 
         ``classes`` and ``preprocess`` are left out when None, ``proximal_mu``
-        when 0, ``statistics`` when false: what a FedAvg round sends is what
-        it sent before they existed.
+        when 0, ``regression`` and ``statistics`` when false:
+        what a FedAvg round sends is what it sent before they existed.
         """
         data = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if f.name not in ("classes", "proximal_mu", "preprocess", "statistics")
+            if f.name
+            not in ("classes", "proximal_mu", "preprocess", "regression", "statistics")
         }
+        if self.regression:
+            data["regression"] = True
         if self.statistics:
             data["statistics"] = True
         if self.proximal_mu:

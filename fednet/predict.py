@@ -12,6 +12,7 @@ import csv
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +20,7 @@ import numpy.typing as npt
 from fednet.bundle import Bundle
 from fednet.exceptions import DataError
 from fednet.learning.columns import CellError, read_column
-from fednet.learning.metrics import classification_stats, derive
+from fednet.learning.metrics import classification_stats, derive, regression_stats
 from fednet.learning.schema import describe_feature_difference, is_int
 from fednet.typing import Metrics
 
@@ -30,8 +31,9 @@ class Scored:
 
     labels: npt.NDArray[np.int64]
     probabilities: npt.NDArray[np.float32]
-    truth: npt.NDArray[np.int64] | None
+    truth: npt.NDArray[Any] | None
     metrics: Metrics = field(default_factory=dict)
+    values: npt.NDArray[np.float64] | None = None  # a regression's predictions
     confusion: list[list[int]] | None = None
 
     @property
@@ -79,6 +81,8 @@ def predict_file(bundle: Bundle, path: Path, label_column: str | None) -> Scored
         x[:, j] = column.values
         if column.categories is not None:
             categories[j] = column.categories
+    if schema.regression:
+        return _regress(bundle, path, x, categories, rows, lines, label_at)
     labels, probabilities = bundle.predict(x, categories)
     if label_at is None:
         return Scored(labels, probabilities, None)
@@ -90,10 +94,43 @@ def predict_file(bundle: Bundle, path: Path, label_column: str | None) -> Scored
     return Scored(labels, probabilities, truth, metrics, stats.confusion.tolist())
 
 
+def _regress(
+    bundle: Bundle,
+    path: Path,
+    x: npt.NDArray[np.float64],
+    categories: dict[int, tuple[str, ...]],
+    rows: list[list[str]],
+    lines: list[int],
+    label_at: int | None,
+) -> Scored:
+    values = bundle.predict_values(x, categories)
+    none = np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
+    if label_at is None:
+        return Scored(*none, None, values=values)
+    truth = np.empty(len(rows), dtype=np.float64)
+    for i, (row, line) in enumerate(zip(rows, lines)):
+        try:
+            truth[i] = float(row[label_at])
+        except ValueError:
+            truth[i] = np.nan
+        if not np.isfinite(truth[i]):
+            raise DataError(f"{path}: line {line}: label {row[label_at]!r} is not"
+                            " a finite number, as a regression's labels are")
+    metrics = derive(regression_stats(truth, values))
+    return Scored(*none, truth, metrics, values=values)
+
+
 def write_predictions(path: Path, scored: Scored, classes: Sequence[str]) -> None:
-    """Write one row per input row: the predicted class and its probabilities."""
+    """Write one row per input row: the predicted class and its probabilities.
+
+    A regression's rows hold the predicted value only.
+    """
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
+        if scored.values is not None:
+            writer.writerow(["prediction"])
+            writer.writerows([f"{v:.9g}"] for v in scored.values)
+            return
         writer.writerow(["prediction", *(f"probability_{c}" for c in classes)])
         for label, row in zip(scored.labels, scored.probabilities):
             writer.writerow([classes[label], *(f"{p:.9g}" for p in row)])

@@ -10,7 +10,7 @@ binary problem). The metrics themselves are in :mod:`fednet.learning.metrics`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from fednet.learning.metrics import CLASSIFICATION, REGRESSION
@@ -84,6 +84,13 @@ def recorded(config: Scoring, regression: bool) -> frozenset[str]:
     return frozenset(m for m in config.metrics or every if m in every)
 
 
-def selection(config: Scoring, regression: bool) -> str:
-    """Return the metric that picks a run's best model."""
-    return config.selection_metric or ("r2" if regression else "accuracy")
+def stored_selection(
+    config: Mapping[str, Any], schema: Mapping[str, Any] | None
+) -> str:
+    """Return the metric that picks a stored run's best model.
+
+    ``selection_metric`` of its config, else accuracy, or R² for a
+    regression run (its stored schema says ``problem``).
+    """
+    regression = (schema or {}).get("problem") == "regression"
+    return str(config.get("selection_metric") or ("r2" if regression else "accuracy"))

@@ -21,8 +21,11 @@ CentralEvaluate = Callable[
 
 
 def stats_reading(config: RunConfig, classes: Sequence[str] | None) -> dict[str, Any]:
-    """Return how a run's tallies read statistics: classes and the positive one."""
-    if classes is None:
+    """Return how a run's tallies read statistics: classes and the positive one.
+
+    ``classes`` is () for a regression run, None without a schema.
+    """
+    if not classes:
         return {"wanted": recorded(config, True)}
     positive = config.positive_class
     return {

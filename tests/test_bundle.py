@@ -100,6 +100,6 @@ def test_predict_reads_a_column_as_the_model_was_trained(tmp_path: Path) -> None
     inputs = bundle.preprocess.apply(np.array([[30.0, 1.0], [50.0, 0.0]]),
                                      {1: ("3", "M")})
     np.testing.assert_array_equal(inputs[:, 1:], [[0, 1, 0], [0, 0, 1]])
-    expected = models.predict("logreg", bundle.parameters, inputs)
+    expected = models.predict_proba("logreg", bundle.parameters, inputs).argmax(1)
     np.testing.assert_array_equal(scored.labels, expected)
     assert scored.accuracy == float((expected == [0, 1]).mean())

@@ -247,6 +247,7 @@ def test_fit_config_travels_as_a_json_object_with_a_class_list() -> None:
     assert fields.pop("proximal_mu") == 0.0  # not sent when 0 (FedProx off)
     assert fields.pop("preprocess") is None  # not sent without one
     assert fields.pop("statistics") is False  # not asked for: not sent
+    assert fields.pop("regression") is False  # classification: not sent
     assert header["config"] == {**fields, "classes": ["0", "1"]}
 
 

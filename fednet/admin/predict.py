@@ -31,7 +31,7 @@ def predict_command(args: argparse.Namespace) -> int:
         "run_id": meta["run_id"],
         "which": meta["which"],
         "server_round": meta["server_round"],
-        "rows": len(scored.labels),
+        "rows": len(scored.labels if scored.values is None else scored.values),
         "accuracy": scored.accuracy,
         "log_loss": scored.log_loss,
         "metrics": scored.metrics,

@@ -16,6 +16,7 @@ from fednet.learning import models
 from fednet.learning.datasets import ClientData
 from fednet.learning.preprocess import Preprocess
 from fednet.learning.schema import Schema, check_schema
+from fednet.learning.target import TargetStats
 from fednet.typing import NDArray, NDArrays
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,10 @@ class Trainer:
         """Return the summary of the train split a hello announces (CSV only)."""
         if self._data is None or self._data.stats is None:
             return None
-        return self._data.stats.to_dict()
+        summary = self._data.stats.to_dict()
+        if self._data.targets_train is not None:  # numeric labels: their moments
+            summary["target"] = TargetStats.of(self._data.targets_train).to_dict()
+        return summary
 
     @property
     def task(self) -> str:
@@ -85,8 +89,15 @@ class Trainer:
             offset = np.float32(SYNTHETIC_OFFSET * self._client_number)
             new = [np.asarray(p, dtype=np.float32) + offset for p in params]
             return [p.astype(np.float32, copy=False) for p in new], 1, {}
-        num_classes, y_train = self._labels_for_run(config, data.y_train)
         x_train, _ = self._inputs(config, data)
+        y_train: npt.NDArray[Any]
+        if config.regression:
+            y_train = self._targets(data.targets_train)
+            if config.preprocess is not None:
+                y_train = config.preprocess.scale_target(y_train)
+            num_classes = 1
+        else:
+            num_classes, y_train = self._labels_for_run(config, data.y_train)
         rng = np.random.default_rng(
             [config.seed, config.server_round, self._client_number]
         )
@@ -101,6 +112,7 @@ class Trainer:
             learning_rate=config.learning_rate,
             rng=rng,
             proximal_mu=config.proximal_mu,
+            regression=config.regression,
         )
         logger.debug(
             "fit: round %d, %d examples, train_loss %.4f",
@@ -127,8 +139,19 @@ class Trainer:
         data = self._task_data(config)
         if data is None:
             return 0.0, 1, {}
-        num_classes, y_val = self._labels_for_run(config, data.y_val)
         _, x_val = self._inputs(config, data)
+        if config.regression:
+            targets = self._targets(data.targets_val)
+            models.check_params(config.model, params, x_val.shape[1], 1)
+            predicted: npt.NDArray[Any] = models.predict_values(
+                config.model, params, x_val
+            )
+            if config.preprocess is not None:
+                predicted = config.preprocess.unscale_target(predicted)
+            sums = evaluation.regression_stats(targets, predicted)
+            wire = evaluation.to_wire(sums) if config.statistics else {}
+            return sums.sums[0] / len(targets), len(targets), wire
+        num_classes, y_val = self._labels_for_run(config, data.y_val)
         loss, accuracy = models.evaluate(
             config.model, params, x_val, y_val, num_classes=num_classes
         )
@@ -175,6 +198,14 @@ class Trainer:
         x_val = preprocess.apply(data.raw_val, data.categories)
         self._prepared = (preprocess, x_train, x_val)
         return x_train, x_val
+
+    @staticmethod
+    def _targets(targets: npt.NDArray[np.float64] | None) -> npt.NDArray[np.float64]:
+        """Return a regression run's labels, refused when they are not numbers."""
+        if targets is None:
+            raise SchemaError("the run is a regression and this client's labels"
+                              " are not all numbers")
+        return targets
 
     def _labels_for_run(
         self, config: FitConfig, y: npt.NDArray[np.int64]

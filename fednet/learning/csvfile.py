@@ -40,6 +40,7 @@ class CsvTable:
     x: npt.NDArray[np.float64]
     labels: tuple[str, ...]
     categories: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    targets: npt.NDArray[np.float64] | None = None  # the labels, if all numbers
 
 
 def read_csv_table(path: Path, label_column: str) -> CsvTable:
@@ -134,7 +135,8 @@ def _parse(path: Path, reader: _Reader, label_column: str) -> CsvTable:
             f"{path}: {len(labels)} data row(s); need at least 2"
             " (one to train on, one to validate on)"
         )
-    labels = _normalise_labels(path, labels)
+    targets = _numbers(labels)
+    labels = _normalise_labels(path, labels, numeric=targets is not None)
     names = tuple(header[i] for i in feature_at)
     columns = [_column(path, name, cells, j, lines) for j, name in enumerate(names)]
     logger.debug("read %s: %d rows, %d features", path, len(labels), len(names))
@@ -149,6 +151,7 @@ def _parse(path: Path, reader: _Reader, label_column: str) -> CsvTable:
         categories={
             j: c.categories for j, c in enumerate(columns) if c.categories is not None
         },
+        targets=targets,
     )
 
 
@@ -192,12 +195,22 @@ def _check_header(path: Path, line: int, header: list[str], label_column: str) -
         )
 
 
-def _normalise_labels(path: Path, labels: list[str]) -> list[str]:
+def _numbers(labels: list[str]) -> npt.NDArray[np.float64] | None:
+    """Return the labels as numbers if every one is a finite number, else None."""
+    try:
+        values = np.array([float(label) for label in labels], dtype=np.float64)
+    except ValueError:
+        return None
+    return values if np.isfinite(values).all() else None
+
+
+def _normalise_labels(path: Path, labels: list[str], numeric: bool) -> list[str]:
+    """Write integer labels canonically; refuse too many classes (not numbers)."""
     try:
         labels = [str(int(label)) for label in labels]
     except ValueError:
         pass
     distinct = len(set(labels))
-    if distinct > MAX_CLASSES:
+    if distinct > MAX_CLASSES and not numeric:
         raise DataError(f"{path}: {distinct} distinct labels, at most {MAX_CLASSES}")
     return labels

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from fednet.learning.clientdata import ClientData as ClientData
 from fednet.learning.csvfile import read_csv_table
 from fednet.learning.fedstats import FeatureStats
 from fednet.learning.preprocess import Preprocess
@@ -37,7 +38,7 @@ from fednet.learning.partition import (
     iid_partition,
     split_train_val,
 )
-from fednet.learning.schema import Schema, sort_labels
+from fednet.learning.schema import MAX_LABEL_CLASSES, Schema, sort_labels
 from fednet.typing import NDArray
 
 logger = logging.getLogger(__name__)
@@ -47,84 +48,6 @@ TEST_FRACTION = 0.2
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True, eq=False)
-class ClientData:
-    """Train and validation arrays of one client, with their schema.
-
-    Attributes:
-        x_train: float32 features, shape (n_train, features), standardised.
-        y_train: int64 indices into ``classes``.
-        x_val: float32 validation features.
-        y_val: int64 validation labels.
-        feature_names: one name per feature column.
-        classes: the labels this client holds, in canonical order
-            (:func:`~fednet.learning.schema.sort_labels`).
-        description: one line for logs and status pages.
-        task: ``digits``, ``breast_cancer`` or ``csv``.
-        feature_mean: mean the raw features were shifted by (stays local).
-        feature_scale: scale the raw features were divided by (stays local).
-        raw_train: a CSV client's raw train features (NaN where missing), for
-            the run's shared preprocessing; None for built-in data sets.
-        raw_val: the raw validation features, likewise.
-        stats: the summary of ``raw_train`` the client announces (CSV only).
-        categories: the categories of each categorical column (by index), in
-            the order of the codes its raw values hold.
-    """
-
-    x_train: F32
-    y_train: I64
-    x_val: F32
-    y_val: I64
-    feature_names: tuple[str, ...]
-    classes: tuple[str, ...]
-    description: str
-    task: str = "csv"
-    feature_mean: npt.NDArray[np.float64] | None = None
-    feature_scale: npt.NDArray[np.float64] | None = None
-    raw_train: npt.NDArray[np.float64] | None = None
-    raw_val: npt.NDArray[np.float64] | None = None
-    stats: FeatureStats | None = None
-    categories: dict[int, tuple[str, ...]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        width = len(self.feature_names)
-        for name in ("x_train", "x_val"):
-            x = getattr(self, name)
-            if x.dtype != np.float32 or x.ndim != 2 or x.shape[1] != width:
-                raise ValueError(
-                    f"{name} must be float32 of shape (n, {width}),"
-                    f" got {x.dtype} {x.shape}"
-                )
-        for x_name, y_name in (("x_train", "y_train"), ("x_val", "y_val")):
-            y = getattr(self, y_name)
-            if y.dtype != np.int64 or y.shape != (len(getattr(self, x_name)),):
-                raise ValueError(
-                    f"{y_name} must be int64, one label per row of {x_name}"
-                )
-            if y.size and (y.min() < 0 or y.max() >= len(self.classes)):
-                raise ValueError(
-                    f"{y_name} must index into the {len(self.classes)} classes"
-                )
-
-    @property
-    def schema(self) -> Schema:
-        """Return the feature names and classes of this data."""
-        categorical = tuple(self.feature_names[j] for j in sorted(self.categories))
-        return Schema(self.feature_names, self.classes, categorical=categorical)
-
-    @property
-    def num_examples(self) -> int:
-        """Return the number of training examples."""
-        return len(self.y_train)
-
-    def transform(self, x_raw: NDArray) -> F32:
-        """Scale raw feature rows the way this client's data was scaled."""
-        x = np.asarray(x_raw, dtype=np.float64)
-        if self.feature_mean is not None and self.feature_scale is not None:
-            x = (x - self.feature_mean) / self.feature_scale
-        return x.astype(np.float32)
 
 
 @dataclass(frozen=True, eq=False)
@@ -268,15 +191,18 @@ def load_csv(
         ValueError: if ``val_fraction`` is not in (0, 1).
     """
     table = read_csv_table(Path(path), label_column)
-    classes = sort_labels(table.labels)
+    labels = sort_labels(table.labels)
+    target_only = table.targets is not None and len(labels) > MAX_LABEL_CLASSES
+    classes = () if target_only else labels
     index = {label: k for k, label in enumerate(classes)}
-    y = np.array([index[label] for label in table.labels], dtype=np.int64)
+    y = np.array([index.get(label, 0) for label in table.labels], dtype=np.int64)
     train, val = split_train_val(y, val_fraction, np.random.default_rng(seed))
     raw_train = table.x[train]
     stats = FeatureStats.from_matrix(raw_train, categories=table.categories)
     # Until a run sends its preprocessing (categories coded as numbers).
     local = Preprocess.from_stats(FeatureStats.from_matrix(raw_train, 0), False)
     scaled = local.apply(table.x)
+    what = "a numeric target" if target_only else f"{len(classes)} classes"
     return ClientData(
         x_train=scaled[train],
         y_train=y[train],
@@ -286,7 +212,7 @@ def load_csv(
         classes=classes,
         description=(
             f"{Path(path).name}: {len(train)} train / {len(val)} validation examples,"
-            f" {len(table.feature_names)} features, {len(classes)} classes"
+            f" {len(table.feature_names)} features, {what}"
         ),
         task="csv",
         feature_mean=local.mean,
@@ -295,4 +221,6 @@ def load_csv(
         raw_val=table.x[val],
         stats=stats,
         categories=table.categories,
+        targets_train=None if table.targets is None else table.targets[train],
+        targets_val=None if table.targets is None else table.targets[val],
     )

@@ -3,12 +3,15 @@
 ``logreg`` is multinomial logistic regression, parameters ``[W, b]`` with
 ``W`` of shape (features, classes). ``mlp`` has one ReLU hidden layer,
 parameters ``[W1, b1, W2, b2]``. Both minimise softmax cross-entropy with
-plain minibatch SGD.
+plain minibatch SGD. For regression (``regression=True``) the same models
+have one output and minimise half the squared error: ``logreg`` is then
+linear regression.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -100,8 +103,10 @@ def _checked(
     x: NDArray,
     y: NDArray,
     num_classes: int,
-) -> tuple[list[F32], F32, npt.NDArray[np.int64]]:
-    """Validate inputs and return float32 copies of the params and x, int64 y."""
+    regression: bool = False,
+) -> tuple[list[F32], F32, npt.NDArray[Any]]:
+    """Validate inputs; return float32 copies of params and x, y as int64
+    class indices (float32 targets for regression)."""
     if model not in MODELS:
         raise ValueError(
             f"unknown model {model!r}; expected one of {', '.join(MODELS)}"
@@ -115,6 +120,10 @@ def _checked(
         )
     if xs.shape[0] == 0:
         raise ValueError("no examples")
+    if regression:
+        check_params(model, params, xs.shape[1], 1)
+        copies = [np.array(p, dtype=np.float32, copy=True) for p in params]
+        return copies, xs, ys.astype(np.float32)
     if not np.issubdtype(ys.dtype, np.integer):
         raise ValueError(f"labels must be integer class indices, got {ys.dtype}")
     if ys.min() < 0 or ys.max() >= num_classes:
@@ -141,12 +150,15 @@ def _log_softmax(logits: F32) -> F32:
 
 
 def _gradients(
-    model: str, params: list[F32], x: F32, y: npt.NDArray[np.int64]
+    model: str, params: list[F32], x: F32, y: npt.NDArray[Any], regression: bool
 ) -> list[F32]:
     logits, hidden = _forward(model, params, x)
-    delta = np.exp(_log_softmax(logits))
-    delta[np.arange(len(y)), y] -= 1.0
-    delta /= np.float32(len(y))
+    if regression:  # half the squared error
+        delta = (logits - y[:, None]) / np.float32(len(y))
+    else:
+        delta = np.exp(_log_softmax(logits))
+        delta[np.arange(len(y)), y] -= 1.0
+        delta /= np.float32(len(y))
     if model == "logreg":
         return [x.T @ delta, delta.sum(axis=0)]
     assert hidden is not None
@@ -166,6 +178,7 @@ def fit(
     learning_rate: float,
     rng: np.random.Generator,
     proximal_mu: float = 0.0,
+    regression: bool = False,
 ) -> tuple[NDArrays, dict[str, float]]:
     """Train locally with minibatch SGD on softmax cross-entropy.
 
@@ -185,10 +198,12 @@ def fit(
             loss, pulling the local model towards ``params`` (Li et al.,
             2020, "Federated Optimization in Heterogeneous Networks"); 0 is
             plain SGD.
+        regression: ``y`` holds numbers, the model one output (squared error).
 
     Returns:
         New float32 parameter arrays and ``{"train_loss", "train_accuracy"}``
-        measured on ``x, y`` after training.
+        measured on ``x, y`` after training (regression: ``train_loss``, the
+        mean squared error).
 
     Raises:
         ValueError: on inconsistent shapes, bad hyper-parameters, no examples,
@@ -200,7 +215,7 @@ def fit(
             f" proximal_mu >= 0; got {epochs}, {batch_size}, {learning_rate},"
             f" {proximal_mu}"
         )
-    weights, xs, ys = _checked(model, params, x, y, num_classes)
+    weights, xs, ys = _checked(model, params, x, y, num_classes, regression)
     anchor = [w.copy() for w in weights] if proximal_mu else None
     lr, mu = np.float32(learning_rate), np.float32(proximal_mu)
     # A too large learning rate overflows; that is reported below, not warned.
@@ -209,7 +224,7 @@ def fit(
             order = rng.permutation(len(ys))
             for start in range(0, len(ys), batch_size):
                 batch = order[start : start + batch_size]
-                grads = _gradients(model, weights, xs[batch], ys[batch])
+                grads = _gradients(model, weights, xs[batch], ys[batch], regression)
                 for i, grad in enumerate(grads):
                     if anchor is not None:
                         grad += mu * (weights[i] - anchor[i])
@@ -219,8 +234,15 @@ def fit(
             "training diverged to non-finite parameters"
             f" (learning_rate={learning_rate})"
         )
+    if regression:
+        return list(weights), {"train_loss": _squared_error(model, weights, xs, ys)}
     loss, accuracy = _loss_accuracy(model, weights, xs, ys)
     return list(weights), {"train_loss": loss, "train_accuracy": accuracy}
+
+
+def _squared_error(model: str, params: list[F32], x: F32, y: npt.NDArray[Any]) -> float:
+    out, _ = _forward(model, params, x)
+    return float(((out[:, 0].astype(np.float64) - y) ** 2).mean())
 
 
 def _loss_accuracy(
@@ -250,18 +272,29 @@ def evaluate(
     return _loss_accuracy(model, weights, xs, ys)
 
 
+def evaluate_regression(
+    model: str, params: Sequence[NDArray], x: NDArray, y: NDArray
+) -> float:
+    """Return the mean squared error of a one-output model on x, y.
+
+    Raises:
+        ValueError: on inconsistent shapes or no examples.
+    """
+    weights, xs, ys = _checked(model, params, x, y, 1, regression=True)
+    return _squared_error(model, weights, xs, ys)
+
+
+def predict_values(model: str, params: Sequence[NDArray], x: NDArray) -> F32:
+    """Return a one-output model's prediction for each row of ``x``."""
+    xs = np.asarray(x, dtype=np.float32)
+    weights = [np.asarray(p, dtype=np.float32) for p in params]
+    out, _ = _forward(model, weights, xs)
+    return out[:, 0]
+
+
 def predict_proba(model: str, params: Sequence[NDArray], x: NDArray) -> F32:
     """Return the softmax class probabilities of each row of ``x``."""
     xs = np.asarray(x, dtype=np.float32)
     weights = [np.asarray(p, dtype=np.float32) for p in params]
     logits, _ = _forward(model, weights, xs)
     return np.exp(_log_softmax(logits)).astype(np.float32)
-
-
-def predict(model: str, params: Sequence[NDArray], x: NDArray) -> npt.NDArray[np.int64]:
-    """Return the predicted class index of each row of ``x``."""
-    xs = np.asarray(x, dtype=np.float32)
-    weights = [np.asarray(p, dtype=np.float32) for p in params]
-    logits, _ = _forward(model, weights, xs)
-    labels: npt.NDArray[np.int64] = logits.argmax(axis=1).astype(np.int64)
-    return labels

@@ -38,12 +38,16 @@ class Preprocess:
         scale: per column, what divides (positive; ignored for categorical).
         indicators: the columns that get a missing-indicator column.
         vocab: per categorical column (by index), the run's categories.
+        target: a regression run's label mean and scale: models learn the
+            standardised label (:meth:`scale_target`), predictions are mapped
+            back (:meth:`unscale_target`); None: labels as they are.
     """
 
     mean: F64
     scale: F64
     indicators: tuple[int, ...] = ()
     vocab: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    target: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         width = len(self.mean)
@@ -64,6 +68,26 @@ class Preprocess:
                 isinstance(n, str) and 0 < len(n) <= MAX_CATEGORY_CHARS for n in names
             ) or len(set(names)) != len(names):
                 raise SchemaError(f"preprocess categories of column {j}: bad names")
+        if self.target is not None and not (
+            len(self.target) == 2 and all(np.isfinite(self.target))
+            and self.target[1] > 0
+        ):
+            raise SchemaError("preprocess target must be a finite mean and a"
+                              " positive scale")
+
+    def scale_target(self, y: npt.ArrayLike) -> F64:
+        """Return labels as the model learns them (standardised if set)."""
+        values = np.asarray(y, dtype=np.float64)
+        if self.target is None:
+            return values
+        return (values - self.target[0]) / self.target[1]
+
+    def unscale_target(self, z: npt.ArrayLike) -> F64:
+        """Return a model's outputs in the label's own units."""
+        values = np.asarray(z, dtype=np.float64)
+        if self.target is None:
+            return values
+        return values * self.target[1] + self.target[0]
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Preprocess):
@@ -164,6 +188,8 @@ class Preprocess:
         }
         if self.vocab:  # absent otherwise, as before categories existed
             data["categories"] = {str(j): list(v) for j, v in self.vocab.items()}
+        if self.target is not None:
+            data["target"] = list(self.target)
         return data
 
     @classmethod
@@ -190,7 +216,18 @@ class Preprocess:
             scale=float_list(data, "scale", len(mean), "preprocess"),
             indicators=tuple(indicators),
             vocab=_vocab(data.get("categories", {})),
+            target=_target(data.get("target")),
         )
+
+
+def _target(data: Any) -> tuple[float, float] | None:
+    if data is None:
+        return None
+    if not isinstance(data, list) or len(data) != 2 or not all(
+        type(v) in (int, float) for v in data
+    ):
+        raise SchemaError("preprocess target must be [mean, scale]")
+    return float(data[0]), float(data[1])
 
 
 def _vocab(data: Any) -> dict[int, tuple[str, ...]]:

@@ -14,6 +14,8 @@ logger = logging.getLogger(__name__)
 
 MAX_FEATURES = 100_000
 MAX_CLASSES = 10_000
+MAX_LABEL_CLASSES = 20
+"""A numeric label with more distinct values is a regression target only."""
 _SHOWN = 10  # how many names an error message lists before eliding the rest
 
 
@@ -25,6 +27,11 @@ class Schema:
     may widen a categorical column into several) and its output columns follow
     ``classes``; label ``k`` of a client means ``classes[k]``.
 
+    ``numeric_label``: every label is a number, so the data can serve a
+    regression run. ``classes`` is then empty when the labels are a
+    regression target only (more than :data:`MAX_LABEL_CLASSES` values), as
+    is a regression run's schema.
+
     Raises:
         SchemaError: if a name is not a non-empty string, a list is empty or
             too long, a name is repeated, or a categorical column is not a
@@ -34,10 +41,14 @@ class Schema:
     feature_names: tuple[str, ...]
     classes: tuple[str, ...]
     categorical: tuple[str, ...] = ()
+    numeric_label: bool = False
 
     def __post_init__(self) -> None:
         _check_names("feature_names", self.feature_names, MAX_FEATURES)
-        _check_names("classes", self.classes, MAX_CLASSES)
+        if self.classes or not self.numeric_label:
+            _check_names("classes", self.classes, MAX_CLASSES)
+        if not isinstance(self.numeric_label, bool):
+            raise SchemaError("numeric_label must be true or false")
         names = set(self.feature_names)
         if not isinstance(self.categorical, tuple) or not all(
             isinstance(c, str) and c in names for c in self.categorical
@@ -52,7 +63,14 @@ class Schema:
         }
         if self.categorical:  # absent otherwise, as before categories existed
             data["categorical"] = list(self.categorical)
+        if self.numeric_label:
+            data["numeric_label"] = True
         return data
+
+    @property
+    def regression(self) -> bool:
+        """Return whether this is a regression run's (or target's) schema."""
+        return self.numeric_label and not self.classes
 
     @classmethod
     def from_dict(cls, data: Any) -> Schema:
@@ -81,6 +99,7 @@ class Schema:
             feature_names=values["feature_names"],
             classes=values["classes"],
             categorical=tuple(categorical),
+            numeric_label=data.get("numeric_label", False),
         )
 
 
@@ -202,21 +221,32 @@ def merge_schemas(schemas: Sequence[Schema]) -> Schema:
         len(first.feature_names),
         len(classes),
     )
-    return Schema(first.feature_names, classes, categorical=first.categorical)
+    numeric = all(schema.numeric_label for schema in schemas)
+    return Schema(first.feature_names, classes, first.categorical, numeric)
 
 
 def check_schema(run: Schema, client: Schema) -> None:
     """Check that a client's data fits a run.
 
     Raises:
-        SchemaError: if the client's features differ from the run's, or the
-            client holds a label that is not one of the run's classes.
+        SchemaError: if the client's features differ from the run's, the
+            client holds a label that is not one of the run's classes, or its
+            labels cannot serve the run's problem.
     """
     diff = describe_feature_difference(run.feature_names, client.feature_names)
     if diff is None:
         diff = describe_kind_difference(run, client)
     if diff is not None:
         raise SchemaError(f"client features do not match the run: {diff}")
+    if run.regression:
+        if not client.numeric_label:
+            raise SchemaError("the run is a regression and the client's labels are"
+                              " not all numbers")
+        return
+    if not client.classes:
+        raise SchemaError("the client's label is a regression target (numbers of"
+                          f" more than {MAX_LABEL_CLASSES} values) and the run"
+                          " classifies")
     run_classes = set(run.classes)
     unknown = [label for label in client.classes if label not in run_classes]
     if unknown:

@@ -16,6 +16,8 @@ from fednet.bundle import build_bundle
 from fednet.fields import parse_int64
 from fednet.learning.datasets import BUILTIN_DATASETS, load_builtin_partition
 from fednet.learning.preprocess import Preprocess
+from fednet.records import round_score
+from fednet.runmetrics import stored_selection
 from fednet.server import access
 from fednet.server.keys import AUDIT, STORE
 from fednet.server.store import Store
@@ -25,17 +27,23 @@ WHICH = ("best", "last")
 
 
 def bundle_round(run: RunView, which: str) -> int | None:
-    """Return the round whose model the bundle holds, or None without rounds."""
+    """Return the round whose model the bundle holds, or None without rounds.
+
+    The best is the first round with the best ``selection_metric`` (the one
+    the recorder kept); the last without any score.
+    """
     rounds = run.rounds or ()
     if not rounds:
         return None
     if which == "last":
         return rounds[-1].server_round
-    scored = [r for r in rounds if r.accuracy is not None]
+    metric = stored_selection(run.config, run.schema)
+    scored = [(s, r.server_round) for r in rounds
+              if (s := round_score(r, metric)) is not None]
     if not scored:
         return rounds[-1].server_round
-    best = max(r.accuracy for r in scored if r.accuracy is not None)
-    return next(r.server_round for r in scored if r.accuracy == best)
+    best = max(s for s, _ in scored)
+    return next(n for s, n in scored if s == best)
 
 
 def run_preprocess(run: RunView) -> Preprocess | None:

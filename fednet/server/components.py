@@ -127,6 +127,17 @@ def run_config_schema() -> Schema:
         " (noise added by the sites) is refused until secure aggregation exists"
     )
     properties["dp_target_epsilon"]["description"] = "0: no budget"
+    properties["problem"]["description"] = (
+        "auto: regression when a site's label is a numeric target; digits and"
+        " breast_cancer are classification only"
+    )
+    properties["metrics"]["description"] = (
+        "empty: every metric of the problem; classification and regression"
+        " metrics do not mix"
+    )
+    properties["selection_metric"]["description"] = (
+        "what picks the best model; empty: accuracy, or r2 for regression"
+    )
     return {
         "type": "object",
         "description": "Unset fields take their defaults; unknown fields are refused.",

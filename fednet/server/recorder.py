@@ -9,6 +9,7 @@ from typing import Any
 
 from fednet.machine import RoundCheckpoint
 from fednet.records import RoundFinished, RoundRecord, round_score
+from fednet.runmetrics import stored_selection
 from fednet.server.events import EventHub, RoundCompleted
 from fednet.server.registry import Registry
 from fednet.server.store import Store
@@ -91,11 +92,8 @@ class RunRecorder:
         if self._best is None:
             run = self._store.get_run(self.run_id)
             rounds = run.rounds or () if run is not None else ()
-            config = run.config if run is not None else {}
-            regression = bool(run and run.schema and run.schema.get("problem")
-                              == "regression")
-            self._metric = str(config.get("selection_metric") or
-                               ("r2" if regression else "accuracy"))
+            if run is not None:
+                self._metric = stored_selection(run.config, run.schema)
             scores = [s for r in rounds if (s := round_score(r, self._metric))
                       is not None]
             self._best = max(scores, default=-math.inf)

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fednet.config import RunConfig
 from fednet.exceptions import SchemaError
 from fednet.fedopt import ServerState
@@ -19,7 +17,8 @@ from fednet.learning.datasets import load_builtin_test
 from fednet.learning.fedstats import FeatureStats, merge_stats
 from fednet.learning.metrics import EvalStats, classification_stats
 from fednet.learning.preprocess import Preprocess
-from fednet.learning.schema import Schema, check_schema, merge_schemas
+from fednet.learning.schema import Schema, check_schema
+from fednet.server.problem import initial_params, problem_schema, with_target
 from fednet.protocol import Hello
 from fednet.machine import RunMachine
 from fednet.rounds import RoundMachine
@@ -46,17 +45,18 @@ class RunSetup:
 
     @property
     def schema_dict(self) -> dict[str, Any] | None:
-        """Return the schema as stored with the run, with its preprocessing."""
+        """Return the schema as stored with the run: preprocessing, problem."""
         if self.schema is None:
             return None
         stored = self.schema.to_dict()
         if self.preprocess is not None:
             stored["preprocess"] = self.preprocess.to_dict()
+        stored["problem"] = "regression" if self.schema.regression else "classification"
         return stored
 
     @property
     def classes(self) -> tuple[str, ...] | None:
-        """Return the run's class labels (None without a schema)."""
+        """Return the run's class labels (None without a schema; () regression)."""
         return self.schema.classes if self.schema is not None else None
 
     def ineligibility(self, hello: Hello) -> str | None:
@@ -105,7 +105,8 @@ def run_schema(
         raise SchemaError("no connected client announced a valid CSV schema")
     groups = Counter(_columns(s) for s in schemas)
     columns = max(groups, key=lambda c: (groups[c], -_first(schemas, c)))
-    return merge_schemas([s for s in schemas if _columns(s) == columns])
+    group = [s for s in schemas if _columns(s) == columns]
+    return problem_schema(config.problem, group)
 
 
 def run_preprocess(
@@ -189,7 +190,8 @@ def prepare_run(
             or the state of a strategy that keeps one).
     """
     schema = run_schema(config, stored_schema, hellos)
-    preprocess = run_preprocess(schema, stored_schema, hellos)
+    preprocess = with_target(run_preprocess(schema, stored_schema, hellos), schema,
+                             hellos)
     state: ServerState | None = None
     if completed_rounds:
         params = store.load_model(run_id, completed_rounds)
@@ -201,7 +203,7 @@ def prepare_run(
                 f"checkpoint of run {run_id} round {completed_rounds} is missing"
             )
     else:
-        params = _initial_params(config, schema, preprocess)
+        params = initial_params(config, schema, preprocess)
         store.save_model(run_id, 0, params)
     central: CentralEvaluate | None = None
     if config.task in ("digits", "breast_cancer"):
@@ -248,20 +250,6 @@ def _scratch_dir(store: Store) -> Path:
     path = store.state_dir / "tmp"
     path.mkdir(exist_ok=True)
     return path
-
-
-def _initial_params(
-    config: RunConfig, schema: Schema | None, preprocess: Preprocess | None
-) -> NDArrays:
-    if schema is None:
-        return [np.zeros(config.synthetic_params, dtype=np.float32)]
-    return models.init_params(
-        config.model,
-        len(schema.feature_names) if preprocess is None else preprocess.width,
-        len(schema.classes),
-        hidden_units=config.hidden_units,
-        seed=config.seed,
-    )
 
 
 def _central_evaluator(config: RunConfig) -> CentralEvaluate:

@@ -13,6 +13,7 @@ schema, valid input accepted, invalid input refused, auth enforced, and
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from schemathesis import Case
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from fednet.config import DP_STRATEGIES, RunConfig
+from fednet.runmetrics import metric_errors, metric_list
 from fednet.server.openapi import OPENAPI_PATH, build_document
 from tests.e2e.conftest import Cluster, Server
 
@@ -98,7 +100,9 @@ def _violates_cross_field_rule(body: Any) -> bool:
 
     ``clients_per_round`` must be 0 or at least ``min_clients`` (and at least
     ``2 * num_malicious + 3`` with Krum), and ``dp=central`` takes only the
-    strategies DP-FedAvg covers: rules over several fields, which the
+    strategies DP-FedAvg covers; ``problem``, ``metrics`` and
+    ``selection_metric`` must agree (and built-in tasks are classification
+    only): rules over several fields, which the
     document states in words only, so a body the schema calls valid may
     still be refused.
     """
@@ -109,6 +113,16 @@ def _violates_cross_field_rule(body: Any) -> bool:
         return True
     if strategy in ("krum", "multikrum") and body.get("num_malicious"):
         return True
+    defaults = RunConfig()
+    scoring = SimpleNamespace(**{
+        name: body.get(name, getattr(defaults, name))
+        for name in ("task", "problem", "metrics", "selection_metric")
+    })
+    if isinstance(scoring.metrics, list):
+        scoring.metrics = tuple(scoring.metrics)
+    # (a body the schema refuses is refused whatever these say)
+    if metric_list(scoring.metrics) is None and metric_errors(scoring):
+        return True  # regression of a built-in task, mixed metrics
     per_round = body.get("clients_per_round", 0)
     minimum = body.get("min_clients", RunConfig().min_clients)
     numbers = all(type(v) is int for v in (per_round, minimum))

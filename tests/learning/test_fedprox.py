@@ -65,7 +65,7 @@ def test_two_steps_match_the_proximal_gradient_computed_by_hand() -> None:
     order = np.random.default_rng(1).permutation(16)
     w = [p.copy() for p in start]
     for batch in (order[:8], order[8:]):
-        grads = models._gradients("logreg", w, x[batch], y[batch])
+        grads = models._gradients("logreg", w, x[batch], y[batch], False)
         w = [wi - lr * (g + mu * (wi - w0)) for wi, g, w0 in zip(w, grads, start)]
 
     prox, _ = models.fit("logreg", start, x, y, num_classes=3, epochs=1,

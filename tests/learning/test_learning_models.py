@@ -219,4 +219,26 @@ def test_mlp_learns_digits() -> None:
 
     _, accuracy = models.evaluate("mlp", new, x_test, y_test, num_classes=10)
     assert accuracy >= 0.94
-    assert models.predict("mlp", new, x_test[:5]).shape == (5,)
+    assert models.predict_proba("mlp", new, x_test[:5]).shape == (5, 10)
+
+
+def test_regression_logreg_is_linear_regression_and_the_mlp_fits_too() -> None:
+    """Squared loss: the one-output linear model reaches least squares' fit."""
+    from sklearn.datasets import load_diabetes
+
+    x, y = load_diabetes(return_X_y=True)
+    x = (x - x.mean(axis=0)) / x.std(axis=0)
+    z = (y - y.mean()) / y.std()
+    exact = np.linalg.lstsq(np.c_[x, np.ones(len(x))], z, rcond=None)[0]
+    best = float(((np.c_[x, np.ones(len(x))] @ exact - z) ** 2).mean())
+    for model, tolerance in (("logreg", 0.01), ("mlp", 0.05)):
+        params = models.init_params(model, x.shape[1], 1, hidden_units=16, seed=0)
+        start = models.evaluate_regression(model, params, x, z)
+        params, metrics = models.fit(
+            model, params, x, z, num_classes=1, epochs=60, batch_size=32,
+            learning_rate=0.02, rng=np.random.default_rng(0), regression=True,
+        )
+        assert metrics["train_loss"] == models.evaluate_regression(model, params, x, z)
+        assert metrics["train_loss"] < start
+        assert metrics["train_loss"] <= best + tolerance, (model, metrics, best)
+        assert models.predict_values(model, params, x[:3]).shape == (3,)
