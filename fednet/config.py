@@ -41,6 +41,17 @@ DP_AVAILABLE = ("off", "central")
 DP_STRATEGIES = ("fedavg", "fedprox")
 """The strategies DP-FedAvg covers: robust and FedOpt aggregators are not
 covered by its sensitivity analysis (docs/privacy.md)."""
+MODES = ("sync", "async", "gossip")
+MODES_AVAILABLE = ("sync", "async")
+"""The run modes a run can use now: gossip is not built yet."""
+ASYNC_STRATEGIES = ("fedavg", "fedprox")
+"""The strategies FedBuff's buffered, staleness-weighted mean replaces."""
+MODE_FIELDS: dict[str, tuple[str, ...]] = {
+    "buffer_size": ("async",),
+    "max_staleness": ("async",),
+    "max_concurrency": ("async",),
+}
+"""The fields each run mode reads (the launch form shows them for it only)."""
 
 _Check = Callable[[Any], "str | None"]
 
@@ -121,6 +132,11 @@ class RunConfig:
     dp_adaptive_clip: bool = False
     dp_target_epsilon: float = 0.0
     dp_delta: float = 1e-5
+    # Run mode (docs/strategies.md): async is FedBuff, rounds = model versions.
+    mode: str = "sync"
+    buffer_size: int = 10
+    max_staleness: int = 10
+    max_concurrency: int = 0
 
     def __post_init__(self) -> None:
         errors = {
@@ -140,6 +156,7 @@ class RunConfig:
         if not errors:
             errors.update(self._strategy_errors())
             errors.update(self._privacy_errors())
+            errors.update(self._mode_errors())
         if errors:
             raise ConfigError(errors)
 
@@ -167,6 +184,27 @@ class RunConfig:
                 "strategy": f"dp=central covers {' and '.join(DP_STRATEGIES)} only,"
                 f" got {self.strategy}: robust and FedOpt aggregators are not"
                 " covered by the DP analysis"
+            }
+        return {}
+
+    def _mode_errors(self) -> dict[str, str]:
+        """Refuse gossip, and what FedBuff's buffered mean cannot combine with."""
+        if self.mode not in MODES_AVAILABLE:
+            return {"mode": f"mode {self.mode} is not available yet"}
+        if self.mode != "async":
+            return {}
+        if self.strategy not in ASYNC_STRATEGIES:
+            return {
+                "strategy": f"mode async aggregates with FedBuff's staleness-weighted"
+                f" mean, which replaces {' and '.join(ASYNC_STRATEGIES)} only,"
+                f" got {self.strategy}"
+            }
+        if self.dp != "off":
+            return {"dp": "mode async does not support differential privacy yet"}
+        if self.max_concurrency and self.buffer_size > self.max_concurrency:
+            return {
+                "buffer_size": f"must be at most max_concurrency"
+                f" ({self.max_concurrency}), got {self.buffer_size}"
             }
         return {}
 
@@ -228,6 +266,10 @@ _CHECKS: dict[str, _Check] = {
     "dp_adaptive_clip": _boolean,
     "dp_target_epsilon": float_range(0.0, 1e6),
     "dp_delta": float_range(0.0, 0.1, lo_open=True),
+    "mode": _choice(MODES),
+    "buffer_size": int_range(1, 100_000),
+    "max_staleness": int_range(0, 10_000),
+    "max_concurrency": int_range(0, 100_000),
 }
 _FLOATS = (
     "learning_rate",

@@ -14,7 +14,8 @@ import dataclasses
 import typing
 from typing import Any
 
-from fednet.config import DP_AVAILABLE, MODELS, STRATEGIES, TASKS, RunConfig
+from fednet.config import DP_AVAILABLE, MODELS, MODES_AVAILABLE, STRATEGIES, TASKS
+from fednet.config import RunConfig
 from fednet.machine import Phase
 from fednet.server.audit import AuditEntry
 from fednet.server.sites import SITE_NAME, ClientAuth, Site
@@ -51,12 +52,16 @@ RUN_CONFIG_RANGES: dict[str, tuple[float, float, bool]] = {
     "dp_clip_norm": (0.0, 1e6, True),
     "dp_target_epsilon": (0.0, 1e6, False),
     "dp_delta": (0.0, 0.1, True),
+    "buffer_size": (1, 100_000, False),
+    "max_staleness": (0, 10_000, False),
+    "max_concurrency": (0, 100_000, False),
 }
 RUN_CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "task": TASKS,
     "model": MODELS,
     "strategy": STRATEGIES,
     "dp": DP_AVAILABLE,  # distributed is refused until secure aggregation exists
+    "mode": MODES_AVAILABLE,  # gossip is refused until it exists
 }
 RUN_STATUSES = (*ACTIVE_STATUSES, *sorted(END_STATUSES))
 PHASES = ("waiting", *(phase.value for phase in Phase))
@@ -116,6 +121,11 @@ def run_config_schema() -> Schema:
         " (noise added by the sites) is refused until secure aggregation exists"
     )
     properties["dp_target_epsilon"]["description"] = "0: no budget"
+    properties["mode"]["description"] = (
+        "async: FedBuff, rounds count model versions; with fedavg or fedprox"
+        " only, no dp, buffer_size at most a non-zero max_concurrency; gossip"
+        " is refused until it exists"
+    )
     return {
         "type": "object",
         "description": "Unset fields take their defaults; unknown fields are refused.",

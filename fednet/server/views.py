@@ -10,7 +10,8 @@ import aiohttp_jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from fednet.config import DP_AVAILABLE, MODELS, STRATEGIES, TASKS, RunConfig
+from fednet.config import DP_AVAILABLE, MODELS, MODES_AVAILABLE, STRATEGIES, TASKS
+from fednet.config import RunConfig
 from fednet.fields import parse_int64
 from fednet.server import access, auth
 from fednet.server.api import run_with_progress
@@ -52,7 +53,13 @@ _FIELDS = (
     FormField(
         "strategy", "Strategy", "How client updates are combined", "What", STRATEGIES
     ),
-    FormField("rounds", "Rounds", "Federated rounds in the session", "What"),
+    FormField(
+        "mode", "Mode", "sync: rounds; async: FedBuff (fedavg, fedprox)", "What",
+        MODES_AVAILABLE,
+    ),
+    FormField(
+        "rounds", "Rounds", "Federated rounds (async: model versions)", "What"
+    ),
     FormField("clients_per_round", "Clients per round", "0 means every client", "Who"),
     FormField("min_clients", "Min clients", "Wait for this many before a round", "Who"),
     FormField(
@@ -138,6 +145,14 @@ _FIELDS = (
     ),
     FormField(
         "dp_delta", "Delta", "The delta of (epsilon, delta)", "Privacy", step="any",
+    ),
+    FormField("buffer_size", "Buffer size", "async: updates per version (K)", "Who"),
+    FormField(
+        "max_staleness", "Max staleness", "async: refuse updates older", "Who"
+    ),
+    FormField(
+        "max_concurrency", "Max concurrency", "async: clients training; 0 = all",
+        "Who",
     ),
 )
 

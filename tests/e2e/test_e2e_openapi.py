@@ -21,7 +21,7 @@ import schemathesis
 from schemathesis import Case
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from fednet.config import DP_STRATEGIES, RunConfig
+from fednet.config import ASYNC_STRATEGIES, DP_STRATEGIES, RunConfig
 from fednet.server.openapi import OPENAPI_PATH, build_document
 from tests.e2e.conftest import Cluster, Server
 
@@ -97,8 +97,10 @@ def _violates_cross_field_rule(body: Any) -> bool:
     """Return whether a body breaks a rule JSON Schema cannot state.
 
     ``clients_per_round`` must be 0 or at least ``min_clients`` (and at least
-    ``2 * num_malicious + 3`` with Krum), and ``dp=central`` takes only the
-    strategies DP-FedAvg covers: rules over several fields, which the
+    ``2 * num_malicious + 3`` with Krum), ``dp=central`` takes only the
+    strategies DP-FedAvg covers, and ``mode=async`` only FedBuff's, without
+    dp and with ``buffer_size`` within ``max_concurrency``: rules over several
+    fields, which the
     document states in words only, so a body the schema calls valid may
     still be refused.
     """
@@ -108,6 +110,13 @@ def _violates_cross_field_rule(body: Any) -> bool:
     if body.get("dp") == "central" and strategy not in DP_STRATEGIES:
         return True
     if strategy in ("krum", "multikrum") and body.get("num_malicious"):
+        return True
+    limit, size = body.get("max_concurrency", 0), body.get("buffer_size", 10)
+    if body.get("mode") == "async" and (
+        strategy not in ASYNC_STRATEGIES
+        or body.get("dp", "off") != "off"
+        or (type(limit) is type(size) is int and 0 < limit < size)
+    ):
         return True
     per_round = body.get("clients_per_round", 0)
     minimum = body.get("min_clients", RunConfig().min_clients)
