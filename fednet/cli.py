@@ -149,6 +149,7 @@ def _client_parser(sub: Any) -> None:
     f.add("--max-retries", type=int, help="give up after this many reconnects")
     f.add("--backoff-initial-s", type=float, default=0.5, help="first reconnect wait")
     f.add("--backoff-max-s", type=float, default=30.0, help="longest reconnect wait")
+    f.add("--fit-delay-s", type=float, default=0.0, help="sleep before fits (tests)")
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -190,6 +191,10 @@ RUN_FLAG_TYPES: dict[str, Callable[[str], Any]] = {
     "metrics": _names,
     "selection_metric": str,
     "positive_class": str,
+    "mode": str,
+    "buffer_size": int,
+    "max_staleness": int,
+    "max_concurrency": int,
 }
 check_table(RunConfig, RUN_FLAG_TYPES)
 

@@ -113,6 +113,7 @@ def client_command(args: argparse.Namespace) -> int:
         max_retries=args.max_retries,
         backoff_initial_s=args.backoff_initial_s,
         backoff_max_s=args.backoff_max_s,
+        fit_delay_s=args.fit_delay_s,
     )
     return run_client(settings, random.Random(), new_event_loop)
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from fednet.exceptions import ConfigError
 from fednet.learning.metrics import CLASSIFICATION, REGRESSION
-from fednet.runmetrics import PROBLEMS, metric_errors, metric_list, text
+from fednet.checks import boolean as _boolean
+from fednet.checks import choice as _choice
+from fednet.checks import Check, float_range, int_range, text
+from fednet.runmetrics import PROBLEMS, metric_errors, metric_list
 
 TASKS = ("digits", "breast_cancer", "csv", "synthetic")
 MODELS = ("logreg", "mlp")
@@ -43,47 +46,17 @@ DP_AVAILABLE = ("off", "central")
 DP_STRATEGIES = ("fedavg", "fedprox")
 """The strategies DP-FedAvg covers: robust and FedOpt aggregators are not
 covered by its sensitivity analysis (docs/privacy.md)."""
-
-_Check = Callable[[Any], "str | None"]
-
-
-def int_range(lo: int, hi: int) -> _Check:
-    def check(value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            return f"must be an integer, got {value!r}"
-        if not lo <= value <= hi:
-            return f"must be between {lo} and {hi}, got {value}"
-        return None
-
-    return check
-
-
-def float_range(lo: float, hi: float, *, lo_open: bool = False) -> _Check:
-    def check(value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"must be a number, got {value!r}"
-        if not lo <= value <= hi:  # also NaN and infinities; exact for any int
-            return f"must be between {lo:g} and {hi:g}, got {value!r}"
-        if lo_open and value <= lo:
-            return f"must be greater than {lo:g}, got {value!r}"
-        return None
-
-    return check
-
-
-def _boolean(value: Any) -> str | None:
-    if not isinstance(value, bool):
-        return f"must be true or false, got {value!r}"
-    return None
-
-
-def _choice(options: tuple[str, ...]) -> _Check:
-    def check(value: Any) -> str | None:
-        if value not in options:
-            return f"must be one of {', '.join(options)}, got {value!r}"
-        return None
-
-    return check
+MODES = ("sync", "async", "gossip")
+MODES_AVAILABLE = ("sync", "async")
+"""The run modes a run can use now: gossip is not built yet."""
+ASYNC_STRATEGIES = ("fedavg", "fedprox")
+"""The strategies FedBuff's buffered, staleness-weighted mean replaces."""
+MODE_FIELDS: dict[str, tuple[str, ...]] = {
+    "buffer_size": ("async",),
+    "max_staleness": ("async",),
+    "max_concurrency": ("async",),
+}
+"""The fields each run mode reads (the launch form shows them for it only)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,6 +101,11 @@ class RunConfig:
     metrics: tuple[str, ...] = ()
     selection_metric: str = ""
     positive_class: str = ""
+    # Run mode (docs/strategies.md): async is FedBuff, rounds = model versions.
+    mode: str = "sync"
+    buffer_size: int = 10
+    max_staleness: int = 10
+    max_concurrency: int = 0
 
     def __post_init__(self) -> None:
         errors = {
@@ -148,6 +126,7 @@ class RunConfig:
             errors.update(self._strategy_errors())
             errors.update(self._privacy_errors())
             errors.update(metric_errors(self))
+            errors.update(self._mode_errors())
         if errors:
             raise ConfigError(errors)
 
@@ -175,6 +154,27 @@ class RunConfig:
                 "strategy": f"dp=central covers {' and '.join(DP_STRATEGIES)} only,"
                 f" got {self.strategy}: robust and FedOpt aggregators are not"
                 " covered by the DP analysis"
+            }
+        return {}
+
+    def _mode_errors(self) -> dict[str, str]:
+        """Refuse gossip, and what FedBuff's buffered mean cannot combine with."""
+        if self.mode not in MODES_AVAILABLE:
+            return {"mode": f"mode {self.mode} is not available yet"}
+        if self.mode != "async":
+            return {}
+        if self.strategy not in ASYNC_STRATEGIES:
+            return {
+                "strategy": f"mode async aggregates with FedBuff's staleness-weighted"
+                f" mean, which replaces {' and '.join(ASYNC_STRATEGIES)} only,"
+                f" got {self.strategy}"
+            }
+        if self.dp != "off":
+            return {"dp": "mode async does not support differential privacy yet"}
+        if self.max_concurrency and self.buffer_size > self.max_concurrency:
+            return {
+                "buffer_size": f"must be at most max_concurrency"
+                f" ({self.max_concurrency}), got {self.buffer_size}"
             }
         return {}
 
@@ -209,7 +209,7 @@ class RunConfig:
         return {**dataclasses.asdict(self), "metrics": list(self.metrics)}
 
 
-_CHECKS: dict[str, _Check] = {
+_CHECKS: dict[str, Check] = {
     "task": _choice(TASKS),
     "model": _choice(MODELS),
     "strategy": _choice(STRATEGIES),
@@ -242,6 +242,10 @@ _CHECKS: dict[str, _Check] = {
     "metrics": metric_list,
     "selection_metric": _choice(("", "loss", *CLASSIFICATION, *REGRESSION)),
     "positive_class": text(256),
+    "mode": _choice(MODES),
+    "buffer_size": int_range(1, 100_000),
+    "max_staleness": int_range(0, 10_000),
+    "max_concurrency": int_range(0, 100_000),
 }
 _FLOATS = (
     "learning_rate",

@@ -80,8 +80,9 @@ def _bar(run: RunView, progress: ProgressView | None, width: int = 30) -> str:
     filled = int(width * done / total) if total else width
     detail = ""
     if progress is not None and progress.phase in ("fit", "evaluate"):
+        unit = "version" if run.config.get("mode") == "async" else "round"
         detail = (
-            f" round {progress.server_round}: {progress.phase}"
+            f" {unit} {progress.server_round}: {progress.phase}"
             f" {len(progress.reported or ())}/{len(progress.selected or ())}"
         )
     elif progress is not None and progress.phase == "waiting":
@@ -151,7 +152,10 @@ async def follow_run(
             print("\r\033[K", end="", file=out)
         dp = _uses_dp(run)
         if not header:  # a dp run's table has an epsilon column
-            print(TABLE_HEADER + (EPSILON_HEADER if dp else ""), file=out)
+            title = TABLE_HEADER + (EPSILON_HEADER if dp else "")
+            if run.config.get("mode") == "async":  # FedBuff: model versions
+                title = title.replace("round", "  ver", 1)
+            print(title, file=out)
             header = True
         rounds = run.rounds or ()
         for entry in rounds[printed:]:

@@ -91,7 +91,8 @@ def predict_file(bundle: Bundle, path: Path, label_column: str | None) -> Scored
     log_loss = float(-np.log(np.maximum(picked, 1e-300)).mean())
     stats = classification_stats(truth, probabilities, len(schema.classes))
     metrics = {**derive(stats, bundle.positive), "log_loss": log_loss}
-    return Scored(labels, probabilities, truth, metrics, stats.confusion.tolist())
+    return Scored(labels, probabilities, truth, metrics,
+                  confusion=stats.confusion.tolist())
 
 
 def _regress(

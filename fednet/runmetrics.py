@@ -10,7 +10,7 @@ binary problem). The metrics themselves are in :mod:`fednet.learning.metrics`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from fednet.learning.metrics import CLASSIFICATION, REGRESSION
@@ -44,17 +44,6 @@ def metric_list(value: Any) -> str | None:
     if len(set(value)) != len(value):
         return "names a metric twice"
     return None
-
-
-def text(limit: int) -> Callable[[Any], str | None]:
-    """Return a check of a string of at most ``limit`` characters."""
-
-    def check(value: Any) -> str | None:
-        if not isinstance(value, str) or len(value) > limit:
-            return f"must be text of at most {limit} characters, got {value!r:.80}"
-        return None
-
-    return check
 
 
 def metric_errors(config: Scoring) -> dict[str, str]:

@@ -6,7 +6,8 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from fednet.config import TASKS, float_range, int_range
+from fednet.checks import float_range, int_range
+from fednet.config import TASKS
 from fednet.exceptions import ConfigError
 
 
@@ -131,9 +132,12 @@ class ClientSettings:
     backoff_max_s: float = 30.0
     max_retries: int | None = None
     max_message_bytes: int = 1 << 30
+    fit_delay_s: float = 0.0  # tests and benchmarks: a slow site
 
     def __post_init__(self) -> None:
         errors: dict[str, str] = {}
+        if not 0 <= self.fit_delay_s <= 86_400:
+            errors["fit_delay_s"] = f"must be 0-86400, got {self.fit_delay_s}"
         if (self.data is None) == (self.dataset is None):
             errors["data"] = "give exactly one of --data FILE or --dataset NAME"
         if self.data is not None and not self.label_column:

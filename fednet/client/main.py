@@ -7,7 +7,8 @@ import errno
 import logging
 import random
 import signal
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 import zlib
 
 from aiohttp import web
@@ -17,6 +18,8 @@ from fednet.client.status import create_status_app
 from fednet.client.trainer import Trainer
 from fednet.settings import ClientSettings
 from fednet.learning.datasets import ClientData, load_builtin_partition, load_csv
+from fednet.fitconfig import FitConfig
+from fednet.typing import NDArray, NDArrays
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,28 @@ def load_client_data(settings: ClientSettings) -> tuple[ClientData | None, str]:
         val_fraction=settings.val_fraction,
     )
     return data, data.description
+
+
+class SlowTrainer(Trainer):
+    """A Trainer that sleeps ``delay_s`` before each fit: a slow site, for tests.
+
+    ``fednet client --fit-delay-s`` makes one (asynchronous mode's tests and
+    benchmarks); the sleep runs in the fit's worker thread, so the client
+    keeps answering heartbeats.
+    """
+
+    def __init__(
+        self, data: ClientData | None, *, client_number: int, delay_s: float
+    ) -> None:
+        super().__init__(data, client_number=client_number)
+        self.delay_s = delay_s
+
+    def fit(
+        self, params: Sequence[NDArray], config: FitConfig
+    ) -> tuple[NDArrays, int, dict[str, float]]:
+        """Sleep, then train as a Trainer does."""
+        time.sleep(self.delay_s)
+        return super().fit(params, config)
 
 
 def client_number(settings: ClientSettings) -> int:
@@ -108,7 +133,12 @@ def run_client(
     """
     data, description = load_client_data(settings)
     logger.info("data: %s", description)
-    trainer = Trainer(data, client_number=client_number(settings))
+    number = client_number(settings)
+    trainer = (
+        SlowTrainer(data, client_number=number, delay_s=settings.fit_delay_s)
+        if settings.fit_delay_s
+        else Trainer(data, client_number=number)
+    )
     runner = ClientRunner(settings, trainer, rng)
 
     async def main() -> None:

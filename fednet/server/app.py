@@ -18,7 +18,7 @@ from aiohttp import WSCloseCode, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from fednet.buffers import BufferPool
-from fednet.config import STRATEGY_FIELDS
+from fednet.config import MODE_FIELDS, STRATEGY_FIELDS
 from fednet.settings import ServerSettings
 from fednet.server.api import MAX_BODY_BYTES
 from fednet.server.auth import setup_auth
@@ -86,6 +86,7 @@ def create_app(settings: ServerSettings) -> web.Application:
     )
     # The launch form shows a strategy's own fields only (dashboard.html).
     aiohttp_jinja2.get_env(app).globals["strategy_fields"] = STRATEGY_FIELDS
+    aiohttp_jinja2.get_env(app).globals["mode_fields"] = MODE_FIELDS
     setup_auth(app)
     setup_routes(app, web_dir / "static")
     app.cleanup_ctx.append(_state_ctx)

@@ -14,7 +14,8 @@ import dataclasses
 import typing
 from typing import Any
 
-from fednet.config import DP_AVAILABLE, MODELS, STRATEGIES, TASKS, RunConfig
+from fednet.config import DP_AVAILABLE, MODELS, MODES_AVAILABLE, STRATEGIES, TASKS
+from fednet.config import RunConfig
 from fednet.learning.metrics import CLASSIFICATION, REGRESSION
 from fednet.runmetrics import PROBLEMS
 from fednet.machine import Phase
@@ -53,6 +54,9 @@ RUN_CONFIG_RANGES: dict[str, tuple[float, float, bool]] = {
     "dp_clip_norm": (0.0, 1e6, True),
     "dp_target_epsilon": (0.0, 1e6, False),
     "dp_delta": (0.0, 0.1, True),
+    "buffer_size": (1, 100_000, False),
+    "max_staleness": (0, 10_000, False),
+    "max_concurrency": (0, 100_000, False),
 }
 RUN_CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "task": TASKS,
@@ -61,6 +65,7 @@ RUN_CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "dp": DP_AVAILABLE,  # distributed is refused until secure aggregation exists
     "problem": PROBLEMS,
     "selection_metric": ("", "loss", *CLASSIFICATION, *REGRESSION),
+    "mode": MODES_AVAILABLE,  # gossip is refused until it exists
 }
 RUN_STATUSES = (*ACTIVE_STATUSES, *sorted(END_STATUSES))
 PHASES = ("waiting", *(phase.value for phase in Phase))
@@ -137,6 +142,11 @@ def run_config_schema() -> Schema:
     )
     properties["selection_metric"]["description"] = (
         "what picks the best model; empty: accuracy, or r2 for regression"
+    )
+    properties["mode"]["description"] = (
+        "async: FedBuff, rounds count model versions; with fedavg or fedprox"
+        " only, no dp, buffer_size at most a non-zero max_concurrency; gossip"
+        " is refused until it exists"
     )
     return {
         "type": "object",

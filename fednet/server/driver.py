@@ -125,6 +125,8 @@ class RunDriver:
         if fold is not None:
             fold.max_examples = conn.hello.num_examples
             await self._folds.run(fold)
+        elif machine is not None:
+            self._after_input()  # a refusal may have produced messages
 
     def evaluate_received(self, conn: ClientConn, msg: EvaluateResult) -> None:
         """Hand an ``evaluate_result`` to the machine, weighed at most as declared."""
@@ -236,14 +238,16 @@ class RunDriver:
                 continue  # an input came in meanwhile: record and send first
             if machine.done:
                 return
-            if machine.clients_wanted:
-                wanted = machine.clients_wanted
+            wanted = machine.clients_wanted
+            if wanted and machine.wait is None:  # nothing out: wait for clients
                 eligible = await self._waits.for_clients(self.run_id, wanted)
+            elif not wanted or len(eligible := self._waits.eligible()) < wanted:
+                await self._waits.for_input(machine)  # async: newcomers join here
+                continue
+            if self.config.mode == "sync" or not self._round_started:  # async: _persist
                 self._round_started = time.monotonic()
-                machine.clients_available(eligible)
-                self._events.publish(RoundProgress(self.progress()))
-            else:
-                await self._waits.for_input(machine)
+            machine.clients_available(eligible)
+            self._events.publish(RoundProgress(self.progress()))
 
     def _flush(self, machine: RunMachine) -> None:
         """Post what the machine produced; the sends go on without the driver."""
@@ -271,6 +275,8 @@ class RunDriver:
                 duration = time.monotonic() - self._round_started
                 await self._recorder.round_finished(event, duration)
                 self.completed_rounds = event.record.server_round
+                if self.config.mode == "async":
+                    self._round_started = time.monotonic()
             elif isinstance(event, RunFinished):
                 self._outcome = ("finished", event.reason)
             elif isinstance(event, RunFailed):
@@ -284,15 +290,11 @@ class RunDriver:
             return
         error = Error("schema_mismatch", reason, self.run_id)
         self._outbox.post((conn.client_id,), error)
-        logger.warning(
-            "client %s cannot join run %d: %s", conn.client_id, self.run_id, reason
-        )
+        logger.warning("client %s cannot join run %d: %s", conn.client_id,
+                       self.run_id, reason)
 
 
 def ignored_result(conn: ClientConn, run_id: int) -> None:
     """Log a result for a run that is not the active one (it changes nothing)."""
-    logger.warning(
-        "ignored a result of client %s for run %d, which is not active",
-        conn.client_id,
-        run_id,
-    )
+    logger.warning("ignored a result of client %s for run %d, which is not active",
+                   conn.client_id, run_id)

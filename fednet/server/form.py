@@ -6,7 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from fednet.config import DP_AVAILABLE, MODELS, STRATEGIES, TASKS, RunConfig
+from fednet.config import DP_AVAILABLE, MODELS, MODES_AVAILABLE, STRATEGIES, TASKS
+from fednet.config import RunConfig
 from fednet.learning.metrics import CLASSIFICATION, REGRESSION
 from fednet.runmetrics import PROBLEMS
 
@@ -51,7 +52,13 @@ _FIELDS = (
     FormField(
         "strategy", "Strategy", "How client updates are combined", "What", STRATEGIES
     ),
-    FormField("rounds", "Rounds", "Federated rounds in the session", "What"),
+    FormField(
+        "mode", "Mode", "sync: rounds; async: FedBuff (fedavg, fedprox)", "What",
+        MODES_AVAILABLE,
+    ),
+    FormField(
+        "rounds", "Rounds", "Federated rounds (async: model versions)", "What"
+    ),
     FormField("clients_per_round", "Clients per round", "0 means every client", "Who"),
     FormField("min_clients", "Min clients", "Wait for this many before a round", "Who"),
     FormField(
@@ -113,6 +120,14 @@ _FIELDS = (
     FormField(
         "tau", "Tau", "fedadam, fedyogi, fedadagrad: adaptivity; 0 = Flower's default",
         "Strategy", step="any",
+    ),
+    FormField("buffer_size", "Buffer size", "async: updates per version (K)", "Who"),
+    FormField(
+        "max_staleness", "Max staleness", "async: refuse updates older", "Who"
+    ),
+    FormField(
+        "max_concurrency", "Max concurrency", "async: clients training; 0 = all",
+        "Who",
     ),
     FormField(
         "dp", "Differential privacy",

@@ -165,6 +165,9 @@ class RunManager:
         driver = self.active
         progress = driver.progress() if driver is not None else None
         setup = driver.setup if driver is not None else None
+        # In async mode each client trains on its own version: the machine checks it.
+        if driver is not None and driver.config.mode == "async" and progress:
+            server_round = progress.server_round
         if (
             progress is None
             or setup is None

@@ -20,6 +20,7 @@ from fednet.learning.preprocess import Preprocess
 from fednet.learning.schema import Schema, check_schema
 from fednet.server.problem import initial_params, problem_schema, with_target
 from fednet.protocol import Hello
+from fednet.buffered import BufferedMachine
 from fednet.machine import RunMachine
 from fednet.rounds import RoundMachine
 from fednet.tally import CentralEvaluate
@@ -228,6 +229,17 @@ def build_machine(
     Raises:
         AggregationError: if a checkpointed strategy state does not fit the model.
     """
+    if config.mode == "async":  # FedBuff (RunConfig allows fedavg, fedprox)
+        return BufferedMachine(
+            run_id=run_id,
+            config=config,
+            parameters=setup.parameters,
+            classes=setup.classes,
+            next_version=completed_rounds + 1,
+            central_evaluate=setup.central_evaluate,
+            federated_evaluate=setup.federated_evaluate,
+            preprocess=setup.preprocess,
+        )
     strategy = strategy_from_config(config, scratch_dir=setup.scratch_dir)
     if setup.server_state is not None:
         strategy.load_server_state(setup.server_state, setup.parameters)

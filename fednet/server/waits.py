@@ -42,11 +42,15 @@ class Waits:
                 return ready
             await changed.wait()
 
+    def eligible(self) -> list[ClientId]:
+        """Return the eligible connected clients now."""
+        return [c.client_id for c in self._registry.connected() if c.eligible]
+
     async def for_clients(self, run_id: int, wanted: int) -> list[ClientId]:
         """Return the eligible connected clients once there are ``wanted``."""
         while True:
             changed = self._registry.changed
-            eligible = [c.client_id for c in self._registry.connected() if c.eligible]
+            eligible = self.eligible()
             if len(eligible) >= wanted:
                 return eligible
             logger.info(

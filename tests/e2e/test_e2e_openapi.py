@@ -22,7 +22,7 @@ import schemathesis
 from schemathesis import Case
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from fednet.config import DP_STRATEGIES, RunConfig
+from fednet.config import ASYNC_STRATEGIES, DP_STRATEGIES, RunConfig
 from fednet.runmetrics import metric_errors, metric_list
 from fednet.server.openapi import OPENAPI_PATH, build_document
 from tests.e2e.conftest import Cluster, Server
@@ -99,10 +99,11 @@ def _violates_cross_field_rule(body: Any) -> bool:
     """Return whether a body breaks a rule JSON Schema cannot state.
 
     ``clients_per_round`` must be 0 or at least ``min_clients`` (and at least
-    ``2 * num_malicious + 3`` with Krum), and ``dp=central`` takes only the
-    strategies DP-FedAvg covers; ``problem``, ``metrics`` and
-    ``selection_metric`` must agree (and built-in tasks are classification
-    only): rules over several fields, which the
+    ``2 * num_malicious + 3`` with Krum), ``dp=central`` takes only the
+    strategies DP-FedAvg covers, ``mode=async`` only FedBuff's, without dp
+    and with ``buffer_size`` within ``max_concurrency``; ``problem``,
+    ``metrics`` and ``selection_metric`` must agree (and built-in tasks are
+    classification only): rules over several fields, which the
     document states in words only, so a body the schema calls valid may
     still be refused.
     """
@@ -123,6 +124,13 @@ def _violates_cross_field_rule(body: Any) -> bool:
     # (a body the schema refuses is refused whatever these say)
     if metric_list(scoring.metrics) is None and metric_errors(scoring):
         return True  # regression of a built-in task, mixed metrics
+    limit, size = body.get("max_concurrency", 0), body.get("buffer_size", 10)
+    if body.get("mode") == "async" and (
+        strategy not in ASYNC_STRATEGIES
+        or body.get("dp", "off") != "off"
+        or (type(limit) is type(size) is int and 0 < limit < size)
+    ):
+        return True
     per_round = body.get("clients_per_round", 0)
     minimum = body.get("min_clients", RunConfig().min_clients)
     numbers = all(type(v) is int for v in (per_round, minimum))

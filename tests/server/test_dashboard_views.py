@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from fednet.config import RunConfig
@@ -12,6 +13,8 @@ from fednet.records import RoundRecord
 from fednet.server.keys import STORE
 from fednet.typing import ClientId
 from tests.server.conftest import AppFactory, hello, receive, send
+
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 
 
 def _snapshot(page: str) -> dict[str, Any]:
@@ -108,6 +111,28 @@ async def test_run_page_shows_config_rounds_and_clients(
     assert '<span class="chip chip-dropped" title="dropped">site-c</span>' in page
     assert "87.5%" in page and "0.75 s" in page
     assert f'href="/api/runs/{run_id}/model"' in page
+
+
+async def test_async_run_page_shows_versions_and_staleness(
+    make_client: AppFactory,
+) -> None:
+    """An async run's page counts versions and shows each client's staleness."""
+    client = await make_client(web_dir=WEB_DIR)  # this tree's templates
+    store = client.app[STORE]
+    config = RunConfig(mode="async", rounds=3, buffer_size=2, max_concurrency=2)
+    run_id = store.create_run(config.to_dict(), 1.0)
+    staleness = {"updates": 2.0, "mean_staleness": 0.5, "max_staleness": 1.0,
+                 "stale_refused": 1.0}
+    per_client = {ClientId("site-a"): {"staleness": 1.0, "updates": 1.0}}
+    record = dataclasses.replace(
+        _record(1, 0.5), fit_metrics=staleness, client_metrics=per_client
+    )
+    store.record_round(run_id, record, 0.75, 2.0)
+    page = await (await client.get(f"/runs/{run_id}")).text()
+    assert "of 3 versions" in page and ">Version</th>" in page
+    assert ">Staleness</th>" in page
+    assert "0.50 / 1 (1 refused)" in page
+    assert 'site-a <span class="muted">s=1</span>' in page
 
 
 async def test_run_page_of_unknown_run_is_404(make_client: AppFactory) -> None:

@@ -155,10 +155,13 @@
     const total = run.config.rounds, done = doneRounds();
     const title = $("session-title");
     title.replaceChildren("Run " + run.id + " ", badge(run.status));
+    // An async (FedBuff) run counts model versions, not rounds.
+    const isAsync = run.config.mode === "async", unit = isAsync ? "Version " : "Round ";
     setText("session-sub", run.config.task + " · " + run.config.model + " · " + run.config.strategy + " · " +
-      (run.config.clients_per_round || "all") + " clients per round · " + run.config.local_epochs + " local epochs");
+      (isAsync ? "async, K=" + run.config.buffer_size + " updates per version"
+        : (run.config.clients_per_round || "all") + " clients per round") + " · " + run.config.local_epochs + " local epochs");
     const current = p ? Math.min(Math.max(p.server_round, done), total) : done;
-    setText("session-label", "Round " + current + " of " + total);
+    setText("session-label", unit + current + " of " + total);
     const pct = setProgress($("session-bar"), total ? done / total : 0, { state: run.status });
     setText("session-pct", pct + "%");
     renderRoundBar(p);
@@ -181,7 +184,10 @@
     // The feed sends counts, not names: its events keep one size whatever N.
     const n = p.selected_count || 0, k = p.reported_count || 0;
     let label = PHASES[p.phase] || p.phase, count = "";
-    if (p.phase === "fit" || p.phase === "evaluate") {
+    if (state.run.config.mode === "async" && p.phase === "fit") {
+      label = "Version " + p.server_round + " · training";
+      count = n + " clients training, " + k + " folded into the next version";
+    } else if (p.phase === "fit" || p.phase === "evaluate") {
       label = "Round " + p.server_round + " · " + label.toLowerCase();
       count = k + " of " + n + " clients reported";
     } else if (p.phase === "waiting") {
@@ -291,12 +297,17 @@
   }
 
   // A strategy's own fields (data-strategies: the strategies that read the
-  // field) show only while it is chosen; a fieldset left empty hides too.
+  // field) show only while it is chosen, a mode's (data-modes) likewise; a
+  // fieldset left empty hides too.
   function showStrategyFields() {
     if (!form || !form.elements.strategy) return;
     const strategy = form.elements.strategy.value;
     for (const field of form.querySelectorAll(".field[data-strategies]")) {
       field.hidden = !field.dataset.strategies.split(" ").includes(strategy);
+    }
+    const mode = form.elements.mode ? form.elements.mode.value : "sync";
+    for (const field of form.querySelectorAll(".field[data-modes]")) {
+      field.hidden = !field.dataset.modes.split(" ").includes(mode);
     }
     for (const set of form.querySelectorAll("fieldset[data-group]")) {
       set.hidden = !set.querySelector(".field:not([hidden])");
@@ -356,7 +367,7 @@
 
   if (form) form.addEventListener("input", (e) => {
     formTouched = true;
-    if (e.target.name === "strategy") showStrategyFields();
+    if (e.target.name === "strategy" || e.target.name === "mode") showStrategyFields();
     const field = e.target.closest(".field");
     if (field) { field.classList.remove("invalid"); field.querySelector(".field-error").textContent = ""; }
   });
