@@ -8,6 +8,10 @@ CHECKOV_VENV ?= .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # Flower, for the side-by-side benchmarks only, never a dependency of fednet.
 FLOWER := benchmarks/.venv-flower/bin/flwr
+# PyTorch, for the torch adapter's tests only (an extra, never a dependency):
+# torch 2.13.0 is the CPU build (about 700 MB) where the machine keeps it.
+TORCH_VENV ?= .venv-torch
+TORCH := $(TORCH_VENV)/.fednet-torch-installed
 
 .PHONY: demo test lint typecheck bench soak system-deps templates clean
 
@@ -28,11 +32,19 @@ $(CHECKOV):
 $(FLOWER):
 	bash benchmarks/flower/setup.sh $(PYTHON)
 
+$(TORCH): setup.cfg pyproject.toml
+	test -x $(TORCH_VENV)/bin/python || $(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TORCH_VENV)/bin/python -m pip install --quiet 'torch==2.13.0'
+	$(TORCH_VENV)/bin/python -m pip install --quiet -e '.[test,torch]'
+	touch $(TORCH)
+
 system-deps:
 	bash .ci/system-deps
 
-test: $(STAMP) $(CHECKOV) $(FLOWER) system-deps
+test: $(STAMP) $(CHECKOV) $(FLOWER) $(TORCH) system-deps
 	PATH="$(CURDIR)/$(CHECKOV_VENV)/bin:$$PATH" $(BIN)/python -m pytest -ra
+	$(TORCH_VENV)/bin/python -m pytest -ra -p no:cacheprovider tests/trainers
 
 templates: $(STAMP)
 	$(BIN)/python deploy/gen_templates.py
@@ -52,4 +64,4 @@ soak: $(STAMP)
 	$(BIN)/fednet bench --workloads soak --runs $(SOAK_RUNS) --json benchmarks/results/soak.json
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) build *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) $(TORCH_VENV) build *.egg-info
