@@ -29,6 +29,8 @@ class Scoring(Protocol):
     def metrics(self) -> tuple[str, ...]: ...
     @property
     def selection_metric(self) -> str: ...
+    @property
+    def positive_class(self) -> str: ...
 
 
 BUILTIN_CLASSIFICATION = ("digits", "breast_cancer")
@@ -51,6 +53,8 @@ def metric_errors(config: Scoring) -> dict[str, str]:
     problem = config.problem
     if config.task in BUILTIN_CLASSIFICATION and problem == "regression":
         return {"problem": f"task {config.task} is a classification task"}
+    if problem == "regression" and config.positive_class:
+        return {"positive_class": "a regression has no positive class"}
     if problem == "auto":
         mixed = set(config.metrics) & set(CLASSIFICATION) and set(
             config.metrics

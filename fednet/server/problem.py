@@ -52,6 +52,23 @@ def problem_schema(problem: str, schemas: Sequence[Schema]) -> Schema:
     return merge_schemas(labelled)
 
 
+def check_positive(config: RunConfig, schema: Schema | None) -> None:
+    """Refuse a ``positive_class`` the run's classes do not hold.
+
+    Raises:
+        SchemaError: naming the class and the run's classes.
+    """
+    label = config.positive_class
+    if not label or schema is None:
+        return
+    if schema.regression:
+        raise SchemaError("positive_class is set but the run is a regression")
+    if label not in schema.classes:
+        shown = ", ".join(schema.classes[:10])
+        raise SchemaError(f"positive_class {label!r} is not one of the run's classes"
+                          f" ({shown})")
+
+
 def with_target(
     preprocess: Preprocess | None, schema: Schema | None, hellos: Sequence[Hello]
 ) -> Preprocess | None:

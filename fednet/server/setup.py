@@ -18,7 +18,8 @@ from fednet.learning.fedstats import FeatureStats, merge_stats
 from fednet.learning.metrics import EvalStats, classification_stats
 from fednet.learning.preprocess import Preprocess
 from fednet.learning.schema import Schema, check_schema
-from fednet.server.problem import initial_params, problem_schema, with_target
+from fednet.server.problem import check_positive, initial_params, problem_schema
+from fednet.server.problem import with_target
 from fednet.protocol import Hello
 from fednet.buffered import BufferedMachine
 from fednet.machine import RunMachine
@@ -191,6 +192,7 @@ def prepare_run(
             or the state of a strategy that keeps one).
     """
     schema = run_schema(config, stored_schema, hellos)
+    check_positive(config, schema)
     preprocess = with_target(run_preprocess(schema, stored_schema, hellos), schema,
                              hellos)
     state: ServerState | None = None

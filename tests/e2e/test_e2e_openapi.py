@@ -117,7 +117,7 @@ def _violates_cross_field_rule(body: Any) -> bool:
     defaults = RunConfig()
     scoring = SimpleNamespace(**{
         name: body.get(name, getattr(defaults, name))
-        for name in ("task", "problem", "metrics", "selection_metric")
+        for name in ("task", "problem", "metrics", "selection_metric", "positive_class")
     })
     if isinstance(scoring.metrics, list):
         scoring.metrics = tuple(scoring.metrics)
