@@ -42,6 +42,9 @@ DP_STRATEGIES = ("fedavg", "fedprox")
 """The strategies DP-FedAvg covers: robust and FedOpt aggregators are not
 covered by its sensitivity analysis (docs/privacy.md)."""
 
+IMPUTE = ("mean", "median")
+"""How a missing numeric cell is filled: the pooled mean or the merged median."""
+
 _Check = Callable[[Any], "str | None"]
 
 
@@ -121,6 +124,11 @@ class RunConfig:
     dp_adaptive_clip: bool = False
     dp_target_epsilon: float = 0.0
     dp_delta: float = 1e-5
+    # Shared preprocessing and warm start (docs/data.md).
+    impute: str = "mean"
+    missing_indicator: bool = False
+    min_count: int = 10
+    warm_start: int = 0
 
     def __post_init__(self) -> None:
         errors = {
@@ -228,6 +236,10 @@ _CHECKS: dict[str, _Check] = {
     "dp_adaptive_clip": _boolean,
     "dp_target_epsilon": float_range(0.0, 1e6),
     "dp_delta": float_range(0.0, 0.1, lo_open=True),
+    "impute": _choice(IMPUTE),
+    "missing_indicator": _boolean,
+    "min_count": int_range(1, 1_000_000),
+    "warm_start": int_range(0, 2**63 - 1),
 }
 _FLOATS = (
     "learning_rate",

@@ -14,7 +14,14 @@ import dataclasses
 import typing
 from typing import Any
 
-from fednet.config import DP_AVAILABLE, MODELS, STRATEGIES, TASKS, RunConfig
+from fednet.config import (
+    DP_AVAILABLE,
+    IMPUTE,
+    MODELS,
+    STRATEGIES,
+    TASKS,
+    RunConfig,
+)
 from fednet.machine import Phase
 from fednet.server.audit import AuditEntry
 from fednet.server.sites import SITE_NAME, ClientAuth, Site
@@ -51,12 +58,15 @@ RUN_CONFIG_RANGES: dict[str, tuple[float, float, bool]] = {
     "dp_clip_norm": (0.0, 1e6, True),
     "dp_target_epsilon": (0.0, 1e6, False),
     "dp_delta": (0.0, 0.1, True),
+    "min_count": (1, 1_000_000, False),
+    "warm_start": (0, INT64_MAX, False),
 }
 RUN_CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "task": TASKS,
     "model": MODELS,
     "strategy": STRATEGIES,
     "dp": DP_AVAILABLE,  # distributed is refused until secure aggregation exists
+    "impute": IMPUTE,
 }
 RUN_STATUSES = (*ACTIVE_STATUSES, *sorted(END_STATUSES))
 PHASES = ("waiting", *(phase.value for phase in Phase))
@@ -116,6 +126,14 @@ def run_config_schema() -> Schema:
         " (noise added by the sites) is refused until secure aggregation exists"
     )
     properties["dp_target_epsilon"]["description"] = "0: no budget"
+    properties["warm_start"]["description"] = (
+        "0: none; else the id of a run whose last global model (and, for CSV,"
+        " schema and preprocessing) this run starts from; refused (400) if it"
+        " has no model or one that does not fit"
+    )
+    properties["min_count"]["description"] = (
+        "CSV: count only sites suppressing counts below at least this"
+    )
     return {
         "type": "object",
         "description": "Unset fields take their defaults; unknown fields are refused.",

@@ -10,7 +10,14 @@ import aiohttp_jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from fednet.config import DP_AVAILABLE, MODELS, STRATEGIES, TASKS, RunConfig
+from fednet.config import (
+    DP_AVAILABLE,
+    IMPUTE,
+    MODELS,
+    STRATEGIES,
+    TASKS,
+    RunConfig,
+)
 from fednet.fields import parse_int64
 from fednet.server import access, auth
 from fednet.server.api import run_with_progress
@@ -139,6 +146,22 @@ _FIELDS = (
     FormField(
         "dp_delta", "Delta", "The delta of (epsilon, delta)", "Privacy", step="any",
     ),
+    FormField(
+        "impute", "Impute", "CSV: fill a missing cell with the pooled mean or median",
+        "Data", IMPUTE,
+    ),
+    FormField(
+        "missing_indicator", "Missing indicators",
+        "CSV: one 0/1 input per column missing anywhere", "Data", _BOOL,
+    ),
+    FormField(
+        "min_count", "Min count",
+        "CSV: use only sites that suppress counts below at least this", "Data",
+    ),
+    FormField(
+        "warm_start", "Warm start", "Start from this run's last model; 0 = none",
+        "Data",
+    ),
 )
 
 
@@ -178,7 +201,7 @@ async def index(request: web.Request) -> web.Response:
     context = {
         "page": "dashboard",
         "fields": launch_form_fields(),
-        "groups": ("What", "Who", "How", "Strategy", "Privacy", "Advanced"),
+        "groups": ("What", "Who", "How", "Strategy", "Privacy", "Data", "Advanced"),
         "snapshot": _snapshot_json(build_snapshot(request.app, site_details=details)),
     }
     return auth.render_page(request, "dashboard.html", context)
