@@ -130,19 +130,27 @@ def build_bundle(
     return out.getvalue()
 
 
-def read_bundle(data: bytes | io.BufferedIOBase) -> Bundle:
-    """Read and check a bundle.
+def read_bundle(
+    data: bytes | io.BufferedIOBase,
+    max_model_bytes: int | None = None,
+    max_meta_bytes: int | None = None,
+) -> Bundle:
+    """Read and check a bundle (members inflating to at most the limits given).
+
+    The limits default to :data:`MAX_MODEL_BYTES` and :data:`MAX_META_BYTES`.
 
     Raises:
         BundleError: if it is not a zip of ``bundle.json`` and ``model.npz``,
             a member is too large, the checksum does not match, or the
             metadata is malformed.
     """
+    meta_limit = max_meta_bytes or MAX_META_BYTES
+    model_limit = max_model_bytes or MAX_MODEL_BYTES
     try:
         source = io.BytesIO(data) if isinstance(data, bytes) else data
         with zipfile.ZipFile(source) as archive:
-            meta_raw = _member(archive, "bundle.json", MAX_META_BYTES)
-            model_raw = _member(archive, "model.npz", MAX_MODEL_BYTES)
+            meta_raw = _member(archive, "bundle.json", meta_limit)
+            model_raw = _member(archive, "model.npz", model_limit)
     except zipfile.BadZipFile as e:
         raise BundleError(f"not a bundle (a zip archive): {e}") from None
     try:

@@ -138,6 +138,7 @@ def _client_parser(sub: Any) -> None:
     f.add("--partition", type=partition_arg, default=(1, 1), help="slice i/n")
     f.add("--alpha", type=float, help="Dirichlet label skew (default: IID)")
     f.add("--seed", type=int, default=0, help="seed of partition and splits")
+    f.add("--min-count", type=int, default=10, help="suppress counts below this")
     f.add("--join-token", help="token presented to the coordinator")
     f.add("--site-token", help="this site's credential (fednet sites add)")
     f.add("--ca-file", type=Path, help="CA bundle (PEM) to verify the coordinator")
@@ -195,6 +196,10 @@ RUN_FLAG_TYPES: dict[str, Callable[[str], Any]] = {
     "buffer_size": int,
     "max_staleness": int,
     "max_concurrency": int,
+    "impute": str,
+    "missing_indicator": _bool,
+    "min_count": int,
+    "warm_start": int,
 }
 check_table(RunConfig, RUN_FLAG_TYPES)
 

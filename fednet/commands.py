@@ -102,6 +102,7 @@ def client_command(args: argparse.Namespace) -> int:
         partition=args.partition,
         alpha=args.alpha,
         seed=args.seed,
+        min_count=args.min_count,
         join_token=args.join_token or None,
         site_token=args.site_token or None,
         ca_file=args.ca_file,

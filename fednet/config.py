@@ -57,6 +57,8 @@ MODE_FIELDS: dict[str, tuple[str, ...]] = {
     "max_concurrency": ("async",),
 }
 """The fields each run mode reads (the launch form shows them for it only)."""
+IMPUTE = ("mean", "median")
+"""How a missing numeric cell is filled: the pooled mean or the merged median."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +108,11 @@ class RunConfig:
     buffer_size: int = 10
     max_staleness: int = 10
     max_concurrency: int = 0
+    # Shared preprocessing and warm start (docs/data.md).
+    impute: str = "mean"
+    missing_indicator: bool = False
+    min_count: int = 10
+    warm_start: int = 0
 
     def __post_init__(self) -> None:
         errors = {
@@ -246,6 +253,10 @@ _CHECKS: dict[str, Check] = {
     "buffer_size": int_range(1, 100_000),
     "max_staleness": int_range(0, 10_000),
     "max_concurrency": int_range(0, 100_000),
+    "impute": _choice(IMPUTE),
+    "missing_indicator": _boolean,
+    "min_count": int_range(1, 1_000_000),
+    "warm_start": int_range(0, 2**63 - 1),
 }
 _FLOATS = (
     "learning_rate",

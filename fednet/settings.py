@@ -120,6 +120,7 @@ class ClientSettings:
     alpha: float | None = None
     seed: int = 0
     val_fraction: float = 0.2
+    min_count: int = 10
     join_token: str | None = None
     site_token: str | None = None
     ca_file: Path | None = None
@@ -153,6 +154,8 @@ class ClientSettings:
             errors["alpha"] = f"must be positive, got {self.alpha}"
         if not 0.0 < self.val_fraction < 0.9:
             errors["val_fraction"] = f"must be in (0, 0.9), got {self.val_fraction}"
+        if not 1 <= self.min_count <= 1_000_000:
+            errors["min_count"] = f"must be in [1, 1000000], got {self.min_count}"
         if not self.server.startswith(("ws://", "wss://")):
             errors["server"] = f"must be a ws:// or wss:// URL, got {self.server!r}"
         errors.update(_tls_pair_errors(self.tls_cert, self.tls_key))

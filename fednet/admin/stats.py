@@ -11,7 +11,9 @@ from typing import Any
 from fednet.admin.http import CommandError, request_json
 
 TOP_CATEGORIES = 3
-_HEADER = ("COLUMN", "KIND", "COUNT", "MISSING", "MEAN", "STD", "TOP CATEGORIES")
+_HEADER = (
+    "COLUMN", "KIND", "COUNT", "MISSING", "MEAN", "STD", "MEDIAN", "TOP CATEGORIES"
+)
 
 
 def stats_command(args: argparse.Namespace) -> int:
@@ -44,7 +46,12 @@ def format_report(answer: dict[str, Any], *, per_site: bool = False) -> str:
         lines.append("no connected site sent usable statistics")
     if per_site:
         for site in sites:
-            lines += ["", f"site {site['name']}: {site['rows']} training rows"]
+            k = site.get("min_count", "?")
+            lines += [
+                "",
+                f"site {site['name']}: {site['rows']} training rows,"
+                f" counts below {k} suppressed",
+            ]
             lines += format_columns(site["columns"])
     for excluded in answer["excluded"]:
         lines.append(f"not counted: {excluded['name']}: {excluded['reason']}")
@@ -52,7 +59,7 @@ def format_report(answer: dict[str, Any], *, per_site: bool = False) -> str:
 
 
 def format_columns(columns: Sequence[dict[str, Any]]) -> list[str]:
-    """Return one line per column (name, kind, count, missing, mean, std, top)."""
+    """Return one line per column (name, kind, counts, mean, std, median, top)."""
     cells = [_HEADER] + [
         (
             c["name"],
@@ -61,6 +68,7 @@ def format_columns(columns: Sequence[dict[str, Any]]) -> list[str]:
             str(c["missing"]),
             _figure(c["mean"]),
             _figure(c["std"]),
+            _figure(c.get("median")),
             _top(c.get("categories") or {}),
         )
         for c in columns

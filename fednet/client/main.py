@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import logging
 import random
@@ -20,6 +21,7 @@ from fednet.settings import ClientSettings
 from fednet.learning.datasets import ClientData, load_builtin_partition, load_csv
 from fednet.fitconfig import FitConfig
 from fednet.typing import NDArray, NDArrays
+from fednet.learning.fedstats import MIN_COUNT, FeatureStats
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,12 @@ def load_client_data(settings: ClientSettings) -> tuple[ClientData | None, str]:
             val_fraction=settings.val_fraction,
             seed=settings.seed,
         )
+        if data.raw_train is not None and settings.min_count != MIN_COUNT:
+            # Summarised again at the site's own suppression threshold.
+            stats = FeatureStats.from_matrix(
+                data.raw_train, settings.min_count, data.categories
+            )
+            data = dataclasses.replace(data, stats=stats)
         return data, data.description
     if settings.dataset == "synthetic":
         i, n = settings.partition

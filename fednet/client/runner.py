@@ -8,6 +8,7 @@ import random
 import re
 import ssl
 import uuid
+from typing import Any
 
 import aiohttp
 
@@ -57,6 +58,7 @@ class ClientRunner:
         self.rng = rng
         self.instance = uuid.uuid4().hex
         self._send_stats = True  # until check_hello finds them too long
+        self._send_histograms = True  # what check_hello leaves out first
         self.state = ClientState()
         self._limits = Limits(max_total_bytes=settings.max_message_bytes)
         # Outlives connections: the joined-frame buffers are worth reusing.
@@ -174,8 +176,9 @@ class ClientRunner:
     def check_hello(self) -> None:
         """Refuse a hello the coordinator cannot read, before dialling at all.
 
-        A CSV site's feature statistics are left out (with a warning) when
-        they would make the hello too long; the run then cannot count them.
+        A CSV site's histograms, then its whole feature statistics, are left
+        out (with a warning) when they would make the hello too long: a run
+        then imputes the mean instead of the median, or cannot count them.
 
         Raises:
             DataError: if the hello, without statistics, is longer than the
@@ -183,6 +186,14 @@ class ClientRunner:
                 with a CSV file of very many or very long column names.
         """
         size = len(serialize(self._hello()))
+        if size > MAX_HELLO_CHARS and "histograms" in (self.trainer.stats or {}):
+            self._send_histograms = False
+            logger.warning(
+                "histograms left out of the hello (%d characters with them, the"
+                " limit is %d): median imputation takes the mean of this"
+                " site's columns", size, MAX_HELLO_CHARS,
+            )
+            size = len(serialize(self._hello()))
         if size > MAX_HELLO_CHARS and self._send_stats and self.trainer.stats:
             self._send_stats = False
             logger.warning(
@@ -213,5 +224,12 @@ class ClientRunner:
             task=self.trainer.task,
             schema=schema.to_dict() if schema is not None else None,
             client_version=__version__,
-            stats=self.trainer.stats if self._send_stats else None,
+            stats=self._stats(),
         )
+
+    def _stats(self) -> dict[str, Any] | None:
+        """Return the feature statistics the hello carries (those that fit)."""
+        stats = self.trainer.stats if self._send_stats else None
+        if stats is not None and not self._send_histograms:
+            stats = {k: v for k, v in stats.items() if k != "histograms"}
+        return stats

@@ -8,14 +8,17 @@ update of Chan, Golub and LeVeque ("Algorithms for computing the sample
 variance", 1983), which stays accurate where sums of squares cancel; the run's
 :class:`~fednet.learning.preprocess.Preprocess` is fixed from the result.
 
+Each numeric column also gets a histogram over bins every site shares
+(:mod:`fednet.learning.sketch`), from which the merged median is read.
+
 Small counts are suppressed: a column a site holds fewer than ``min_count``
 values of, and a category it holds fewer than ``min_count`` times, are left
-out of its summary (figures and counts alike).
+out of its summary (figures and counts alike), and histogram bins holding
+fewer are pooled with their neighbours. The summary says its ``min_count``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +27,15 @@ import numpy as np
 import numpy.typing as npt
 
 from fednet.exceptions import SchemaError
-from fednet.learning.columns import MAX_CATEGORIES, MAX_CATEGORY_CHARS
+from fednet.learning.sketch import Histogram, histogram_of, histogram_to_list
+from fednet.learning.sketch import merge_histograms
+from fednet.learning.statfields import (
+    float_list,
+    int_column,
+    parse_categories,
+    parse_histograms,
+    parse_min_count,
+)
 
 MIN_COUNT = 10
 """Fewest values of a column a site reports (small-count suppression)."""
@@ -48,6 +59,10 @@ class FeatureStats:
         categories: per categorical column (by index), each category's count;
             the numeric figures of such a column are 0 but ``missing``.
         sites: how many sites the figures come from.
+        histograms: per numeric column (by index) with values, the sketch of
+            its values; merged, only columns every contributing site sketched.
+        min_count: the suppression threshold (merged: the smallest of the
+            sites'; a summary that names none is from a release that used 10).
     """
 
     rows: int
@@ -57,6 +72,8 @@ class FeatureStats:
     missing: I64
     categories: dict[int, dict[str, int]] = field(default_factory=dict)
     sites: int = 1
+    histograms: dict[int, Histogram] = field(default_factory=dict)
+    min_count: int = MIN_COUNT
 
     @property
     def width(self) -> int:
@@ -109,6 +126,11 @@ class FeatureStats:
                 j: _category_counts(data[:, j], names, min_count)
                 for j, names in categories.items()
             },
+            histograms={
+                j: histogram_of(data[present[:, j], j], min_count)
+                for j in np.flatnonzero(numeric).tolist()
+            },
+            min_count=min_count,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,9 +141,14 @@ class FeatureStats:
             "mean": self.mean.tolist(),
             "m2": self.m2.tolist(),
             "missing": self.missing.tolist(),
+            "min_count": self.min_count,
         }
         if self.categories:
             data["categories"] = {str(j): c for j, c in self.categories.items()}
+        if self.histograms:
+            data["histograms"] = {
+                str(j): histogram_to_list(h) for j, h in self.histograms.items()
+            }
         return data
 
     @classmethod
@@ -138,25 +165,35 @@ class FeatureStats:
 
         Raises:
             SchemaError: on a missing key, a wrong type or length, a count or
-                missing figure outside ``[0, rows]``, a non-finite number, or
+                missing figure outside ``[0, rows]``, a non-finite number,
                 categories of a column that is not categorical, too many or
-                too long.
+                too long, a count under the summary's ``min_count``, or a
+                histogram that is too long, of a column that is not numeric,
+                or whose counts do not add up to the column's.
         """
         if not isinstance(data, dict):
             raise SchemaError(f"stats must be an object, got {type(data).__name__}")
         rows = data.get("rows")
         if type(rows) is not int or not 0 <= rows <= MAX_ROWS:
             raise SchemaError(f"stats rows must be an integer in [0, 1e12]: {rows!r}")
-        count = _int_column(data, "count", width, rows)
-        missing = _int_column(data, "missing", width, rows)
+        min_count = parse_min_count(data, MIN_COUNT)
+        count = int_column(data, "count", width, rows)
+        missing = int_column(data, "missing", width, rows)
         if np.any(count + missing > rows):
             raise SchemaError("stats count plus missing exceeds rows")
         mean = float_list(data, "mean", width)
         m2 = float_list(data, "m2", width)
         if np.any(m2 < 0):
             raise SchemaError("stats m2 must not be negative")
-        categories = _categories(data.get("categories", {}), categorical, rows)
-        return cls(rows, count, mean, m2, missing, categories=categories)
+        categories = parse_categories(
+            data.get("categories", {}), categorical, rows, min_count
+        )
+        histograms = parse_histograms(
+            data.get("histograms", {}), count, categorical, min_count
+        )
+        return cls(
+            rows, count, mean, m2, missing, categories, 1, histograms, min_count
+        )
 
 
 def _category_counts(
@@ -165,64 +202,6 @@ def _category_counts(
     present = codes[~np.isnan(codes)].astype(np.int64)
     counts = np.bincount(present, minlength=len(names))
     return {name: int(n) for name, n in zip(names, counts) if n and n >= min_count}
-
-
-def _categories(
-    data: Any, categorical: Collection[int], rows: int
-) -> dict[int, dict[str, int]]:
-    if not isinstance(data, dict):
-        raise SchemaError("stats categories must be an object")
-    by_name = {str(j): j for j in categorical}
-    result = {}
-    for key, counts in data.items():
-        if key not in by_name:
-            raise SchemaError(f"stats categories of {key!r}, not a categorical column")
-        if not isinstance(counts, dict) or len(counts) > MAX_CATEGORIES:
-            raise SchemaError(
-                f"stats categories of column {key} must be an object of at most"
-                f" {MAX_CATEGORIES} counts"
-            )
-        for name, n in counts.items():
-            if not 0 < len(name) <= MAX_CATEGORY_CHARS:
-                raise SchemaError(f"stats category name of {len(name)} characters")
-            if type(n) is not int or not 0 < n <= rows:
-                raise SchemaError(f"stats category count must be in [1, {rows}]")
-        if sum(counts.values()) > rows:
-            raise SchemaError(f"stats categories of column {key} exceed {rows} rows")
-        result[by_name[key]] = dict(counts)
-    return result
-
-
-def _column(data: dict[str, Any], key: str, width: int, what: str) -> list[Any]:
-    values = data.get(key)
-    if not isinstance(values, list) or len(values) != width:
-        got = len(values) if isinstance(values, list) else type(values).__name__
-        raise SchemaError(f"{what} {key} must be a list of {width} numbers, got {got}")
-    return values
-
-
-def _int_column(data: dict[str, Any], key: str, width: int, rows: int) -> I64:
-    values = _column(data, key, width, "stats")
-    if not all(type(v) is int and 0 <= v <= rows for v in values):
-        raise SchemaError(f"stats {key} must hold integers in [0, {rows}]")
-    return np.array(values, dtype=np.int64).reshape(width)
-
-
-def float_list(
-    data: dict[str, Any], key: str, width: int, what: str = "stats"
-) -> F64:
-    """Return ``data[key]``, checked to be ``width`` finite numbers, as float64."""
-    values = _column(data, key, width, what)
-    if not all(type(v) in (int, float) and _finite(v) for v in values):
-        raise SchemaError(f"{what} {key} must hold finite numbers")
-    return np.array(values, dtype=np.float64).reshape(width)
-
-
-def _finite(value: float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer beyond float64
-        return False
 
 
 def merge_stats(parts: Sequence[FeatureStats]) -> FeatureStats:
@@ -250,8 +229,22 @@ def merge_stats(parts: Sequence[FeatureStats]) -> FeatureStats:
             missing=total.missing + part.missing,
             categories=_merge_counts(total.categories, part.categories),
             sites=total.sites + part.sites,
+            histograms=_merge_sketches(total, part),
+            min_count=min(total.min_count, part.min_count),
         )
     return total
+
+
+def _merge_sketches(a: FeatureStats, b: FeatureStats) -> dict[int, Histogram]:
+    """Merge the histograms of the columns both sketched or only one holds."""
+    merged = {}
+    for j in set(a.histograms) | set(b.histograms):
+        complete = all(j in s.histograms or not s.count[j] for s in (a, b))
+        if complete:
+            merged[j] = merge_histograms(
+                a.histograms.get(j, {}), b.histograms.get(j, {})
+            )
+    return merged
 
 
 def _merge_counts(

@@ -1,7 +1,8 @@
 """The one preprocessing every site of a run applies, fixed from the merged statistics.
 
 Numeric columns are standardised with the pooled mean and standard deviation
-and a missing cell takes the pooled mean (0 once standardised). A
+and a missing cell takes the pooled mean (0 once standardised) or, with
+median imputation, the median read from the merged histograms. A
 categorical column becomes one 0/1 column per category of the run's
 vocabulary (the most frequent categories over all sites) plus one for every
 other category; a missing cell is all zeros. Optional indicator columns say
@@ -19,7 +20,9 @@ import numpy.typing as npt
 
 from fednet.exceptions import SchemaError
 from fednet.learning.columns import MAX_CATEGORIES, MAX_CATEGORY_CHARS
-from fednet.learning.fedstats import FeatureStats, float_list
+from fednet.learning.fedstats import FeatureStats
+from fednet.learning.sketch import quantile
+from fednet.learning.statfields import float_list
 
 MAX_LEVELS = 50
 """Most categories of a column that get a column of their own; the rest pool."""
@@ -41,6 +44,7 @@ class Preprocess:
         target: a regression run's label mean and scale: models learn the
             standardised label (:meth:`scale_target`), predictions are mapped
             back (:meth:`unscale_target`); None: labels as they are.
+        fill: per column, the raw value a missing cell takes (None: the mean).
     """
 
     mean: F64
@@ -48,6 +52,7 @@ class Preprocess:
     indicators: tuple[int, ...] = ()
     vocab: dict[int, tuple[str, ...]] = field(default_factory=dict)
     target: tuple[float, float] | None = None
+    fill: F64 | None = None
 
     def __post_init__(self) -> None:
         width = len(self.mean)
@@ -57,6 +62,10 @@ class Preprocess:
             raise SchemaError("preprocess mean and scale must be finite")
         if np.any(self.scale <= 0):
             raise SchemaError("preprocess scale must be positive")
+        if self.fill is not None and (
+            self.fill.shape != self.mean.shape or not np.all(np.isfinite(self.fill))
+        ):
+            raise SchemaError("preprocess fill must be finite, one per column")
         if list(self.indicators) != sorted(set(self.indicators)) or any(
             not 0 <= i < width for i in self.indicators
         ):
@@ -108,13 +117,17 @@ class Preprocess:
         stats: FeatureStats,
         missing_indicator: bool,
         categorical: Collection[int] = (),
+        impute: str = "mean",
     ) -> Preprocess:
         """Fix the preprocessing of a run from its merged statistics.
 
         A column without spread (or without values) is only centred; with
         ``missing_indicator``, each column missing anywhere gets an indicator.
         A categorical column keeps its :data:`MAX_LEVELS` most frequent
-        categories (ties by name); the others pool into one column.
+        categories (ties by name); the others pool into one column. With
+        ``impute="median"``, a missing cell takes the median of the merged
+        histogram, or the mean where a column has none (see
+        :func:`unsketched_columns`).
         """
         std = stats.std
         indicators = tuple(np.flatnonzero(stats.missing > 0).tolist())
@@ -128,6 +141,7 @@ class Preprocess:
             scale=np.where(std > 0, std, 1.0),
             indicators=indicators if missing_indicator else (),
             vocab=vocab,
+            fill=_medians(stats) if impute == "median" else None,
         )
 
     def apply(
@@ -142,7 +156,8 @@ class Preprocess:
         """
         raw = np.asarray(x, dtype=np.float64)
         missing = np.isnan(raw)
-        z = np.where(missing, 0.0, (raw - self.mean) / self.scale)
+        fill = 0.0 if self.fill is None else (self.fill - self.mean) / self.scale
+        z = np.where(missing, fill, (raw - self.mean) / self.scale)
         blocks: list[F64] = []
         start = 0
         for j in sorted(self.vocab):
@@ -190,6 +205,8 @@ class Preprocess:
             data["categories"] = {str(j): list(v) for j, v in self.vocab.items()}
         if self.target is not None:
             data["target"] = list(self.target)
+        if self.fill is not None:
+            data["fill"] = self.fill.tolist()
         return data
 
     @classmethod
@@ -217,6 +234,11 @@ class Preprocess:
             indicators=tuple(indicators),
             vocab=_vocab(data.get("categories", {})),
             target=_target(data.get("target")),
+            fill=(
+                None
+                if data.get("fill") is None
+                else float_list(data, "fill", len(mean), "preprocess")
+            ),
         )
 
 
@@ -235,7 +257,30 @@ def _vocab(data: Any) -> dict[int, tuple[str, ...]]:
         raise SchemaError("preprocess categories must be an object")
     vocab = {}
     for key, names in data.items():
-        if not key.isdigit() or len(key) > 6 or not isinstance(names, list):
+        digits = isinstance(key, str) and key.isascii() and key.isdigit()
+        if not digits or len(key) > 6 or not isinstance(names, list):
             raise SchemaError(f"preprocess categories of {key!r}: not a column's list")
         vocab[int(key)] = tuple(names)
     return vocab
+
+
+def unsketched_columns(stats: FeatureStats, categorical: Collection[int]) -> list[int]:
+    """Return the numeric columns with values but no merged histogram.
+
+    Median imputation falls back to the mean there: some site sent no
+    histogram of the column (a client of an earlier release).
+    """
+    return [
+        j
+        for j in range(stats.width)
+        if stats.count[j] and j not in stats.histograms and j not in categorical
+    ]
+
+
+def _medians(stats: FeatureStats) -> F64:
+    """Return each column's merged median (its mean where there is no histogram)."""
+    fill = stats.mean.copy()
+    for j, hist in stats.histograms.items():
+        if stats.count[j] and hist:
+            fill[j] = quantile(hist, 0.5)
+    return fill

@@ -215,33 +215,36 @@ def origin_allowed(request: web.Request) -> bool:
         return False
 
 
-def _json_body_allowed(request: web.Request) -> bool:
-    """Return whether the body is JSON, or there is none and it claims no form.
+def _json_body_allowed(request: web.Request, body_type: str) -> bool:
+    """Return whether the body is ``body_type``, or there is none and no form.
 
     A form or a ``text/plain`` body is what a cross-site page can post
     without a CORS preflight (even an empty form); a body-less stop from
-    curl needs no content type.
+    curl needs no content type. ``body_type`` is JSON, or another type a
+    page can only send after a preflight (a bundle's ``application/zip``).
     """
-    if request.content_type == "application/json":
+    if request.content_type == body_type:
         return True
     return not request.body_exists and request.content_type not in _SIMPLE_TYPES
 
 
-async def require_admin(request: web.Request) -> None:
-    """Guard a write: same origin, a JSON body (or none), and an admin.
+async def require_admin(
+    request: web.Request, body_type: str = "application/json"
+) -> None:
+    """Guard a write: same origin, a JSON (or ``body_type``) body or none, an admin.
 
     Raises:
         web.HTTPForbidden: a foreign ``Origin``, a viewer, or a session
             write without the session's ``X-CSRF-Token``.
-        web.HTTPUnsupportedMediaType: a body that is not ``application/json``.
+        web.HTTPUnsupportedMediaType: a body that is not ``body_type``.
         web.HTTPUnauthorized: no admin credential.
     """
     if request.method not in _SAFE_METHODS:
         if not origin_allowed(request):
             raise json_error(web.HTTPForbidden, "cross-origin request refused")
-        if not _json_body_allowed(request):
+        if not _json_body_allowed(request, body_type):
             raise json_error(
-                web.HTTPUnsupportedMediaType, "the body must be application/json"
+                web.HTTPUnsupportedMediaType, f"the body must be {body_type}"
             )
     settings = request.app[SETTINGS]
     if not credentials_configured(settings):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -29,6 +30,7 @@ from fednet.server.keys import (
 )
 from fednet.server.runs import RunConflict
 from fednet.server.sites import client_auth_mode
+from fednet.server.warmstart import load_warm_start
 from fednet.views import ProgressView, RunView
 
 logger = logging.getLogger(__name__)
@@ -115,6 +117,8 @@ async def launch_run(request: web.Request) -> web.Response:
     body = await _read_json(request)
     try:
         config = RunConfig.from_dict(body)
+        if config.warm_start:  # refused now, with the reason, not as a failed run
+            await asyncio.to_thread(load_warm_start, request.app[STORE], config)
     except ConfigError as e:
         raise _json_error(
             web.HTTPBadRequest, "invalid run config", fields=e.errors

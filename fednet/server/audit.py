@@ -36,6 +36,7 @@ MAX_FIELD_CHARS = 500
 
 ACTIONS = (
     "run.launch",
+    "run.import",
     "run.stop",
     "login",
     "login.failed",

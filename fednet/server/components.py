@@ -3,9 +3,8 @@
 What can be derived from the code is: the runs', rounds' and progress's
 fields from the dataclasses of ``fednet.views``, the enums and defaults from
 ``fednet.config``, the store's statuses and the round machine's phases, so a
-new field, task, model or phase shows up here by itself. The ranges of
-RunConfig are restated in :data:`RUN_CONFIG_RANGES` (its checks are closures);
-a test checks each bound against ``RunConfig.from_dict``.
+new field, task, model or phase shows up here by itself. RunConfig's
+schema is :mod:`.runconfig_schema`.
 """
 
 from __future__ import annotations
@@ -14,59 +13,15 @@ import dataclasses
 import typing
 from typing import Any
 
-from fednet.config import DP_AVAILABLE, MODELS, MODES_AVAILABLE, STRATEGIES, TASKS
-from fednet.config import RunConfig
-from fednet.learning.metrics import CLASSIFICATION, REGRESSION
-from fednet.runmetrics import PROBLEMS
 from fednet.machine import Phase
 from fednet.server.audit import AuditEntry
+from fednet.server.runconfig_schema import run_config_schema
 from fednet.server.sites import SITE_NAME, ClientAuth, Site
 from fednet.server.store import ACTIVE_STATUSES
 from fednet.views import END_STATUSES, PrivacyView, ProgressView, RoundView, RunView
 
 Schema = dict[str, Any]
 
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
-
-# (minimum, maximum, whether the minimum itself is refused) of each numeric field.
-RUN_CONFIG_RANGES: dict[str, tuple[float, float, bool]] = {
-    "rounds": (1, 10_000, False),
-    "clients_per_round": (0, 100_000, False),
-    "min_clients": (1, 100_000, False),
-    "local_epochs": (1, 1_000, False),
-    "batch_size": (1, 1_000_000, False),
-    "learning_rate": (0.0, 100.0, True),
-    "round_timeout_s": (0.0, 86_400.0, True),
-    "seed": (0, 2**32 - 1, False),
-    "hidden_units": (1, 4096, False),
-    "synthetic_params": (1, 500_000_000, False),
-    "proximal_mu": (0.0, 1_000.0, False),
-    "trim_fraction": (0.0, 0.49, False),
-    "num_malicious": (0, 50_000, False),
-    "clip_norm": (0.0, 1e6, True),
-    "server_learning_rate": (0.0, 100.0, False),
-    "server_momentum": (0.0, 0.9999, False),
-    "beta_1": (0.0, 0.9999, False),
-    "beta_2": (0.0, 0.9999, False),
-    "tau": (0.0, 1.0, False),
-    "dp_noise_multiplier": (0.0, 1_000.0, True),
-    "dp_clip_norm": (0.0, 1e6, True),
-    "dp_target_epsilon": (0.0, 1e6, False),
-    "dp_delta": (0.0, 0.1, True),
-    "buffer_size": (1, 100_000, False),
-    "max_staleness": (0, 10_000, False),
-    "max_concurrency": (0, 100_000, False),
-}
-RUN_CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
-    "task": TASKS,
-    "model": MODELS,
-    "strategy": STRATEGIES,
-    "dp": DP_AVAILABLE,  # distributed is refused until secure aggregation exists
-    "problem": PROBLEMS,
-    "selection_metric": ("", "loss", *CLASSIFICATION, *REGRESSION),
-    "mode": MODES_AVAILABLE,  # gossip is refused until it exists
-}
 RUN_STATUSES = (*ACTIVE_STATUSES, *sorted(END_STATUSES))
 PHASES = ("waiting", *(phase.value for phase in Phase))
 
@@ -96,63 +51,6 @@ def _object(properties: Schema, *optional: str) -> Schema:
         "type": "object",
         "properties": properties,
         "required": [name for name in properties if name not in optional],
-    }
-
-
-def run_config_schema() -> Schema:
-    """Return the schema of a RunConfig: types, ranges, enums and defaults."""
-    defaults = RunConfig()
-    properties: Schema = {}
-    for field in dataclasses.fields(RunConfig):
-        default = getattr(defaults, field.name)
-        if field.name in RUN_CONFIG_CHOICES:
-            choices = list(RUN_CONFIG_CHOICES[field.name])
-            spec: Schema = {"type": "string", "enum": choices}
-        elif isinstance(default, bool):
-            spec = {"type": "boolean"}
-        elif field.name == "metrics":
-            names = [*CLASSIFICATION, *REGRESSION]
-            spec = {"type": "array", "items": {"type": "string", "enum": names},
-                    "uniqueItems": True}
-            default = list(default)
-        elif isinstance(default, str):
-            spec = {"type": "string", "maxLength": 256}
-        else:
-            lo, hi, lo_open = RUN_CONFIG_RANGES[field.name]
-            kind = "number" if isinstance(default, float) else "integer"
-            spec = {"type": kind, "minimum": lo, "maximum": hi}
-            if lo_open:
-                spec["exclusiveMinimum"] = True
-        properties[field.name] = {**spec, "default": default}
-    properties["clients_per_round"]["description"] = (
-        "0 (every eligible client), or at least min_clients"
-    )
-    properties["dp"]["description"] = (
-        "central: DP-FedAvg, with strategy fedavg or fedprox only; distributed"
-        " (noise added by the sites) is refused until secure aggregation exists"
-    )
-    properties["dp_target_epsilon"]["description"] = "0: no budget"
-    properties["problem"]["description"] = (
-        "auto: regression when a site's label is a numeric target; digits and"
-        " breast_cancer are classification only"
-    )
-    properties["metrics"]["description"] = (
-        "empty: every metric of the problem; classification and regression"
-        " metrics do not mix"
-    )
-    properties["selection_metric"]["description"] = (
-        "what picks the best model; empty: accuracy, or r2 for regression"
-    )
-    properties["mode"]["description"] = (
-        "async: FedBuff, rounds count model versions; with fedavg or fedprox"
-        " only, no dp, buffer_size at most a non-zero max_concurrency; gossip"
-        " is refused until it exists"
-    )
-    return {
-        "type": "object",
-        "description": "Unset fields take their defaults; unknown fields are refused.",
-        "properties": properties,
-        "additionalProperties": False,
     }
 
 

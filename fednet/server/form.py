@@ -6,12 +6,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from fednet.config import DP_AVAILABLE, MODELS, MODES_AVAILABLE, STRATEGIES, TASKS
-from fednet.config import RunConfig
+from fednet.config import DP_AVAILABLE, IMPUTE, MODELS, MODES_AVAILABLE, STRATEGIES
+from fednet.config import TASKS, RunConfig
 from fednet.learning.metrics import CLASSIFICATION, REGRESSION
 from fednet.runmetrics import PROBLEMS
 
-GROUPS = ("What", "Who", "How", "Strategy", "Privacy", "Scoring", "Advanced")
+GROUPS = ("What", "Who", "How", "Strategy", "Privacy", "Data", "Scoring", "Advanced")
 """The form's fieldsets, in order (``Advanced`` is folded away)."""
 
 
@@ -152,6 +152,22 @@ _FIELDS = (
     ),
     FormField(
         "dp_delta", "Delta", "The delta of (epsilon, delta)", "Privacy", step="any",
+    ),
+    FormField(
+        "impute", "Impute", "CSV: fill a missing cell with the pooled mean or median",
+        "Data", IMPUTE,
+    ),
+    FormField(
+        "missing_indicator", "Missing indicators",
+        "CSV: one 0/1 input per column missing anywhere", "Data", _BOOL,
+    ),
+    FormField(
+        "min_count", "Min count",
+        "CSV: use only sites that suppress counts below at least this", "Data",
+    ),
+    FormField(
+        "warm_start", "Warm start", "Start from this run's last model; 0 = none",
+        "Data",
     ),
     FormField(
         "problem", "Problem", "auto: regression when the label column is numeric",

@@ -14,13 +14,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from fednet import __version__
-from fednet.server.components import (
-    INT64_MAX,
-    INT64_MIN,
-    Schema,
-    component_schemas,
-    ref,
-)
+from fednet.fields import INT64_MAX, INT64_MIN
+from fednet.server.components import Schema, component_schemas, ref
 from fednet.server.dashboard import strict_dumps
 from fednet.server.keys import SETTINGS
 from fednet.server.openapi_ops import (
@@ -59,6 +54,25 @@ def _launch(admin: bool) -> Schema:
     operation["requestBody"] = {
         "required": True,
         "content": {"application/json": {"schema": ref("RunConfig")}},
+    }
+    return operation
+
+
+def _import(admin: bool) -> Schema:
+    operation = write_op(
+        "Store an uploaded bundle as a run to warm-start from",
+        admin,
+        {
+            "201": json_body(ref("Launched"), "the run the bundle was stored as"),
+            "400": error_body("not a bundle, or one this coordinator cannot use"),
+            "413": error_body("the bundle is larger than 64 MiB"),
+            "415": error_body("a body that is not application/zip"),
+        },
+    )
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    operation["requestBody"] = {
+        "required": True,
+        "content": {"application/zip": binary},
     }
     return operation
 
@@ -102,6 +116,7 @@ def _run_paths(admin: bool) -> Schema:
             ),
         },
         "/api/runs/{run_id}/bundle": {"parameters": [_RUN_ID], "get": _bundle()},
+        "/api/bundles": {"post": _import(admin)},
     }
 
 
@@ -172,7 +187,9 @@ def _guard(paths: Schema, admin: bool) -> None:
             responses = operation["responses"]
             if method == "post":
                 responses.setdefault("403", error_body("a foreign Origin header"))
-                responses["415"] = error_body("a body that is not application/json")
+                responses.setdefault(
+                    "415", error_body("a body that is not application/json")
+                )
             elif admin and path not in _PUBLIC and "security" not in operation:
                 responses["401"] = error_body("a viewer or admin token is required")
                 operation["security"] = [{"viewerToken": []}, {"adminToken": []}]

@@ -6,7 +6,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from fednet.server import api, audit_api, bundle_api, sites_api, stats_api, views
+from fednet.server import (
+    api,
+    audit_api,
+    bundle_api,
+    imports,
+    sites_api,
+    stats_api,
+    views,
+)
 from fednet.server.dashboard import dashboard_ws
 from fednet.server.openapi import OPENAPI_PATH, openapi_document
 from fednet.server.ws import client_ws
@@ -27,6 +35,7 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     app.router.add_post("/api/runs/{run_id}/stop", api.stop_run)
     app.router.add_get("/api/runs/{run_id}/model", api.download_model)
     app.router.add_get("/api/runs/{run_id}/bundle", bundle_api.download_bundle)
+    app.router.add_post("/api/bundles", imports.import_bundle)
     app.router.add_get("/api/sites", sites_api.list_sites)
     app.router.add_post("/api/sites", sites_api.add_site)
     app.router.add_post("/api/sites/{name}/revoke", sites_api.revoke_site)

@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from fednet.config import RunConfig
-from fednet.exceptions import SchemaError
+from fednet.exceptions import ConfigError, SchemaError
 from fednet.fedopt import ServerState
 from fednet.learning import models
 from fednet.learning.datasets import load_builtin_test
-from fednet.learning.fedstats import FeatureStats, merge_stats
 from fednet.learning.metrics import EvalStats, classification_stats
 from fednet.learning.preprocess import Preprocess
 from fednet.learning.schema import Schema, check_schema
@@ -26,6 +25,8 @@ from fednet.machine import RunMachine
 from fednet.rounds import RoundMachine
 from fednet.tally import CentralEvaluate
 from fednet.server.store import Store
+from fednet.server.summaries import run_preprocess
+from fednet.server.warmstart import WarmStart, load_warm_start
 from fednet.strategies import strategy_from_config
 from fednet.typing import Metrics, NDArrays
 
@@ -111,58 +112,6 @@ def run_schema(
     return problem_schema(config.problem, group)
 
 
-def run_preprocess(
-    schema: Schema | None, stored: dict[str, Any] | None, hellos: Sequence[Hello]
-) -> Preprocess | None:
-    """Fix a CSV run's shared preprocessing from its sites' merged statistics.
-
-    A resumed run keeps the preprocessing stored with it. Only sites holding
-    the run's columns count, merged in order of name (the same sites give the
-    same figures to the last bit); an invalid summary is logged and left out.
-    None when no site sent a summary (clients of an earlier release, or too
-    many columns): each site then scales with its own statistics.
-    """
-    if schema is None:
-        return None
-    if stored is not None:
-        saved = stored.get("preprocess")
-        return Preprocess.from_dict(saved) if saved is not None else None
-    width = len(schema.feature_names)
-    categorical = [schema.feature_names.index(c) for c in schema.categorical]
-    parts = []
-    for hello in sorted(hellos, key=lambda h: h.name):
-        if hello.stats is None or not _same_features(hello, schema):
-            continue
-        try:
-            parts.append(FeatureStats.from_dict(hello.stats, width, categorical))
-        except SchemaError as e:
-            logger.warning("client %s sent invalid statistics: %s", hello.name, e)
-    if not parts and schema.categorical:
-        raise SchemaError(
-            "no site sent feature statistics, which categorical columns need"
-            f" ({', '.join(schema.categorical[:3])}...)"
-        )
-    if not parts:
-        logger.warning(
-            "no site sent feature statistics: each scales with its own,"
-            " which costs accuracy when sites differ"
-        )
-        return None
-    merged = merge_stats(parts)
-    logger.info(
-        "preprocess: standardising %d columns with the statistics of %d sites"
-        " (%d rows)", width, merged.sites, merged.rows,
-    )
-    return Preprocess.from_stats(merged, False, categorical)
-
-
-def _same_features(hello: Hello, schema: Schema) -> bool:
-    try:
-        return _columns(Schema.from_dict(hello.schema)) == _columns(schema)
-    except SchemaError:
-        return False
-
-
 def _columns(schema: Schema) -> tuple[tuple[str, ...], frozenset[str]]:
     return schema.feature_names, frozenset(schema.categorical)
 
@@ -183,18 +132,28 @@ def prepare_run(
 ) -> RunSetup:
     """Build the RunSetup; load the checkpoint of a resumed run or initialise one.
 
-    Blocking (loads data sets and files, never the database): call it from a
-    worker thread.
+    Blocking (loads data sets and files; reads the database only for a warm
+    start's earlier run): call it from a worker thread. A warm-started run
+    takes the earlier run's model, schema and preprocessing.
 
     Raises:
-        SchemaError: if CSV clients announce no usable schema.
+        SchemaError: if CSV clients announce no usable schema, or the warm
+            start's model cannot be used (the reason as at launch).
         FileNotFoundError: if a resumed run's checkpoint is missing (its model,
             or the state of a strategy that keeps one).
     """
+    warm = _warm_start(store, config) if not completed_rounds else None
+    if warm is not None and stored_schema is None:
+        stored_schema = warm.schema  # its schema and preprocessing, not new ones
     schema = run_schema(config, stored_schema, hellos)
     check_positive(config, schema)
-    preprocess = with_target(run_preprocess(schema, stored_schema, hellos), schema,
-                             hellos)
+    preprocess = with_target(  # built-in data sets come standardised by their recipe
+        run_preprocess(schema, stored_schema, hellos, config)
+        if config.task == "csv"
+        else None,
+        schema,
+        hellos,
+    )
     state: ServerState | None = None
     if completed_rounds:
         params = store.load_model(run_id, completed_rounds)
@@ -206,7 +165,11 @@ def prepare_run(
                 f"checkpoint of run {run_id} round {completed_rounds} is missing"
             )
     else:
-        params = initial_params(config, schema, preprocess)
+        params = (
+            initial_params(config, schema, preprocess)
+            if warm is None
+            else warm.parameters
+        )
         store.save_model(run_id, 0, params)
     central: CentralEvaluate | None = None
     if config.task in ("digits", "breast_cancer"):
@@ -221,6 +184,22 @@ def prepare_run(
         server_state=state,
         preprocess=preprocess,
     )
+
+
+def _warm_start(store: Store, config: RunConfig) -> WarmStart | None:
+    """Return the model a warm-started run begins from (None for a cold start)."""
+    if not config.warm_start:
+        return None
+    try:
+        warm = load_warm_start(store, config)
+    except ConfigError as e:
+        raise SchemaError(f"warm start: {e.errors['warm_start']}") from None
+    logger.info(
+        "warm start: from the model of run %d round %d",
+        warm.run_id,
+        warm.server_round,
+    )
+    return warm
 
 
 def build_machine(

@@ -27,6 +27,11 @@ def stats_schemas() -> Schema:
             "missing": _COUNT,
             "mean": {**METRIC, "description": "null without values, or categorical"},
             "std": {**METRIC, "description": "population standard deviation"},
+            "median": {
+                **METRIC,
+                "description": "from the merged histograms (within 1%); null"
+                " without values, where a site sent no histogram, or categorical",
+            },
             "categories": {
                 "type": "object",
                 "description": "categorical columns only: each category's count",
@@ -39,6 +44,11 @@ def stats_schemas() -> Schema:
         {
             "name": STRING,
             "rows": INTEGER,
+            "min_count": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "the site suppresses counts below this",
+            },
             "columns": {"type": "array", "items": ref("StatsColumn")},
         }
     )

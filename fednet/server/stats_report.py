@@ -2,9 +2,10 @@
 
 The sites counted are those a ``csv`` run would start with: the largest group
 of clients announcing the same columns (:func:`fednet.server.setup.run_schema`).
-Their summaries, sent in ``hello``, are merged exactly and in order of site
-name, as :func:`fednet.server.setup.run_preprocess` merges them; the others
-are listed with the reason they are left out. Pure: no I/O, no clock.
+Their summaries, sent in ``hello``, are counted by the loop a run's setup
+uses (:func:`fednet.server.summaries.site_summaries`) and merged exactly, in
+order of site name; the others are listed with the reason they are left out.
+Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -15,29 +16,30 @@ from typing import Any
 
 from fednet.config import RunConfig
 from fednet.exceptions import SchemaError
-from fednet.learning.fedstats import FeatureStats, merge_stats
-from fednet.learning.schema import (
-    Schema,
-    describe_feature_difference,
-    describe_kind_difference,
-)
+from fednet.learning.fedstats import FeatureStats
+from fednet.learning.schema import Schema
+from fednet.learning.sketch import quantile
 from fednet.protocol import Hello
 from fednet.server.setup import run_schema
+from fednet.server.summaries import NO_STATS, site_summaries
 
-NO_STATS = "sent no statistics (a client of an earlier release, or too many columns)"
+__all__ = ["NO_STATS", "collect_stats", "columns_to_dicts"]
 
 
-def collect_stats(hellos: Sequence[Hello]) -> dict[str, Any]:
+def collect_stats(hellos: Sequence[Hello], min_count: int = 1) -> dict[str, Any]:
     """Merge the summaries of the CSV sites holding the run-to-be's columns.
 
     Args:
         hellos: the connected clients' hellos; those of built-in data sets
             are ignored.
+        min_count: leave out sites whose suppression threshold is below
+            this (the ``min_count`` of a run to be launched; 1 counts all).
 
     Returns:
         ``{"columns": [...], "sites": [...], "excluded": [...]}``: the merged
-        figures per column, each counted site's own, and the sites left out
-        with the reason. ``columns`` is empty when no site sent usable ones.
+        figures per column, each counted site's own (with its suppression
+        threshold ``min_count``), and the sites left out with the reason.
+        ``columns`` is empty when no site sent usable ones.
 
     Raises:
         SchemaError: if no CSV client is connected, or none announced a
@@ -48,47 +50,22 @@ def collect_stats(hellos: Sequence[Hello]) -> dict[str, Any]:
         raise SchemaError("no CSV client is connected: nothing to summarise")
     schema = run_schema(RunConfig(task="csv"), None, csv_hellos)
     assert schema is not None  # a csv run always has a schema
-    width = len(schema.feature_names)
-    categorical = [schema.feature_names.index(c) for c in schema.categorical]
-    sites: list[dict[str, Any]] = []
-    parts: list[FeatureStats] = []
-    excluded: list[dict[str, str]] = []
-    for hello in csv_hellos:
-        reason = _mismatch(hello, schema)
-        if reason is None:
-            try:
-                stats = FeatureStats.from_dict(hello.stats, width, categorical)
-            except SchemaError as e:
-                reason = f"sent invalid statistics: {e}"
-            else:
-                parts.append(stats)
-                sites.append(_site(hello.name, stats, schema))
-        if reason is not None:
-            excluded.append({"name": hello.name, "reason": reason})
-    columns = columns_to_dicts(merge_stats(parts), schema) if parts else []
-    return {"columns": columns, "sites": sites, "excluded": excluded}
-
-
-def _mismatch(hello: Hello, run: Schema) -> str | None:
-    """Return why a CSV site's summary does not count, or None if it does."""
-    try:
-        own = Schema.from_dict(hello.schema)
-    except SchemaError as e:
-        return f"sent an invalid schema: {e}"
-    diff = describe_feature_difference(run.feature_names, own.feature_names)
-    if diff is None:
-        diff = describe_kind_difference(run, own)
-    if diff is not None:
-        return f"holds other columns than the run's: {diff}"
-    if hello.stats is None:
-        return NO_STATS
-    return None
+    summaries = site_summaries(schema, csv_hellos, min_count)
+    merged = summaries.merged()
+    return {
+        "columns": columns_to_dicts(merged, schema) if merged is not None else [],
+        "sites": [_site(name, stats, schema) for name, stats in summaries.counted],
+        "excluded": [
+            {"name": name, "reason": reason} for name, reason in summaries.excluded
+        ],
+    }
 
 
 def _site(name: str, stats: FeatureStats, schema: Schema) -> dict[str, Any]:
     return {
         "name": name,
         "rows": stats.rows,
+        "min_count": stats.min_count,
         "columns": columns_to_dicts(stats, schema),
     }
 
@@ -96,8 +73,10 @@ def _site(name: str, stats: FeatureStats, schema: Schema) -> dict[str, Any]:
 def columns_to_dicts(stats: FeatureStats, schema: Schema) -> list[dict[str, Any]]:
     """Return one summary's figures per column, in the schema's column order.
 
-    A numeric column has ``count``, ``missing``, ``mean`` and ``std`` (the
-    population standard deviation; both null without values). A categorical
+    A numeric column has ``count``, ``missing``, ``mean``, ``std`` (the
+    population standard deviation) and ``median`` (read from the merged
+    histograms, within 1%; null where a site sent none), all null without
+    values. A categorical
     column has its ``categories`` (most frequent first) instead, and its
     ``count`` is the sum of the counts reported (suppressed ones are not).
     """
@@ -116,6 +95,7 @@ def columns_to_dicts(stats: FeatureStats, schema: Schema) -> list[dict[str, Any]
                     "missing": missing,
                     "mean": None,
                     "std": None,
+                    "median": None,
                     "categories": dict(ordered),
                 }
             )
@@ -129,6 +109,7 @@ def columns_to_dicts(stats: FeatureStats, schema: Schema) -> list[dict[str, Any]
                 "missing": missing,
                 "mean": _number(stats.mean[j]) if count else None,
                 "std": _number(std[j]) if count else None,
+                "median": _median(stats, j),
             }
         )
     return columns
@@ -138,3 +119,9 @@ def _number(value: Any) -> float | None:
     """Return a float for JSON, or None if it is not finite (an overflowed merge)."""
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+def _median(stats: FeatureStats, j: int) -> float | None:
+    """Return column j's median from its histogram, or None without one."""
+    hist = stats.histograms.get(j)
+    return quantile(hist, 0.5) if stats.count[j] and hist else None

@@ -21,6 +21,7 @@ from fednet.server.rows import (
     run_from_row,
     spent_epsilon,
 )
+from fednet.typing import NDArrays
 from fednet.views import RoundView, RunView
 
 ACTIVE_STATUSES = ("queued", "running")
@@ -106,6 +107,33 @@ class Store(CheckpointFiles):
             " started_at=COALESCE(started_at, ?) WHERE id=?",
             (json.dumps(schema), now, run_id),
         )
+
+    def import_run(
+        self,
+        config: dict[str, Any],
+        schema: dict[str, Any] | None,
+        server_round: int,
+        params: NDArrays,
+        now: float,
+    ) -> int:
+        """Store a model trained elsewhere (an uploaded bundle) as a finished run.
+
+        The run has no rounds; its model is the checkpoint of ``server_round``,
+        counted as completed only once the file is written, so a later run can
+        warm-start from it.
+        """
+        cur = self.write(
+            "INSERT INTO runs (status, config, schema, created_at, started_at,"
+            " finished_at) VALUES ('finished', ?, ?, ?, ?, ?)",
+            (json.dumps(config), json.dumps(schema), now, now, now),
+        )
+        assert cur.lastrowid is not None
+        self.save_model(cur.lastrowid, server_round, params)
+        self.write(
+            "UPDATE runs SET completed_rounds=? WHERE id=?",
+            (server_round, cur.lastrowid),
+        )
+        return cur.lastrowid
 
     def end_run(self, run_id: int, status: str, error: str | None, now: float) -> None:
         """Record a run's final status (finished, failed or stopped)."""

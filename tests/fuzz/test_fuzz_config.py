@@ -52,8 +52,14 @@ def test_schema_from_dict_raises_only_schema_error(data: Any) -> None:
 
 NUMBER_PAIRS = st.lists(st.integers() | st.floats(), min_size=2, max_size=2)
 STATS_KEYS = ["rows", "count", "mean", "m2", "missing"]
+BINS = st.lists(st.lists(st.integers(-80_000, 80_000) | ODD, max_size=3), max_size=4)
 STATS = objects_with(STATS_KEYS) | st.fixed_dictionaries(
-    {k: NUMBER_PAIRS for k in STATS_KEYS[1:]}, optional={"rows": st.integers()}
+    {k: NUMBER_PAIRS for k in STATS_KEYS[1:]},
+    optional={
+        "rows": st.integers(),
+        "min_count": st.integers() | ODD,
+        "histograms": st.dictionaries(st.text(max_size=3), BINS | ODD) | ODD,
+    },
 )
 
 
@@ -69,11 +75,27 @@ def test_feature_stats_from_dict_raises_only_schema_error(data: Any) -> None:
 
 @FUZZ
 @given(
+    st.dictionaries(st.sampled_from(["0", "1", "2", "x", "²"]), BINS | ODD) | ODD,
+    st.integers(-3, 12) | ODD,
+)
+def test_histograms_raise_only_schema_error(histograms: Any, min_count: Any) -> None:
+    """Histograms on an otherwise valid summary: built or SchemaError, never more."""
+    summary = {"rows": 10, "count": [10, 4], "mean": [0.0, 1.0], "m2": [1.0, 1.0],
+               "missing": [0, 0], "min_count": min_count, "histograms": histograms}
+    try:
+        FeatureStats.from_dict(summary, 2)
+    except SchemaError:
+        pass
+
+
+@FUZZ
+@given(
     objects_with(["mean", "scale", "indicators"])
     | st.fixed_dictionaries(
         {"mean": NUMBER_PAIRS, "scale": NUMBER_PAIRS},
         optional={
             "indicators": st.lists(st.integers()),
+            "fill": NUMBER_PAIRS | ODD,
             "categories": st.dictionaries(st.text(max_size=3), ODD | st.lists(ODD)),
         },
     )

@@ -193,7 +193,7 @@ def test_category_counts_merge_and_rare_ones_never_leave_the_site() -> None:
 )
 def test_malformed_category_counts_are_refused(categories: Any, fragment: str) -> None:
     good = {"rows": 10, "count": [0, 10], "mean": [0.0, 1.0], "m2": [0.0, 1.0],
-            "missing": [0, 0]}
+            "missing": [0, 0], "min_count": 1}
 
     with pytest.raises(SchemaError, match=fragment):
         FeatureStats.from_dict({**good, "categories": categories}, 2, [0])

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from fednet.config import RunConfig
 from fednet.exceptions import ConfigError
-from fednet.server.components import RUN_CONFIG_CHOICES, RUN_CONFIG_RANGES
+from fednet.server.runconfig_schema import RUN_CONFIG_CHOICES, RUN_CONFIG_RANGES
 from fednet.server.openapi import OPENAPI_PATH, build_document, openapi_operations
 from tests.server.conftest import AppFactory
 

@@ -11,6 +11,7 @@ import numpy as np
 from aiohttp.test_utils import TestClient
 
 from fednet.learning.fedstats import FeatureStats, merge_stats
+from fednet.learning.sketch import quantile
 from fednet.protocol import Hello
 from fednet.server.stats_report import NO_STATS
 from tests.server.conftest import AppFactory, hello, receive, send
@@ -128,6 +129,28 @@ async def test_merged_figures_equal_merge_stats_of_the_hellos(
     assert ward["count"] == sum(merged.categories[2].values())
     first = answer["sites"][0]["columns"][0]
     assert first["mean"] == stats["site-1"].mean[0]
+
+
+async def test_each_site_reports_its_threshold_and_the_median_is_merged(
+    make_client: AppFactory,
+) -> None:
+    """Sites say the k they suppress at; the median is the merged histograms'."""
+    client = await _guarded(make_client)
+    rng = np.random.default_rng(5)
+    x = np.column_stack([rng.lognormal(size=80), rng.normal(size=80), np.zeros(80)])
+    loose = FeatureStats.from_matrix(x, 3, {2: WARDS})
+    stats = {"site-1": _site_stats(1, 60), "site-2": loose}
+    hellos = [_csv_hello(name, s.to_dict()) for name, s in stats.items()]
+    async with _connected(client, *hellos):
+        answer = await _collect(client)
+    merged = merge_stats(list(stats.values()))
+
+    assert [s["min_count"] for s in answer["sites"]] == [10, 3]
+    age = answer["columns"][0]
+    assert age["median"] == quantile(merged.histograms[0], 0.5)
+    assert answer["columns"][2]["median"] is None  # categorical
+    site = answer["sites"][1]["columns"][0]
+    assert site["median"] == quantile(loose.histograms[0], 0.5)
 
 
 async def _audit_entries(client: Client) -> list[dict[str, Any]]:

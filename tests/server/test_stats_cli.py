@@ -68,7 +68,8 @@ async def test_the_merged_table_and_each_sites(
 
     assert merged[0] == "merged: 2 sites, 100 training rows"
     assert merged[1].split() == [
-        "COLUMN", "KIND", "COUNT", "MISSING", "MEAN", "STD", "TOP", "CATEGORIES"
+        "COLUMN", "KIND", "COUNT", "MISSING", "MEAN", "STD", "MEDIAN", "TOP",
+        "CATEGORIES"
     ]  # fmt: skip
     age = merged[2].split()
     assert age[:4] == ["age", "numeric", str(answer["columns"][0]["count"]),
@@ -79,8 +80,9 @@ async def test_the_merged_table_and_each_sites(
     top = max(answer["columns"][2]["categories"].items(), key=lambda kv: kv[1])
     assert f"{top[0]} {top[1]}" in ward
     assert merged[-1].startswith("not counted: site-3: sent no statistics")
-    assert "site site-1: 40 training rows" in per_site
-    assert "site site-2: 60 training rows" in per_site
+    suppressed = "counts below 10 suppressed"
+    assert f"site site-1: 40 training rows, {suppressed}" in per_site
+    assert f"site site-2: 60 training rows, {suppressed}" in per_site
     assert [s["name"] for s in answer["sites"]] == ["site-1", "site-2"]
 
 
