@@ -16,6 +16,7 @@ from fednet.bench.compare import load_flower_runner, print_comparison
 from fednet.bench.loopback import measure_loopback
 from fednet.bench.runner import run_workload
 from fednet.bench.soak import print_soak, run_soak
+from fednet.bench.stragglers import print_stragglers, run_stragglers
 from fednet.bench.strategies import (
     parse_strategies,
     strategy_table,
@@ -135,7 +136,7 @@ def add_bench_parser(sub: Any, common: Any) -> None:
         "--workloads",
         default="w1,w2-p1e6-n10,w2-p1e7-n10",
         help="comma list: w1, w2, w2-p<P>-n<N>, scale, load[-n<N>], soak[-r<R>],"
-        " strategies, all; <workload>@<strategy> runs another strategy",
+        " strategies, stragglers, all; <workload>@<strategy> runs another strategy",
     )
     flags.add("--strategies", help="comma list of strategies (default: all)")
     flags.add("--repeat", type=int, default=1, help="runs of each workload")
@@ -195,7 +196,9 @@ def bench_command(args: argparse.Namespace) -> int:
             f"running {w.name} ({w.num_clients} clients, {runs}{w.rounds} rounds)...",
             flush=True,
         )
-        run = run_soak if w.kind == "soak" else run_workload
+        run = {"soak": run_soak, "stragglers": run_stragglers}.get(
+            w.kind, run_workload
+        )
         try:
             with asyncio.Runner(loop_factory=new_event_loop) as runner:
                 result = runner.run(run(w))
@@ -211,6 +214,7 @@ def bench_command(args: argparse.Namespace) -> int:
     print_table(results)
     for result in results:
         print_soak(result)
+        print_stragglers(result)
     if any("@" in w.name for w in workloads):
         print(f"\nstrategies: median [range] of {args.repeat} run(s) each")
         print(strategy_table(results))

@@ -15,7 +15,8 @@ class Workload:
     Attributes:
         name: unique key, e.g. ``w1``, ``w2-p1e7-n10`` or ``load-n10000``.
         kind: ``accuracy`` (W1), ``system`` (W2), ``scale``, ``load`` (many
-            idle clients, a few per round) or ``soak`` (runs back to back).
+            idle clients, a few per round), ``soak`` (runs back to back) or
+            ``stragglers`` (FedAvg then FedBuff with slow clients).
         task: ``digits`` or ``synthetic``.
         model: ``logreg`` or ``mlp`` (ignored by the synthetic task).
         num_clients: how many clients connect (all take part in every round

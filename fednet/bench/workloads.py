@@ -126,9 +126,21 @@ def make_soak(runs: int) -> Workload:
 
 LOAD = make_load(10_000)
 SOAK = make_soak(200)
+STRAGGLERS = Workload(  # fednet.bench.stragglers: two of the six clients 5x slower
+    name="stragglers",
+    kind="stragglers",
+    task="digits",
+    num_clients=6,
+    rounds=10,
+    local_epochs=2,
+    batch_size=16,
+    learning_rate=0.1,
+    alpha=0.5,
+    seed=0,
+)
 
 WORKLOADS: dict[str, Workload] = {
-    w.name: w for w in (W1, *W2, SCALE, LOAD, make_load(1000), SOAK)
+    w.name: w for w in (W1, *W2, SCALE, LOAD, make_load(1000), SOAK, STRAGGLERS)
 }
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from fednet.bench.cli import select_workloads
 from fednet.bench.soak import compare_runs
+from fednet.bench.stragglers import time_to_reach
 
 pytestmark = pytest.mark.e2e
 
@@ -85,3 +86,12 @@ def test_soak_of_20_runs_keeps_every_round(tmp_path: Path) -> None:
     assert soak["runs"] == 20 and len(soak["server_rss_mb_per_run"]) == 20
     assert all(fds for fds in soak["server_fds_per_run"])
     assert "run 10 vs run 20" in stdout and "history: finished" in stdout
+
+
+def test_stragglers_workload_and_the_time_to_reach_an_accuracy() -> None:
+    """The stragglers workload is selectable; time is counted to the first hit."""
+    (w,) = select_workloads("stragglers", None, None)
+    assert (w.kind, w.num_clients, w.rounds) == ("stragglers", 6, 10)
+    run = {"accuracy": [0.5, None, 0.95, 0.9], "finished_at": [11.0, 12.0, 13.5, 14.0]}
+    assert time_to_reach(run, 10.0, 0.95) == 3.5
+    assert time_to_reach(run, 10.0, 0.96) is None

@@ -58,9 +58,9 @@ def _wall_s(run: dict[str, Any]) -> float:
 def test_async_run_with_a_slow_site_finishes_every_version(cluster: Cluster) -> None:
     """10 versions; the fast sites send more updates; accuracy near sync's.
 
-    The slow site never holds a version back (the async run takes less wall
-    time than 10 sync rounds, each waiting for it), and no folded update is
-    older than max_staleness.
+    The slow site never holds a version back (versions are made without it),
+    and no folded update is older than max_staleness. Wall times are printed,
+    not judged: `fednet bench --workloads stragglers` measures them.
     """
     server = cluster.server()
     _sites(cluster, server, [FAST_S, FAST_S, SLOW_S])
@@ -73,6 +73,7 @@ def test_async_run_with_a_slow_site_finishes_every_version(cluster: Cluster) -> 
     assert all(0 < r["duration_s"] < 60 for r in run["rounds"])
     counts = _updates(run)
     assert counts["site-1"] > counts["site-3"] and counts["site-2"] > counts["site-3"]
+    assert any("site-3" not in r["clients"] for r in run["rounds"])
 
     sync_id = server.api.launch(**COMMON, rounds=10)
     sync = server.wait_for_run(sync_id)
@@ -83,7 +84,6 @@ def test_async_run_with_a_slow_site_finishes_every_version(cluster: Cluster) -> 
     print(f"async accuracy {async_acc:.3f} in {async_s:.1f} s, sync"
           f" {sync_acc:.3f} in {sync_s:.1f} s, updates {dict(counts)}")
     assert async_acc >= sync_acc - 0.08, (async_acc, sync_acc)
-    assert async_s < sync_s, (async_s, sync_s)
 
 
 def test_async_run_resumes_after_kill_9_from_the_recorded_version(
