@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fednet.config import RunConfig
-from fednet.runmetrics import recorded
-
 from fednet.learning import metrics as evaluation
 from fednet.protocol import EvaluateResult, FitResult
 from fednet.records import RoundRecord, WeightedMean
+from fednet.runmetrics import recorded
 from fednet.typing import ClientId, Metrics, NDArrays
 
 CentralEvaluate = Callable[
@@ -142,15 +141,19 @@ class RoundTally:
             return named, str(e)
 
     def _federated(self) -> tuple[Metrics, evaluation.EvalStats | None]:
-        """Return the federated metrics, exact when every site sent statistics."""
+        """Return every federated metric, exact when every site sent statistics.
+
+        Accuracy is always among them (the round's ``federated_accuracy``),
+        whichever metrics the run records.
+        """
         loss = self._eval_loss.result().get("loss")
         out = {} if loss is None else {"log_loss": loss}
         accuracy = self._eval_metrics.result().get("accuracy")
         if accuracy is not None:
             out["accuracy"] = accuracy
         if self._stats is None or self._without_stats:
-            return self._pick(out), None
-        return self._pick({**out, **self._derive(self._stats)}), self._stats
+            return out, None
+        return {**out, **self._derive(self._stats)}, self._stats
 
     def _derive(self, stats: evaluation.EvalStats) -> Metrics:
         return evaluation.derive(stats, self.positive)
@@ -178,7 +181,7 @@ class RoundTally:
             rejected=dict(self.rejected),
             client_metrics=dict(self._client_metrics),
             epsilon=self.epsilon,
-            metrics=federated,
+            metrics=self._pick(federated),
             test_metrics=dict(self._test_metrics),
             confusion=_confusion(stats),
         )

@@ -162,3 +162,18 @@ def test_an_evaluation_without_statistics_leaves_only_accuracy_and_loss() -> Non
     assert set(record.metrics) == {"accuracy", "log_loss"}
     assert record.metrics["accuracy"] == pytest.approx(0.75)
     assert record.confusion is None
+
+
+def test_a_run_recording_other_metrics_keeps_its_accuracy_column() -> None:
+    """metrics=[auroc]: the round records auroc alone, and still its accuracy."""
+    tally = RoundTally(num_classes=2, wanted=frozenset({"auroc"}))
+    y, p = _rows(40, 2, 5)
+    wire = m.to_wire(m.classification_stats(y, p, 2))
+    tally.add_evaluation(ClientId("a"), EvaluateResult(1, 1, 40, 0.4, {
+        "accuracy": 0.0, **wire}))
+    record = tally.record(1)
+    expected = m.derive(m.classification_stats(y, p, 2))
+    assert record.metrics == {"auroc": expected["auroc"]}
+    assert record.federated_accuracy == expected["accuracy"]
+    assert set(record.client_metrics[ClientId("a")]) == {"val_loss", "val_accuracy",
+                                                         "val_auroc"}
