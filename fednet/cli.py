@@ -195,6 +195,7 @@ RUN_FLAG_TYPES: dict[str, Callable[[str], Any]] = {
     "buffer_size": int,
     "max_staleness": int,
     "max_concurrency": int,
+    "gossip_peers": int,
 }
 check_table(RunConfig, RUN_FLAG_TYPES)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fednet.exceptions import ConfigError
+from fednet.gossip import MAX_GOSSIP_PEERS
 from fednet.learning.metrics import CLASSIFICATION, REGRESSION
 from fednet.checks import boolean as _boolean
 from fednet.checks import choice as _choice
@@ -47,14 +48,15 @@ DP_STRATEGIES = ("fedavg", "fedprox")
 """The strategies DP-FedAvg covers: robust and FedOpt aggregators are not
 covered by its sensitivity analysis (docs/privacy.md)."""
 MODES = ("sync", "async", "gossip")
-MODES_AVAILABLE = ("sync", "async")
-"""The run modes a run can use now: gossip is not built yet."""
+MODES_AVAILABLE = MODES
 ASYNC_STRATEGIES = ("fedavg", "fedprox")
-"""The strategies FedBuff's buffered, staleness-weighted mean replaces."""
+"""The strategies FedBuff's buffered, staleness-weighted mean (and gossip's
+local averaging, which has no server aggregator at all) replaces."""
 MODE_FIELDS: dict[str, tuple[str, ...]] = {
     "buffer_size": ("async",),
     "max_staleness": ("async",),
     "max_concurrency": ("async",),
+    "gossip_peers": ("gossip",),
 }
 """The fields each run mode reads (the launch form shows them for it only)."""
 
@@ -106,6 +108,8 @@ class RunConfig:
     buffer_size: int = 10
     max_staleness: int = 10
     max_concurrency: int = 0
+    # gossip (docs/strategies.md): peers' models each client averages per step.
+    gossip_peers: int = 2
 
     def __post_init__(self) -> None:
         errors = {
@@ -158,9 +162,9 @@ class RunConfig:
         return {}
 
     def _mode_errors(self) -> dict[str, str]:
-        """Refuse gossip, and what FedBuff's buffered mean cannot combine with."""
-        if self.mode not in MODES_AVAILABLE:
-            return {"mode": f"mode {self.mode} is not available yet"}
+        """Refuse what FedBuff's buffered mean or gossip cannot combine with."""
+        if self.mode == "gossip":
+            return self._gossip_errors()
         if self.mode != "async":
             return {}
         if self.strategy not in ASYNC_STRATEGIES:
@@ -177,6 +181,17 @@ class RunConfig:
                 f" ({self.max_concurrency}), got {self.buffer_size}"
             }
         return {}
+
+    def _gossip_errors(self) -> dict[str, str]:
+        """Refuse server aggregators and dp: clients only average and train."""
+        if self.strategy not in ASYNC_STRATEGIES:
+            return {"strategy": "mode gossip has no server aggregator: clients"
+                    f" average their peers' models, so only"
+                    f" {' and '.join(ASYNC_STRATEGIES)} local training,"
+                    f" got {self.strategy}"}
+        if self.dp != "off":
+            return {"dp": "mode gossip does not support differential privacy"}
+        return {}  # a step waits for gossip_peers + 1 clients (fednet.gossiping)
 
     @classmethod
     def from_dict(cls, data: Any) -> RunConfig:
@@ -246,6 +261,7 @@ _CHECKS: dict[str, Check] = {
     "buffer_size": int_range(1, 100_000),
     "max_staleness": int_range(0, 10_000),
     "max_concurrency": int_range(0, 100_000),
+    "gossip_peers": int_range(1, MAX_GOSSIP_PEERS),
 }
 _FLOATS = (
     "learning_rate",

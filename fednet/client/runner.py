@@ -21,6 +21,7 @@ from fednet.exceptions import DataError, ProtocolError
 from fednet.params import Limits
 from fednet.protocol import MAX_HELLO_CHARS, Hello, serialize
 from fednet.tlsctx import client_ssl_context, tls_failure
+from fednet.gossip import CLIENT_CAPABILITIES
 
 __all__ = ["ClientRunner", "ClientState", "backoff_delay"]
 
@@ -214,4 +215,5 @@ class ClientRunner:
             schema=schema.to_dict() if schema is not None else None,
             client_version=__version__,
             stats=self.trainer.stats if self._send_stats else None,
+            capabilities=CLIENT_CAPABILITIES,
         )

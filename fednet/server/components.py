@@ -15,6 +15,7 @@ import typing
 from typing import Any
 
 from fednet.config import DP_AVAILABLE, MODELS, MODES_AVAILABLE, STRATEGIES, TASKS
+from fednet.gossip import MAX_GOSSIP_PEERS
 from fednet.config import RunConfig
 from fednet.learning.metrics import CLASSIFICATION, REGRESSION
 from fednet.runmetrics import PROBLEMS
@@ -57,6 +58,7 @@ RUN_CONFIG_RANGES: dict[str, tuple[float, float, bool]] = {
     "buffer_size": (1, 100_000, False),
     "max_staleness": (0, 10_000, False),
     "max_concurrency": (0, 100_000, False),
+    "gossip_peers": (1, MAX_GOSSIP_PEERS, False),
 }
 RUN_CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "task": TASKS,
@@ -65,7 +67,7 @@ RUN_CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "dp": DP_AVAILABLE,  # distributed is refused until secure aggregation exists
     "problem": PROBLEMS,
     "selection_metric": ("", "loss", *CLASSIFICATION, *REGRESSION),
-    "mode": MODES_AVAILABLE,  # gossip is refused until it exists
+    "mode": MODES_AVAILABLE,
 }
 RUN_STATUSES = (*ACTIVE_STATUSES, *sorted(END_STATUSES))
 PHASES = ("waiting", *(phase.value for phase in Phase))
@@ -145,8 +147,9 @@ def run_config_schema() -> Schema:
     )
     properties["mode"]["description"] = (
         "async: FedBuff, rounds count model versions; with fedavg or fedprox"
-        " only, no dp, buffer_size at most a non-zero max_concurrency; gossip"
-        " is refused until it exists"
+        " only, no dp, buffer_size at most a non-zero max_concurrency; gossip:"
+        " decentralised averaging, rounds count steps, fedavg or fedprox only, no"
+        " dp; a step waits for gossip_peers + 1 clients"
     )
     return {
         "type": "object",
