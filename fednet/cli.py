@@ -200,6 +200,7 @@ RUN_FLAG_TYPES: dict[str, Callable[[str], Any]] = {
     "missing_indicator": _bool,
     "min_count": int,
     "warm_start": int,
+    "gossip_peers": int,
 }
 check_table(RunConfig, RUN_FLAG_TYPES)
 

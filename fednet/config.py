@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fednet.exceptions import ConfigError
+from fednet.gossip import MAX_GOSSIP_PEERS
 from fednet.learning.metrics import CLASSIFICATION, REGRESSION
 from fednet.checks import boolean as _boolean
 from fednet.checks import choice as _choice
@@ -47,14 +48,15 @@ DP_STRATEGIES = ("fedavg", "fedprox")
 """The strategies DP-FedAvg covers: robust and FedOpt aggregators are not
 covered by its sensitivity analysis (docs/privacy.md)."""
 MODES = ("sync", "async", "gossip")
-MODES_AVAILABLE = ("sync", "async")
-"""The run modes a run can use now: gossip is not built yet."""
+MODES_AVAILABLE = MODES
 ASYNC_STRATEGIES = ("fedavg", "fedprox")
-"""The strategies FedBuff's buffered, staleness-weighted mean replaces."""
+"""The strategies FedBuff's buffered, staleness-weighted mean (and gossip's
+local averaging, which has no server aggregator at all) replaces."""
 MODE_FIELDS: dict[str, tuple[str, ...]] = {
     "buffer_size": ("async",),
     "max_staleness": ("async",),
     "max_concurrency": ("async",),
+    "gossip_peers": ("gossip",),
 }
 """The fields each run mode reads (the launch form shows them for it only)."""
 IMPUTE = ("mean", "median")
@@ -113,6 +115,8 @@ class RunConfig:
     missing_indicator: bool = False
     min_count: int = 10
     warm_start: int = 0
+    # gossip (docs/strategies.md): peers' models each client averages per step.
+    gossip_peers: int = 2
 
     def __post_init__(self) -> None:
         errors = {
@@ -165,9 +169,9 @@ class RunConfig:
         return {}
 
     def _mode_errors(self) -> dict[str, str]:
-        """Refuse gossip, and what FedBuff's buffered mean cannot combine with."""
-        if self.mode not in MODES_AVAILABLE:
-            return {"mode": f"mode {self.mode} is not available yet"}
+        """Refuse what FedBuff's buffered mean or gossip cannot combine with."""
+        if self.mode == "gossip":
+            return self._gossip_errors()
         if self.mode != "async":
             return {}
         if self.strategy not in ASYNC_STRATEGIES:
@@ -184,6 +188,17 @@ class RunConfig:
                 f" ({self.max_concurrency}), got {self.buffer_size}"
             }
         return {}
+
+    def _gossip_errors(self) -> dict[str, str]:
+        """Refuse server aggregators and dp: clients only average and train."""
+        if self.strategy not in ASYNC_STRATEGIES:
+            return {"strategy": "mode gossip has no server aggregator: clients"
+                    f" average their peers' models, so only"
+                    f" {' and '.join(ASYNC_STRATEGIES)} local training,"
+                    f" got {self.strategy}"}
+        if self.dp != "off":
+            return {"dp": "mode gossip does not support differential privacy"}
+        return {}  # a step waits for gossip_peers + 1 clients (fednet.gossiping)
 
     @classmethod
     def from_dict(cls, data: Any) -> RunConfig:
@@ -257,6 +272,7 @@ _CHECKS: dict[str, Check] = {
     "missing_indicator": _boolean,
     "min_count": int_range(1, 1_000_000),
     "warm_start": int_range(0, 2**63 - 1),
+    "gossip_peers": int_range(1, MAX_GOSSIP_PEERS),
 }
 _FLOATS = (
     "learning_rate",

@@ -19,6 +19,7 @@ from fednet.fields import (
     str_field,
     str_tuple_field,
 )
+from fednet.gossip import MAX_GOSSIP_PEERS
 from fednet.learning.preprocess import Preprocess
 
 if TYPE_CHECKING:
@@ -75,6 +76,9 @@ class FitConfig(Mapping[str, Any]):
         statistics: evaluations also carry summable statistics
             (:mod:`fednet.learning.metrics`); an older coordinator does not
             ask for them, and an older client does not send them.
+        peer_models: a gossip step: the parameters are k + 1 models, the
+            client's own then its k peers', to average before training
+            (:mod:`fednet.gossip`); 0 (left out) otherwise.
     """
 
     server_round: int
@@ -90,6 +94,7 @@ class FitConfig(Mapping[str, Any]):
     preprocess: Preprocess | None = None
     regression: bool = False
     statistics: bool = False
+    peer_models: int = 0
 
     FIELDS: ClassVar[Fields] = {
         "server_round": int_field(lo=1),
@@ -105,6 +110,7 @@ class FitConfig(Mapping[str, Any]):
         "preprocess": optional_field(_preprocess),
         "regression": bool_field,
         "statistics": bool_field,
+        "peer_models": int_field(lo=0, hi=MAX_GOSSIP_PEERS),
     }
 
     @classmethod
@@ -134,6 +140,7 @@ class FitConfig(Mapping[str, Any]):
             preprocess=preprocess,
             regression=regression,
             statistics=classes is not None,
+            peer_models=run.gossip_peers if run.mode == "gossip" else 0,
         )
 
     @classmethod
@@ -158,8 +165,11 @@ class FitConfig(Mapping[str, Any]):
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
             if f.name
-            not in ("classes", "proximal_mu", "preprocess", "regression", "statistics")
+            not in ("classes", "proximal_mu", "preprocess", "regression", "statistics",
+                    "peer_models")
         }
+        if self.peer_models:
+            data["peer_models"] = self.peer_models
         if self.regression:
             data["regression"] = True
         if self.statistics:

@@ -18,6 +18,8 @@ TABLE_HEADER = (
 )
 EPSILON_HEADER = f"  {'epsilon':>8}"
 """The column a dp run's table adds: the epsilon spent once the round is played."""
+CONSENSUS_HEADER = f"  {'consensus':>9}"
+"""The column a gossip run's table adds: the step's consensus distance."""
 
 
 class ApiError(FednetError):
@@ -56,7 +58,9 @@ async def launch_run(
         return int(body["id"])
 
 
-def format_round(entry: RoundView, *, epsilon: bool = False) -> str:
+def format_round(
+    entry: RoundView, *, epsilon: bool = False, consensus: bool = False
+) -> str:
     """Return one table row for a completed round (with its epsilon if asked)."""
 
     def num(value: float | None, spec: str) -> str:
@@ -67,6 +71,8 @@ def format_round(entry: RoundView, *, epsilon: bool = False) -> str:
         f"{entry.num_examples:>8}  {num(entry.loss, '>8.4f')}  "
         f"{num(entry.accuracy, '>8.4f')}  {entry.duration_s:>7.2f}"
     )
+    if consensus:  # a gossip step
+        row += f"  {num(entry.fit_metrics.get('consensus_distance'), '>9.4g')}"
     return row + f"  {num(entry.epsilon, '>8.4f')}" if epsilon else row
 
 
@@ -80,7 +86,8 @@ def _bar(run: RunView, progress: ProgressView | None, width: int = 30) -> str:
     filled = int(width * done / total) if total else width
     detail = ""
     if progress is not None and progress.phase in ("fit", "evaluate"):
-        unit = "version" if run.config.get("mode") == "async" else "round"
+        mode = run.config.get("mode")
+        unit = {"async": "version", "gossip": "step"}.get(str(mode), "round")
         detail = (
             f" {unit} {progress.server_round}: {progress.phase}"
             f" {len(progress.reported or ())}/{len(progress.selected or ())}"
@@ -150,16 +157,20 @@ async def follow_run(
             continue
         if tty:
             print("\r\033[K", end="", file=out)
-        dp = _uses_dp(run)
+        dp, gossip = _uses_dp(run), run.config.get("mode") == "gossip"
         if not header:  # a dp run's table has an epsilon column
-            title = TABLE_HEADER + (EPSILON_HEADER if dp else "")
+            title = TABLE_HEADER + (CONSENSUS_HEADER if gossip else "")
+            title += EPSILON_HEADER if dp else ""
             if run.config.get("mode") == "async":  # FedBuff: model versions
                 title = title.replace("round", "  ver", 1)
+            elif gossip:
+                title = title.replace("round", " step", 1)
             print(title, file=out)
             header = True
         rounds = run.rounds or ()
         for entry in rounds[printed:]:
-            print(format_round(entry, epsilon=dp), file=out, flush=True)
+            print(format_round(entry, epsilon=dp, consensus=gossip), file=out,
+                  flush=True)
         printed = len(rounds)
         if run.ended:
             elapsed = time.monotonic() - started

@@ -57,6 +57,7 @@ class Hello:
     client_version: str = ""
     # A CSV site's summary (fednet.learning.fedstats), checked when merged.
     stats: dict[str, Any] | None = None
+    capabilities: tuple[str, ...] = ()  # e.g. "gossip"; none from earlier releases
 
     FIELDS: ClassVar[fields.Fields] = {
         "name": fields.TEXT,
@@ -67,6 +68,7 @@ class Hello:
         "stats": fields.optional_field(fields.object_field),
         "protocol_version": fields.INT,
         "client_version": fields.TEXT,
+        "capabilities": fields.str_tuple_field(64, 64),
     }
 
 

@@ -31,9 +31,10 @@ def test_async_fedavg_and_fedprox_are_accepted() -> None:
         assert config.to_dict()["mode"] == "async"
 
 
-def test_gossip_is_refused_as_not_available_yet() -> None:
-    """gossip is a known mode that is not built yet: a clear 400 message."""
-    assert _errors(mode="gossip") == {"mode": "mode gossip is not available yet"}
+def test_gossip_is_available_with_two_peers_by_default() -> None:
+    """gossip is a mode like the others; k = 2 peers unless told otherwise."""
+    config = RunConfig.from_dict({"mode": "gossip"})
+    assert (config.mode, config.gossip_peers) == ("gossip", 2)
     assert "must be one of" in _errors(mode="rounds")["mode"]
 
 

@@ -248,6 +248,7 @@ def test_fit_config_travels_as_a_json_object_with_a_class_list() -> None:
     assert fields.pop("preprocess") is None  # not sent without one
     assert fields.pop("statistics") is False  # not asked for: not sent
     assert fields.pop("regression") is False  # classification: not sent
+    assert fields.pop("peer_models") == 0  # not a gossip step: not sent
     assert header["config"] == {**fields, "classes": ["0", "1"]}
 
 

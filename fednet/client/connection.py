@@ -30,6 +30,8 @@ from fednet.protocol import (
     serialize_parts,
 )
 from fednet.reader import MessageReader
+from fednet.gossip import average_relay
+from fednet.typing import Metrics, NDArrays
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +195,7 @@ class Connection:
         await self._send_status("training")
         started = time.monotonic()
         params, num_examples, metrics = await asyncio.to_thread(
-            self._trainer.fit, request.parameters, request.config
+            _fit_request, self._trainer, request
         )
         self._state.rounds_trained += 1
         self._state.last_round = {
@@ -275,6 +277,13 @@ class Connection:
         while not self._ws.closed:
             await asyncio.sleep(self.welcome.heartbeat_s)
             await self._send([_text(Status(self._wire_state))])
+
+
+def _fit_request(trainer: Trainer, request: Fit) -> tuple[NDArrays, int, Metrics]:
+    """Train on the request's model: in a gossip step, the mean of its models."""
+    params, peers = request.parameters, request.config.peer_models
+    return trainer.fit(average_relay(params, peers) if peers else params,
+                       request.config)
 
 
 def _text(message: Message) -> str:

@@ -22,6 +22,7 @@ from fednet.exceptions import DataError, ProtocolError
 from fednet.params import Limits
 from fednet.protocol import MAX_HELLO_CHARS, Hello, serialize
 from fednet.tlsctx import client_ssl_context, tls_failure
+from fednet.gossip import CLIENT_CAPABILITIES
 
 __all__ = ["ClientRunner", "ClientState", "backoff_delay"]
 
@@ -225,6 +226,7 @@ class ClientRunner:
             schema=schema.to_dict() if schema is not None else None,
             client_version=__version__,
             stats=self._stats(),
+            capabilities=CLIENT_CAPABILITIES,
         )
 
     def _stats(self) -> dict[str, Any] | None:

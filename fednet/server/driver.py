@@ -244,7 +244,7 @@ class RunDriver:
             elif not wanted or len(eligible := self._waits.eligible()) < wanted:
                 await self._waits.for_input(machine)  # async: newcomers join here
                 continue
-            if self.config.mode == "sync" or not self._round_started:  # async: _persist
+            if self.config.mode != "async" or not self._round_started:  # else _persist
                 self._round_started = time.monotonic()
             machine.clients_available(eligible)
             self._events.publish(RoundProgress(self.progress()))

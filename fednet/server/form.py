@@ -53,11 +53,14 @@ _FIELDS = (
         "strategy", "Strategy", "How client updates are combined", "What", STRATEGIES
     ),
     FormField(
-        "mode", "Mode", "sync: rounds; async: FedBuff (fedavg, fedprox)", "What",
+        "mode", "Mode",
+        "sync: rounds; async: FedBuff; gossip: clients average peers' models",
+        "What",
         MODES_AVAILABLE,
     ),
     FormField(
-        "rounds", "Rounds", "Federated rounds (async: model versions)", "What"
+        "rounds", "Rounds", "Federated rounds (async: model versions; gossip: steps)",
+        "What",
     ),
     FormField("clients_per_round", "Clients per round", "0 means every client", "Who"),
     FormField("min_clients", "Min clients", "Wait for this many before a round", "Who"),
@@ -127,6 +130,11 @@ _FIELDS = (
     ),
     FormField(
         "max_concurrency", "Max concurrency", "async: clients training; 0 = all",
+        "Who",
+    ),
+    FormField(
+        "gossip_peers", "Gossip peers",
+        "gossip: peers' models each client averages per step (k + 1 clients needed)",
         "Who",
     ),
     FormField(

@@ -14,6 +14,7 @@ from typing import Any
 from fednet.config import DP_AVAILABLE, IMPUTE, MODELS, MODES_AVAILABLE, STRATEGIES
 from fednet.config import TASKS, RunConfig
 from fednet.fields import INT64_MAX
+from fednet.gossip import MAX_GOSSIP_PEERS
 from fednet.learning.metrics import CLASSIFICATION, REGRESSION
 from fednet.runmetrics import PROBLEMS
 
@@ -47,6 +48,7 @@ RUN_CONFIG_RANGES: dict[str, tuple[float, float, bool]] = {
     "buffer_size": (1, 100_000, False),
     "max_staleness": (0, 10_000, False),
     "max_concurrency": (0, 100_000, False),
+    "gossip_peers": (1, MAX_GOSSIP_PEERS, False),
     "min_count": (1, 1_000_000, False),
     "warm_start": (0, INT64_MAX, False),
 }
@@ -57,7 +59,7 @@ RUN_CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "dp": DP_AVAILABLE,  # distributed is refused until secure aggregation exists
     "problem": PROBLEMS,
     "selection_metric": ("", "loss", *CLASSIFICATION, *REGRESSION),
-    "mode": MODES_AVAILABLE,  # gossip is refused until it exists
+    "mode": MODES_AVAILABLE,
     "impute": IMPUTE,
 }
 
@@ -108,8 +110,9 @@ def run_config_schema() -> Schema:
     )
     properties["mode"]["description"] = (
         "async: FedBuff, rounds count model versions; with fedavg or fedprox"
-        " only, no dp, buffer_size at most a non-zero max_concurrency; gossip"
-        " is refused until it exists"
+        " only, no dp, buffer_size at most a non-zero max_concurrency; gossip:"
+        " decentralised averaging, rounds count steps, fedavg or fedprox only, no"
+        " dp; a step waits for gossip_peers + 1 clients"
     )
     properties["warm_start"]["description"] = (
         "0: none; else the id of a run whose last global model (and, for CSV,"

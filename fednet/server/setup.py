@@ -21,6 +21,7 @@ from fednet.server.problem import check_positive, initial_params, problem_schema
 from fednet.server.problem import with_target
 from fednet.protocol import Hello
 from fednet.buffered import BufferedMachine
+from fednet.gossiping import GossipMachine
 from fednet.machine import RunMachine
 from fednet.rounds import RoundMachine
 from fednet.tally import CentralEvaluate
@@ -45,6 +46,7 @@ class RunSetup:
     scratch_dir: Path | None = None
     server_state: ServerState | None = None
     preprocess: Preprocess | None = None
+    needs: tuple[str, ...] = ()  # client capabilities the mode needs (gossip)
 
     @property
     def schema_dict(self) -> dict[str, Any] | None:
@@ -72,6 +74,9 @@ class RunSetup:
 
     def check_client(self, hello: Hello) -> None:
         """Raise SchemaError with a reason if a client cannot take part."""
+        if missing := [n for n in self.needs if n not in hello.capabilities]:
+            raise SchemaError(f"the run needs clients with the {missing[0]} capability"
+                              " (an earlier release cannot average peers' models)")
         if hello.task != self.task:
             raise SchemaError(
                 f"the client holds {hello.task} data but the run trains on {self.task}"
@@ -157,7 +162,8 @@ def prepare_run(
     state: ServerState | None = None
     if completed_rounds:
         params = store.load_model(run_id, completed_rounds)
-        stateful = strategy_from_config(config).server_state() is not None
+        stateful = config.mode == "gossip" or (  # gossip: the clients' models
+            strategy_from_config(config).server_state() is not None)
         if stateful:
             state = store.load_server_state(run_id, completed_rounds)
         if params is None or (stateful and state is None):
@@ -183,6 +189,7 @@ def prepare_run(
         scratch_dir=_scratch_dir(store),
         server_state=state,
         preprocess=preprocess,
+        needs=("gossip",) if config.mode == "gossip" else (),
     )
 
 
@@ -220,6 +227,13 @@ def build_machine(
             central_evaluate=setup.central_evaluate,
             federated_evaluate=setup.federated_evaluate,
             preprocess=setup.preprocess,
+        )
+    if config.mode == "gossip":  # no server aggregator (fedavg, fedprox training)
+        return GossipMachine(
+            run_id=run_id, config=config, parameters=setup.parameters,
+            classes=setup.classes, state=setup.server_state,
+            next_step=completed_rounds + 1, central_evaluate=setup.central_evaluate,
+            federated_evaluate=setup.federated_evaluate, preprocess=setup.preprocess,
         )
     strategy = strategy_from_config(config, scratch_dir=setup.scratch_dir)
     if setup.server_state is not None:

@@ -104,7 +104,8 @@ def _violates_cross_field_rule(body: Any) -> bool:
     ``clients_per_round`` must be 0 or at least ``min_clients`` (and at least
     ``2 * num_malicious + 3`` with Krum), ``dp=central`` takes only the
     strategies DP-FedAvg covers, ``mode=async`` only FedBuff's, without dp
-    and with ``buffer_size`` within ``max_concurrency``; ``problem``,
+    and with ``buffer_size`` within ``max_concurrency``, ``mode=gossip``
+    fedavg or fedprox without dp; ``problem``,
     ``metrics`` and ``selection_metric`` must agree (and built-in tasks are
     classification only): rules over several fields, which the
     document states in words only, so a body the schema calls valid may
@@ -137,6 +138,10 @@ def _violates_cross_field_rule(body: Any) -> bool:
         or (type(limit) is type(size) is int and 0 < limit < size)
     ):
         return True
+    if body.get("mode") == "gossip" and (
+        strategy not in ASYNC_STRATEGIES or body.get("dp", "off") != "off"
+    ):
+        return True  # gossip: local fedavg or fedprox training, no dp
     per_round = body.get("clients_per_round", 0)
     minimum = body.get("min_clients", RunConfig().min_clients)
     numbers = all(type(v) is int for v in (per_round, minimum))

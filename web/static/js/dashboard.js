@@ -155,10 +155,12 @@
     const total = run.config.rounds, done = doneRounds();
     const title = $("session-title");
     title.replaceChildren("Run " + run.id + " ", badge(run.status));
-    // An async (FedBuff) run counts model versions, not rounds.
-    const isAsync = run.config.mode === "async", unit = isAsync ? "Version " : "Round ";
+    // An async (FedBuff) run counts model versions, not rounds; a gossip run steps.
+    const isAsync = run.config.mode === "async", isGossip = run.config.mode === "gossip";
+    const unit = isAsync ? "Version " : isGossip ? "Step " : "Round ";
     setText("session-sub", run.config.task + " · " + run.config.model + " · " + run.config.strategy + " · " +
       (isAsync ? "async, K=" + run.config.buffer_size + " updates per version"
+        : isGossip ? "gossip, k=" + run.config.gossip_peers + " peers per step"
         : (run.config.clients_per_round || "all") + " clients per round") + " · " + run.config.local_epochs + " local epochs");
     const current = p ? Math.min(Math.max(p.server_round, done), total) : done;
     setText("session-label", unit + current + " of " + total);
@@ -188,10 +190,11 @@
       label = "Version " + p.server_round + " · training";
       count = n + " clients training, " + k + " folded into the next version";
     } else if (p.phase === "fit" || p.phase === "evaluate") {
-      label = "Round " + p.server_round + " · " + label.toLowerCase();
+      label = (state.run.config.mode === "gossip" ? "Step " : "Round ") + p.server_round + " · " + label.toLowerCase();
       count = k + " of " + n + " clients reported";
     } else if (p.phase === "waiting") {
-      count = connectedClients().length + " of " + state.run.config.min_clients + " needed";
+      const c = state.run.config, needed = c.mode === "gossip" ? Math.max(c.min_clients, c.gossip_peers + 1) : c.min_clients;
+      count = connectedClients().length + " of " + needed + " needed";
     }
     setText("round-label", label);
     setText("round-count", count);
