@@ -14,6 +14,7 @@ import dataclasses
 import typing
 from typing import Any
 
+from fednet.secagg.rules import MAX_SHARES, THRESHOLD_SCHEMA
 from fednet.config import DP_AVAILABLE, MODELS, MODES_AVAILABLE, STRATEGIES, TASKS
 from fednet.config import RunConfig
 from fednet.learning.metrics import CLASSIFICATION, REGRESSION
@@ -57,12 +58,14 @@ RUN_CONFIG_RANGES: dict[str, tuple[float, float, bool]] = {
     "buffer_size": (1, 100_000, False),
     "max_staleness": (0, 10_000, False),
     "max_concurrency": (0, 100_000, False),
+    "secagg_threshold": (0.5, MAX_SHARES, True),  # restated: THRESHOLD_SCHEMA
+    "secagg_clip": (0.0, 1e6, True),
 }
 RUN_CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "task": TASKS,
     "model": MODELS,
     "strategy": STRATEGIES,
-    "dp": DP_AVAILABLE,  # distributed is refused until secure aggregation exists
+    "dp": DP_AVAILABLE,  # distributed only with secure aggregation
     "problem": PROBLEMS,
     "selection_metric": ("", "loss", *CLASSIFICATION, *REGRESSION),
     "mode": MODES_AVAILABLE,  # gossip is refused until it exists
@@ -124,12 +127,13 @@ def run_config_schema() -> Schema:
             if lo_open:
                 spec["exclusiveMinimum"] = True
         properties[field.name] = {**spec, "default": default}
+    properties["secagg_threshold"] = THRESHOLD_SCHEMA
     properties["clients_per_round"]["description"] = (
         "0 (every eligible client), or at least min_clients"
     )
     properties["dp"]["description"] = (
-        "central: DP-FedAvg, with strategy fedavg or fedprox only; distributed"
-        " (noise added by the sites) is refused until secure aggregation exists"
+        "central: DP-FedAvg, with strategy fedavg or fedprox only; distributed:"
+        " noise added by the sites, with secure_aggregation only"
     )
     properties["dp_target_epsilon"]["description"] = "0: no budget"
     properties["problem"]["description"] = (
