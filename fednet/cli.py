@@ -151,6 +151,7 @@ def _client_parser(sub: Any) -> None:
     f.add("--backoff-initial-s", type=float, default=0.5, help="first reconnect wait")
     f.add("--backoff-max-s", type=float, default=30.0, help="longest reconnect wait")
     f.add("--fit-delay-s", type=float, default=0.0, help="sleep before fits (tests)")
+    f.switch("--exit-after-masked", help="exit once a masked input is sent (tests)")
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -201,6 +202,9 @@ RUN_FLAG_TYPES: dict[str, Callable[[str], Any]] = {
     "min_count": int,
     "warm_start": int,
     "gossip_peers": int,
+    "secure_aggregation": _bool,
+    "secagg_threshold": float,
+    "secagg_clip": float,
 }
 check_table(RunConfig, RUN_FLAG_TYPES)
 

@@ -115,6 +115,7 @@ def client_command(args: argparse.Namespace) -> int:
         backoff_initial_s=args.backoff_initial_s,
         backoff_max_s=args.backoff_max_s,
         fit_delay_s=args.fit_delay_s,
+        exit_after_masked=args.exit_after_masked,
     )
     return run_client(settings, random.Random(), new_event_loop)
 

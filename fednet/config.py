@@ -13,6 +13,8 @@ from fednet.checks import boolean as _boolean
 from fednet.checks import choice as _choice
 from fednet.checks import Check, float_range, int_range, text
 from fednet.runmetrics import PROBLEMS, metric_errors, metric_list
+from fednet.secagg.rules import DEFAULT_CLIP, DEFAULT_THRESHOLD
+from fednet.secagg.rules import check_threshold, secagg_errors
 
 TASKS = ("digits", "breast_cancer", "csv", "synthetic")
 MODELS = ("logreg", "mlp")
@@ -42,8 +44,8 @@ STRATEGY_FIELDS: dict[str, tuple[str, ...]] = {
     "tau": ("fedadam", "fedyogi", "fedadagrad"),
 }
 DP_MODES = ("off", "central", "distributed")
-DP_AVAILABLE = ("off", "central")
-"""The modes a run can use now: distributed DP waits for secure aggregation."""
+DP_AVAILABLE = DP_MODES
+"""The modes a run can use: distributed DP only with secure aggregation."""
 DP_STRATEGIES = ("fedavg", "fedprox")
 """The strategies DP-FedAvg covers: robust and FedOpt aggregators are not
 covered by its sensitivity analysis (docs/privacy.md)."""
@@ -117,6 +119,11 @@ class RunConfig:
     warm_start: int = 0
     # gossip (docs/strategies.md): peers' models each client averages per step.
     gossip_peers: int = 2
+    # Secure aggregation (docs/privacy.md): threshold = a fraction in (0.5, 1]
+    # of a round's sites or a count >= 2; clip = each delta coordinate's range.
+    secure_aggregation: bool = False
+    secagg_threshold: float = DEFAULT_THRESHOLD
+    secagg_clip: float = DEFAULT_CLIP
 
     def __post_init__(self) -> None:
         errors = {
@@ -138,6 +145,7 @@ class RunConfig:
             errors.update(self._privacy_errors())
             errors.update(metric_errors(self))
             errors.update(self._mode_errors())
+            errors.update(secagg_errors(self))
         if errors:
             raise ConfigError(errors)
 
@@ -158,11 +166,12 @@ class RunConfig:
 
     def _privacy_errors(self) -> dict[str, str]:
         """Refuse DP modes and strategies the DP-FedAvg analysis does not cover."""
-        if self.dp == "distributed":
-            return {"dp": "distributed DP needs secure aggregation, not available yet"}
-        if self.dp == "central" and self.strategy not in DP_STRATEGIES:
+        if self.dp == "distributed" and not self.secure_aggregation:
+            return {"dp": "distributed DP needs secure aggregation"
+                    " (secure_aggregation: true)"}
+        if self.dp != "off" and self.strategy not in DP_STRATEGIES:
             return {
-                "strategy": f"dp=central covers {' and '.join(DP_STRATEGIES)} only,"
+                "strategy": f"dp={self.dp} covers {' and '.join(DP_STRATEGIES)} only,"
                 f" got {self.strategy}: robust and FedOpt aggregators are not"
                 " covered by the DP analysis"
             }
@@ -273,20 +282,10 @@ _CHECKS: dict[str, Check] = {
     "min_count": int_range(1, 1_000_000),
     "warm_start": int_range(0, 2**63 - 1),
     "gossip_peers": int_range(1, MAX_GOSSIP_PEERS),
+    "secure_aggregation": _boolean,
+    "secagg_threshold": check_threshold,
+    "secagg_clip": float_range(0.0, 1e6, lo_open=True),
 }
-_FLOATS = (
-    "learning_rate",
-    "round_timeout_s",
-    "proximal_mu",
-    "trim_fraction",
-    "clip_norm",
-    "server_learning_rate",
-    "server_momentum",
-    "beta_1",
-    "beta_2",
-    "tau",
-    "dp_noise_multiplier",
-    "dp_clip_norm",
-    "dp_target_epsilon",
-    "dp_delta",
+_FLOATS = tuple(  # an integer given for one of these is read as a float
+    f.name for f in dataclasses.fields(RunConfig) if type(f.default) is float
 )

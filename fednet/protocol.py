@@ -31,6 +31,7 @@ from fednet.params import (
     arrays_to_parts,
     frame_to_arrays,
 )
+from fednet.secagg.wire import SecaggMessage
 from fednet.typing import NDArrays
 
 PROTOCOL_VERSION = 1
@@ -207,16 +208,9 @@ class Error:
 
 
 Message = Union[
-    Hello,
-    Welcome,
-    Status,
-    Fit,
-    FitResult,
-    Evaluate,
-    EvaluateResult,
-    UploadRequest,
-    UploadGrant,
-    Error,
+    Hello, Welcome, Status, Fit, FitResult, Evaluate, EvaluateResult,
+    UploadRequest, UploadGrant, Error,
+    SecaggMessage,  # secure aggregation's stages (fednet.secagg.wire)
 ]
 MESSAGE_TYPES: dict[str, type[Message]] = {cls.type: cls for cls in get_args(Message)}
 BINARY_TYPES = frozenset({"fit", "fit_result", "evaluate"})

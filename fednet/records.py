@@ -37,6 +37,7 @@ class RoundRecord:
     rejected: dict[ClientId, str]
     client_metrics: dict[ClientId, Metrics]
     epsilon: float | None = None  # spent once this round is played (dp runs)
+    dropouts_recovered: int | None = None  # secure aggregation's (None: off)
     # Derived from summable statistics (fednet.learning.metrics): federated,
     # on the coordinator's test set, and the confusion matrix of the latter
     # when there is one, else of the former.

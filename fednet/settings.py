@@ -134,6 +134,7 @@ class ClientSettings:
     max_retries: int | None = None
     max_message_bytes: int = 1 << 30
     fit_delay_s: float = 0.0  # tests and benchmarks: a slow site
+    exit_after_masked: bool = False  # tests: a site that dies mid secure round
 
     def __post_init__(self) -> None:
         errors: dict[str, str] = {}

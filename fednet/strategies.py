@@ -221,7 +221,7 @@ def strategy_from_config(
         ConfigError: for an unknown strategy name.
     """
     name, per_round = config.strategy, config.clients_per_round
-    if config.dp == "central":  # RunConfig allows it for fedavg and fedprox only
+    if config.dp != "off":  # fedavg and fedprox only; distributed: sampling, budget
         return CentralDP.from_config(config)
     if name == "fedavg":
         return FedAvg(clients_per_round=per_round)

@@ -56,6 +56,7 @@ class RoundTally:
     num_examples: int = 0
     test: tuple[float | None, float | None] = (None, None)
     epsilon: float | None = None
+    dropouts_recovered: int | None = None  # secure aggregation only
     num_classes: int | None = None
     positive: int | None = None
     wanted: frozenset[str] = frozenset()
@@ -181,6 +182,7 @@ class RoundTally:
             rejected=dict(self.rejected),
             client_metrics=dict(self._client_metrics),
             epsilon=self.epsilon,
+            dropouts_recovered=self.dropouts_recovered,
             metrics=self._pick(federated),
             test_metrics=dict(self._test_metrics),
             confusion=_confusion(stats),

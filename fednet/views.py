@@ -43,6 +43,7 @@ class RoundView:
     rejected: dict[str, str]
     client_metrics: dict[str, Metrics]
     epsilon: float | None = None
+    dropouts_recovered: int | None = None  # secure aggregation (None: off)
     # The run's metrics (fednet.learning.metrics), federated and on the
     # coordinator's test set; the confusion matrix (rows: true classes) of
     # the test set when there is one, else of the sites' validation rows.
@@ -80,7 +81,9 @@ class PrivacyView:
 
     ``epsilon`` is the client-level epsilon spent by the rounds played (None
     without differential privacy), ``budget`` the target (None: no budget).
-    Secure aggregation is not available yet: off, no threshold, no dropouts.
+    ``threshold`` is ``secagg_threshold`` (a fraction or a count of the
+    round's sites), ``dropouts_recovered`` the sites whose masks the run's
+    rounds removed without them (docs/privacy.md#secure-aggregation).
     """
 
     secure_aggregation: bool
@@ -91,12 +94,17 @@ class PrivacyView:
     budget: float | None
 
     @classmethod
-    def of_run(cls, config: dict[str, Any], spent: float | None) -> PrivacyView:
-        """Return the privacy of a run from its stored config and epsilon spent."""
+    def of_run(
+        cls, config: dict[str, Any], spent: float | None, recovered: int = 0
+    ) -> PrivacyView:
+        """Return the privacy of a run from its stored config, epsilon and dropouts."""
+        secure = bool(config.get("secure_aggregation", False))
+        threshold = config.get("secagg_threshold") if secure else None
         if config.get("dp", "off") == "off":
-            return cls(False, None, 0, None, None, None)
+            return cls(secure, threshold, recovered, None, None, None)
         budget = config.get("dp_target_epsilon") or None
-        return cls(False, None, 0, spent or 0.0, config.get("dp_delta"), budget)
+        delta = config.get("dp_delta")
+        return cls(secure, threshold, recovered, spent or 0.0, delta, budget)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the privacy as the API shows it."""

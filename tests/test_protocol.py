@@ -14,6 +14,14 @@ from fednet.exceptions import ProtocolError
 from fednet.fields import check_table, int_field
 from fednet.fitconfig import FitConfig
 from fednet.params import arrays_to_frame
+from fednet.secagg.wire import (
+    SecaggAdvertise,
+    SecaggRoster,
+    SecaggSetup,
+    SecaggShares,
+    SecaggUnmask,
+    SecaggUnmaskResult,
+)
 from fednet.protocol import (
     BINARY_TYPES,
     MESSAGE_TYPES,
@@ -58,6 +66,13 @@ MESSAGES: list[Message] = [
     EvaluateResult(3, 2, 30, 0.25, {"accuracy": 0.9}),
     UploadRequest(3, 2, 40_000_000),
     UploadGrant(3, 2),
+    # secure aggregation's stages (docs/protocol.md#secure-aggregation)
+    SecaggSetup(3, 2, ("site-a", "site-b"), 2, 1.0),
+    SecaggAdvertise(3, 2, "ab" * 32, "cd" * 32),
+    SecaggRoster(3, 2, (("site-a", "ab" * 32, "cd" * 32),), 120),
+    SecaggShares(3, 2, (("site-b", "0f" * 160),)),
+    SecaggUnmask(3, 2, ("site-c",), ("site-a", "site-b")),
+    SecaggUnmaskResult(3, 2, (("site-c", "01" * 66),), (("site-a", "02" * 66),)),
     Error("invalid_update", "array 0: bad shape", 3, 2),
     Error("protocol_error", "bad"),
 ]

@@ -10,6 +10,7 @@ import aiohttp
 
 from fednet.buffers import BufferPool
 from fednet.client import work
+from fednet.client.secure import SECURE_STEPS, SecureSite, exit_now
 from fednet.client.state import ClientState
 from fednet.client.trainer import Trainer
 from fednet.exceptions import FednetError, ProtocolError
@@ -29,8 +30,9 @@ from fednet.protocol import (
     parse,
     serialize_parts,
 )
-from fednet.reader import MessageReader
 from fednet.gossip import average_relay
+from fednet.reader import MessageReader
+from fednet.secagg.wire import SecaggSetup, SecaggShares
 from fednet.typing import Metrics, NDArrays
 
 logger = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ class Connection:
         self._send_lock = asyncio.Lock()
         self._work = work.WorkQueue(buffers)
         self._wire_state = "idle"
+        self._secure = SecureSite(welcome.client_id)
 
     @classmethod
     async def open(
@@ -140,8 +143,10 @@ class Connection:
         except ProtocolError as e:
             logger.warning("malformed frame from the server: %s", e)
             return
-        if isinstance(message, (Fit, Evaluate)):
+        if isinstance(message, (Fit, Evaluate, *SECURE_STEPS)):
             self._work.put(message)
+        elif isinstance(message, SecaggSetup):
+            self._secure.setup(message)
         elif isinstance(message, UploadGrant):
             self._grants.grant((message.run_id, message.server_round))
         elif isinstance(message, Error):
@@ -157,7 +162,8 @@ class Connection:
             reply: Message | None = None
             try:
                 reply = await self._answer(request)
-                self._buffers.release(request.parameters)
+                if isinstance(request, (Fit, Evaluate)):
+                    self._buffers.release(request.parameters)
                 parts = await asyncio.to_thread(
                     serialize_parts, reply, self.welcome.part_bytes
                 )
@@ -182,13 +188,17 @@ class Connection:
                     parts = []
             await self._send(parts)
             del parts, reply
+            if self._state.exit_after_masked and isinstance(request, SecaggShares):
+                exit_now(request.server_round)
             await self._send_status("idle")
 
-    async def _answer(self, request: Fit | Evaluate) -> Message:
+    async def _answer(self, request: work.Request) -> Message:
         """Run the request on the trainer, telling the coordinator what it does."""
         if isinstance(request, Fit):
-            return await self._fit(request)
-        return await self._evaluate(request)
+            return self._secure.after_fit(request, await self._fit(request))
+        if isinstance(request, Evaluate):
+            return await self._evaluate(request)
+        return await asyncio.to_thread(self._secure.step, request)
 
     async def _fit(self, request: Fit) -> FitResult:
         """Train on the local data in a worker thread and record the round."""
@@ -205,12 +215,8 @@ class Connection:
             "train_s": round(time.monotonic() - started, 3),
             **metrics,
         }
-        logger.info(
-            "fit: round %d trained on %d examples %s",
-            request.server_round,
-            num_examples,
-            metrics,
-        )
+        logger.info("fit: round %d trained on %d examples %s",
+                    request.server_round, num_examples, metrics)
         await self._send_status("sending")
         return FitResult(
             request.run_id, request.server_round, num_examples, metrics, params

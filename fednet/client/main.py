@@ -148,6 +148,7 @@ def run_client(
         else Trainer(data, client_number=number)
     )
     runner = ClientRunner(settings, trainer, rng)
+    runner.state.exit_after_masked = settings.exit_after_masked
 
     async def main() -> None:
         task = asyncio.current_task()

@@ -19,3 +19,4 @@ class ClientState:
     last_round: dict[str, Any] | None = None
     rounds_trained: int = 0
     started: float = field(default_factory=time.time)
+    exit_after_masked: bool = False  # a test hook (fednet client --exit-after-masked)

@@ -7,6 +7,7 @@ import logging
 
 from fednet.buffers import BufferPool
 from fednet.protocol import Evaluate, Fit
+from fednet.secagg.wire import SecaggRoster, SecaggShares, SecaggUnmask
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ moved on; read at each wait, so tests may shorten it.
 """
 
 GrantKey = tuple[int, int]
+Request = Fit | Evaluate | SecaggRoster | SecaggShares | SecaggUnmask
+"""What a connection answers in order: trainer work and secure-round stages."""
 
 
 class WorkQueue:
@@ -42,13 +45,14 @@ class WorkQueue:
 
     def __init__(self, buffers: BufferPool, maximum: int = MAX_QUEUED_REQUESTS) -> None:
         self._buffers = buffers
-        self._queue: asyncio.Queue[Fit | Evaluate] = asyncio.Queue(maximum)
+        self._queue: asyncio.Queue[Request] = asyncio.Queue(maximum)
 
-    def put(self, request: Fit | Evaluate) -> None:
+    def put(self, request: Request) -> None:
         """Queue a request, dropping the oldest waiting one if the queue is full."""
         if self._queue.full():
             dropped = self._queue.get_nowait()
-            self._buffers.release(dropped.parameters)
+            if isinstance(dropped, (Fit, Evaluate)):
+                self._buffers.release(dropped.parameters)
             logger.warning(
                 "more than %d requests queued: dropped %s of round %d",
                 self._queue.maxsize,
@@ -58,7 +62,7 @@ class WorkQueue:
             )
         self._queue.put_nowait(request)
 
-    async def get(self) -> Fit | Evaluate:
+    async def get(self) -> Request:
         """Return the oldest request, waiting for one if there is none."""
         return await self._queue.get()
 

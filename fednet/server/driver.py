@@ -19,6 +19,8 @@ from fednet.config import RunConfig
 from fednet.machine import Fold, RunMachine, bound_evaluation
 from fednet.protocol import Error, EvaluateResult, FitResult, Message
 from fednet.records import RoundFinished, RunFailed, RunFinished
+from fednet.secagg.wire import SecaggInput
+from fednet.securemachine import SecureRoundMachine
 from fednet.server.folds import FoldRunner
 from fednet.server.events import EventHub, RoundProgress, RunStatus
 from fednet.server.recorder import RunRecorder
@@ -138,6 +140,13 @@ class RunDriver:
             machine.evaluate_received(conn.client_id, msg)
             self._after_input()
 
+    def secagg_received(self, conn: ClientConn, msg: SecaggInput) -> None:
+        """Hand a secure-aggregation stage message to a secure run's machine."""
+        machine = self._machine_for(conn, msg.run_id)
+        if isinstance(machine, SecureRoundMachine):
+            machine.secagg_received(conn.client_id, msg, conn.hello.num_examples)
+            self._after_input()
+
     def _folded(self, fold: Fold) -> None:
         if self._machine is not None:
             self._machine.update_folded(fold)
@@ -165,10 +174,8 @@ class RunDriver:
         now = time.monotonic()
         run_id, rounds, elapsed_s = self.run_id, self.config.rounds, now - self._started
         if self._machine is None:
-            return ProgressView(
-                run_id=run_id, rounds=rounds, elapsed_s=elapsed_s,
-                server_round=self.completed_rounds, phase="waiting",
-            )
+            return ProgressView(run_id=run_id, rounds=rounds, elapsed_s=elapsed_s,
+                                server_round=self.completed_rounds, phase="waiting")
         p = self._machine.progress()
         return ProgressView(
             run_id=run_id, rounds=rounds, elapsed_s=elapsed_s,
@@ -180,8 +187,7 @@ class RunDriver:
     def publish_status(self) -> None:
         """Tell dashboards the run's status changed."""
         run = self._store.get_run(self.run_id, with_rounds=False)
-        progress = None if self.ended else self.progress()
-        self._events.publish(RunStatus(run, progress))
+        self._events.publish(RunStatus(run, None if self.ended else self.progress()))
 
     # -- the run ------------------------------------------------------------------
 
@@ -212,20 +218,14 @@ class RunDriver:
         candidates = await self._waits.for_candidates(self.config)
         stored = self._store.get_run(self.run_id, with_rounds=False)
         self._setup = setup = await asyncio.to_thread(
-            prepare_run,
-            self._store,
-            self.run_id,
-            self.config,
-            self.completed_rounds,
-            [c.hello for c in candidates],
-            stored.schema if stored else None,
+            prepare_run, self._store, self.run_id, self.config, self.completed_rounds,
+            [c.hello for c in candidates], stored.schema if stored else None,
         )
         for conn in self._registry.connected():
             self._check_eligible(setup, conn)
         await self._recorder.mark_running(setup.schema_dict)
-        self._machine = build_machine(
-            self.run_id, self.config, setup, self.completed_rounds
-        )
+        self._machine = build_machine(self.run_id, self.config, setup,
+                                      self.completed_rounds)
         self.publish_status()
         return self._machine
 

@@ -139,8 +139,9 @@ _FIELDS = (
     ),
     FormField(
         "dp", "Differential privacy",
-        "central: clip, Poisson-sample and add noise (fedavg, fedprox); distributed"
-        " needs secure aggregation, not available yet", "Privacy", DP_AVAILABLE,
+        "central: clip, Poisson-sample and add noise (fedavg, fedprox); distributed:"
+        " the sites clip and add the noise, with secure aggregation", "Privacy",
+        DP_AVAILABLE,
     ),
     FormField(
         "dp_noise_multiplier", "Noise multiplier", "Noise std over the clip norm",
@@ -176,6 +177,21 @@ _FIELDS = (
     FormField(
         "warm_start", "Warm start", "Start from this run's last model; 0 = none",
         "Data",
+    ),
+    FormField(
+        "secure_aggregation", "Secure aggregation",
+        "The coordinator sees only the sum of the updates (fedavg, fedprox; sync;"
+        " no dp)", "Privacy", _BOOL,
+    ),
+    FormField(
+        "secagg_threshold", "Secure aggregation threshold",
+        "Sites that must remain: a fraction in (0.5, 1] or a count >= 2", "Privacy",
+        step="any",
+    ),
+    FormField(
+        "secagg_clip", "Secure aggregation clip",
+        "Each update coordinate's change is clipped to [-clip, clip]", "Privacy",
+        step="any",
     ),
     FormField(
         "problem", "Problem", "auto: regression when the label column is numeric",

@@ -95,6 +95,7 @@ def round_view(record: RoundRecord, duration_s: float, now: float) -> RoundView:
         rejected={str(k): v for k, v in record.rejected.items()},
         client_metrics={str(k): dict(v) for k, v in record.client_metrics.items()},
         epsilon=record.epsilon,
+        dropouts_recovered=record.dropouts_recovered,
         metrics=dict(record.metrics),
         test_metrics=dict(record.test_metrics),
         confusion=record.confusion,
@@ -125,6 +126,7 @@ def round_from_row(
         rejected=detail["rejected"],
         client_metrics=per_client.get(row["server_round"], {}),
         epsilon=detail.get("epsilon"),  # absent from rounds before dp
+        dropouts_recovered=detail.get("dropouts_recovered"),
         # absent from rounds before the metrics of issue 12
         metrics=detail.get("metrics", {}),
         test_metrics=detail.get("test_metrics", {}),
@@ -138,6 +140,7 @@ def run_from_row(
     rounds: tuple[RoundView, ...] | None = None,
     latest: tuple[float | None, float | None] | None = None,
     spent: float | None = None,
+    recovered: int = 0,
 ) -> RunView:
     """Return a stored run (with its rounds or latest metrics when given).
 
@@ -156,7 +159,7 @@ def run_from_row(
         completed_rounds=row["completed_rounds"],
         rounds=rounds,
         latest=latest,
-        privacy=PrivacyView.of_run(config, spent),
+        privacy=PrivacyView.of_run(config, spent, recovered),
     )
 
 
@@ -170,3 +173,10 @@ def spent_epsilon(detail: str | None) -> float | None:
         return None
     value = json.loads(detail).get("epsilon")
     return float(value) if value is not None else None
+
+
+def recovered_dropouts(detail: str | None) -> int:
+    """Return the dropouts a run recovered up to a stored round (0 without)."""
+    if detail is None:
+        return 0
+    return int(json.loads(detail).get("dropouts_recovered_run") or 0)

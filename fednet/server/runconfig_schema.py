@@ -17,6 +17,7 @@ from fednet.fields import INT64_MAX
 from fednet.gossip import MAX_GOSSIP_PEERS
 from fednet.learning.metrics import CLASSIFICATION, REGRESSION
 from fednet.runmetrics import PROBLEMS
+from fednet.secagg.rules import MAX_SHARES, THRESHOLD_SCHEMA
 
 Schema = dict[str, Any]
 
@@ -49,6 +50,8 @@ RUN_CONFIG_RANGES: dict[str, tuple[float, float, bool]] = {
     "max_staleness": (0, 10_000, False),
     "max_concurrency": (0, 100_000, False),
     "gossip_peers": (1, MAX_GOSSIP_PEERS, False),
+    "secagg_threshold": (0.5, MAX_SHARES, True),  # restated: THRESHOLD_SCHEMA
+    "secagg_clip": (0.0, 1e6, True),
     "min_count": (1, 1_000_000, False),
     "warm_start": (0, INT64_MAX, False),
 }
@@ -56,7 +59,7 @@ RUN_CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "task": TASKS,
     "model": MODELS,
     "strategy": STRATEGIES,
-    "dp": DP_AVAILABLE,  # distributed is refused until secure aggregation exists
+    "dp": DP_AVAILABLE,  # distributed only with secure aggregation
     "problem": PROBLEMS,
     "selection_metric": ("", "loss", *CLASSIFICATION, *REGRESSION),
     "mode": MODES_AVAILABLE,
@@ -89,12 +92,13 @@ def run_config_schema() -> Schema:
             if lo_open:
                 spec["exclusiveMinimum"] = True
         properties[field.name] = {**spec, "default": default}
+    properties["secagg_threshold"] = THRESHOLD_SCHEMA
     properties["clients_per_round"]["description"] = (
         "0 (every eligible client), or at least min_clients"
     )
     properties["dp"]["description"] = (
-        "central: DP-FedAvg, with strategy fedavg or fedprox only; distributed"
-        " (noise added by the sites) is refused until secure aggregation exists"
+        "central: DP-FedAvg, with strategy fedavg or fedprox only; distributed:"
+        " noise added by the sites, with secure_aggregation only"
     )
     properties["dp_target_epsilon"]["description"] = "0: no budget"
     properties["problem"]["description"] = (

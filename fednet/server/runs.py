@@ -11,6 +11,7 @@ from fednet.config import RunConfig
 from fednet.exceptions import ConfigError, FednetError
 from fednet.params import max_frame_length
 from fednet.protocol import Error, EvaluateResult, FitResult
+from fednet.secagg.wire import SecaggInput
 from fednet.server.driver import RunDriver, ignored_result
 from fednet.server.events import EventHub
 from fednet.server.registry import ClientConn, Registry
@@ -150,6 +151,13 @@ class RunManager:
         """Hand a ``fit_result`` to the active run; return once it was folded."""
         if self.active is not None:
             await self.active.update_received(conn, msg)
+        else:
+            ignored_result(conn, msg.run_id)
+
+    def secagg_received(self, conn: ClientConn, msg: SecaggInput) -> None:
+        """Hand a secure-aggregation stage message to the active run."""
+        if self.active is not None:
+            self.active.secagg_received(conn, msg)
         else:
             ignored_result(conn, msg.run_id)
 

@@ -30,6 +30,7 @@ from fednet.protocol import (
     serialize_parts,
 )
 from fednet.reader import MessageReader
+from fednet.secagg.wire import SECAGG_INPUTS
 from fednet.server.identity import Peer
 from fednet.server.registry import ClientConn, Registry, close_socket
 from fednet.server.runs import RunManager
@@ -162,6 +163,8 @@ class ClientSession:
             self.runs.evaluate_received(conn, message)
         elif isinstance(message, UploadRequest):
             await self._upload_request(conn, message)
+        elif isinstance(message, SECAGG_INPUTS):
+            self.runs.secagg_received(conn, message)
         elif isinstance(message, Status) and message.state in CLIENT_STATES:
             self.registry.set_status(conn, message.state)
         elif isinstance(message, Error):

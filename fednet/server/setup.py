@@ -24,6 +24,7 @@ from fednet.buffered import BufferedMachine
 from fednet.gossiping import GossipMachine
 from fednet.machine import RunMachine
 from fednet.rounds import RoundMachine
+from fednet.securemachine import SecureRoundMachine
 from fednet.tally import CentralEvaluate
 from fednet.server.store import Store
 from fednet.server.summaries import run_preprocess
@@ -238,7 +239,8 @@ def build_machine(
     strategy = strategy_from_config(config, scratch_dir=setup.scratch_dir)
     if setup.server_state is not None:
         strategy.load_server_state(setup.server_state, setup.parameters)
-    return RoundMachine(
+    machine = SecureRoundMachine if config.secure_aggregation else RoundMachine
+    return machine(
         run_id=run_id,
         config=config,
         strategy=strategy,

@@ -19,6 +19,7 @@ from fednet.server.rows import (
     round_from_row,
     round_view,
     run_from_row,
+    recovered_dropouts,
     spent_epsilon,
 )
 from fednet.typing import NDArrays
@@ -160,8 +161,9 @@ class Store(CheckpointFiles):
         if not rows:
             return None
         rounds = tuple(self.get_rounds(run_id)) if with_rounds else None
-        spent = spent_epsilon(rows[0]["last_detail"])
-        return run_from_row(rows[0], rounds=rounds, spent=spent)
+        last = rows[0]["last_detail"]
+        return run_from_row(rows[0], rounds=rounds, spent=spent_epsilon(last),
+                            recovered=recovered_dropouts(last))
 
     def list_runs(self, limit: int = 100) -> list[RunView]:
         """Return the newest runs first, with their latest round's metrics."""
@@ -178,11 +180,26 @@ class Store(CheckpointFiles):
                 row,
                 latest=(row["last_loss"], row["last_accuracy"]),
                 spent=spent_epsilon(row["last_detail"]),
+                recovered=recovered_dropouts(row["last_detail"]),
             )
             for row in rows
         ]
 
     # -- rounds ---------------------------------------------------------------
+
+    def _secagg_detail(self, run_id: int, view: RoundView) -> dict[str, int]:
+        """Return a secure round's dropouts recovered, and the run's up to it."""
+        if view.dropouts_recovered is None:
+            return {}
+        before = self.read(
+            "SELECT detail FROM rounds WHERE run_id=? AND server_round=?",
+            (run_id, view.server_round - 1),
+        )
+        total = recovered_dropouts(before[0]["detail"] if before else None)
+        return {
+            "dropouts_recovered": view.dropouts_recovered,
+            "dropouts_recovered_run": total + view.dropouts_recovered,
+        }
 
     def record_round(
         self, run_id: int, record: RoundRecord, duration_s: float, now: float
@@ -199,6 +216,7 @@ class Store(CheckpointFiles):
             "dropped": list(view.dropped),
             "rejected": view.rejected,
             "epsilon": view.epsilon,
+            **self._secagg_detail(run_id, view),
             "metrics": view.metrics,
             "test_metrics": view.test_metrics,
             "confusion": view.to_dict()["confusion"],

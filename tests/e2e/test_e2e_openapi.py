@@ -24,6 +24,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from fednet.config import ASYNC_STRATEGIES, DP_STRATEGIES, RunConfig
 from fednet.runmetrics import metric_errors, metric_list
+from fednet.secagg.rules import secagg_errors
 from fednet.server.openapi import OPENAPI_PATH, build_document
 from tests.e2e.conftest import Cluster, Server
 
@@ -117,7 +118,9 @@ def _violates_cross_field_rule(body: Any) -> bool:
     if body.get("warm_start"):
         return True
     strategy = body.get("strategy", RunConfig().strategy)
-    if body.get("dp") == "central" and strategy not in DP_STRATEGIES:
+    if body.get("dp") in ("central", "distributed") and strategy not in DP_STRATEGIES:
+        return True
+    if body.get("dp") == "distributed" and body.get("secure_aggregation") is not True:
         return True
     if strategy in ("krum", "multikrum") and body.get("num_malicious"):
         return True
@@ -142,10 +145,25 @@ def _violates_cross_field_rule(body: Any) -> bool:
         strategy not in ASYNC_STRATEGIES or body.get("dp", "off") != "off"
     ):
         return True  # gossip: local fedavg or fedprox training, no dp
+    if body.get("secure_aggregation") is True and _secagg_refuses(body):
+        return True
     per_round = body.get("clients_per_round", 0)
     minimum = body.get("min_clients", RunConfig().min_clients)
     numbers = all(type(v) is int for v in (per_round, minimum))
     return numbers and 0 < per_round < minimum
+
+
+def _secagg_refuses(body: dict[str, Any]) -> bool:
+    """Return whether secure aggregation's rules refuse a body (sync, fedavg...)."""
+    defaults = RunConfig()
+    names = ("secure_aggregation", "secagg_threshold", "mode", "strategy", "dp",
+             "min_clients", "clients_per_round", "secagg_clip", "dp_adaptive_clip",
+             "dp_clip_norm", "dp_noise_multiplier")
+    fields = SimpleNamespace(**{n: body.get(n, getattr(defaults, n)) for n in names})
+    try:
+        return bool(secagg_errors(fields))
+    except TypeError:  # a mistyped field: the schema refuses the body anyway
+        return False
 
 
 def _call_and_validate(case: Case, server: Server, headers: dict[str, str]) -> None:

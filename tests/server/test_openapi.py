@@ -75,6 +75,11 @@ async def test_writes_declare_the_admin_token_only_when_there_is_one(
     assert "securitySchemes" not in open_doc["components"]
 
 
+_NEEDS: dict[str, dict[str, Any]] = {
+    "distributed": {"secure_aggregation": True, "secagg_clip": 7.0},
+}
+
+
 def _accepted(**fields: Any) -> bool:
     try:
         RunConfig.from_dict(fields)
@@ -108,6 +113,10 @@ def test_run_config_schema_has_every_field_with_its_default() -> None:
     assert {k: v["default"] for k, v in properties.items()} == RunConfig().to_dict()
     for name, choices in RUN_CONFIG_CHOICES.items():
         assert properties[name]["enum"] == list(choices)
-        # a CSV task may be any problem; the built-in ones are classification
-        assert all(_accepted(**{"task": "csv", name: choice}) for choice in choices)
+        # a CSV task may be any problem; the built-in ones are classification;
+        # distributed DP needs secure aggregation with room for its noise
+        assert all(
+            _accepted(**{"task": "csv", name: choice, **_NEEDS.get(choice, {})})
+            for choice in choices
+        )
     assert not _accepted(task="digits", problem="regression")

@@ -1,0 +1,131 @@
+"""Time a secure-aggregation round against a plain round, N synthetic sites.
+
+    python benchmarks/secagg_rounds.py --params 1000000 --sites 10 --rounds 3
+
+Starts a coordinator and N ``--dataset synthetic`` clients on 127.0.0.1,
+plays a plain FedAvg run and then the same run with secure aggregation, and
+prints each run's mean round time (the API's ``duration_s``), the ratio, the
+coordinator's peak memory and the secure model's error against the plain one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fednet.processes import Processes, peak_rss_mb
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _call(base: str, path: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        base + path, data=data, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        raw = answer.read()
+    return raw if path.endswith("/model") else json.loads(raw)
+
+
+def _wait(ready: Any, what: str, timeout_s: float = 1800.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            value = ready()
+        except OSError:
+            value = None
+        if value:
+            return value
+        time.sleep(0.2)
+    sys.exit(f"timed out waiting for {what}")
+
+
+def _play(base: str, config: dict[str, Any]) -> dict[str, Any]:
+    run_id = _call(base, "/api/runs", config)["id"]
+
+    def ended() -> dict[str, Any] | None:
+        run: dict[str, Any] = _call(base, f"/api/runs/{run_id}")
+        return run if run["status"] in ("finished", "failed", "stopped") else None
+
+    run = _wait(ended, f"run {run_id}")
+    if run["status"] != "finished":
+        sys.exit(f"run {run_id} {run['status']}: {run['error']}")
+    return run
+
+
+def _model(base: str, run_id: int) -> list[np.ndarray]:
+    with tempfile.TemporaryFile() as f:
+        f.write(_call(base, f"/api/runs/{run_id}/model"))
+        f.seek(0)
+        with np.load(f) as npz:
+            return [npz[k] for k in npz.files]
+
+
+def main() -> None:
+    """Run both sessions and print the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=int, default=1_000_000)
+    parser.add_argument("--sites", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        procs = Processes(Path(tmp))
+        try:
+            procs.start("server", "server", "--host", "127.0.0.1", "--port",
+                        str(port), "--state-dir", str(Path(tmp) / "state"))
+            for i in range(1, args.sites + 1):
+                procs.start(f"site-{i}", "client", "--server",
+                            f"ws://127.0.0.1:{port}/ws", "--name", f"site-{i}",
+                            "--dataset", "synthetic", "--partition",
+                            f"{i}/{args.sites}", "--client-port", "0")
+            _wait(lambda: len(_call(base, "/api/clients")) >= args.sites, "sites")
+            config = {"task": "synthetic", "synthetic_params": args.params,
+                      "rounds": args.rounds, "min_clients": args.sites,
+                      "round_timeout_s": 600.0}
+            plain = _play(base, config)
+            secure = _play(base, {**config, "secure_aggregation": True})
+            peak = peak_rss_mb(procs.pid("server"))
+            got, want = _model(base, secure["id"]), _model(base, plain["id"])
+        finally:
+            procs.stop()
+    _report(args, plain, secure, peak, got, want)
+
+
+def _report(
+    args: argparse.Namespace, plain: dict[str, Any], secure: dict[str, Any],
+    peak: float | None, got: list[np.ndarray], want: list[np.ndarray],
+) -> None:
+    def mean_round(run: dict[str, Any]) -> float:
+        return float(np.mean([r["duration_s"] for r in run["rounds"]]))
+
+    error = max(float(np.max(np.abs(g.astype(np.float64) - w)))
+                for g, w in zip(got, want))
+    norm = np.sqrt(sum(float(np.sum(w.astype(np.float64) ** 2)) for w in want))
+    diff = np.sqrt(sum(float(np.sum((g.astype(np.float64) - w) ** 2))
+                       for g, w in zip(got, want)))
+    p, s = mean_round(plain), mean_round(secure)
+    print(f"P={args.params} N={args.sites} rounds={args.rounds}")
+    print(f"plain round   {p:8.2f} s")
+    print(f"secure round  {s:8.2f} s  ({s / p:.2f}x)")
+    print(f"coordinator peak RSS {peak or float('nan'):.0f} MB")
+    print(f"secure vs plain model: max abs {error:.2e}, relative {diff / norm:.2e}")
+
+
+if __name__ == "__main__":
+    main()

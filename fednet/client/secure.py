@@ -1,0 +1,242 @@
+"""A site's side of secure-aggregation rounds on one connection (docs/privacy.md).
+
+The coordinator's ``secagg_setup`` marks a round secure before its ``fit``:
+the trained update then never leaves in the clear. The site keeps its delta
+(the update minus the global model, each coordinate clipped to
+``[-clip, clip]``), advertises keys, shares them, sends its masked input as a
+``fit_result`` of int32 arrays, and finally reveals the shares it was asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fednet.protocol import Fit, FitResult
+from fednet.secagg.context import Advertisement, EncryptedShares, RoundContext
+from fednet.secagg.context import UnmaskRequest
+from fednet.secagg.errors import SecAggError
+from fednet.secagg.party import Party
+from fednet.secagg.quantize import F64, U32, quantize
+from fednet.secagg.wire import (
+    SecaggAdvertise,
+    SecaggRoster,
+    SecaggSetup,
+    SecaggShares,
+    SecaggUnmask,
+    SecaggUnmaskResult,
+)
+from fednet.typing import NDArray, NDArrays
+
+logger = logging.getLogger(__name__)
+
+SecureStep = SecaggRoster | SecaggShares | SecaggUnmask
+"""A coordinator message a site answers with its next stage."""
+SECURE_STEPS = (SecaggRoster, SecaggShares, SecaggUnmask)
+Noise = tuple[np.random.Generator, float]
+MAX_ROUNDS_HELD = 2
+"""Secure rounds a connection keeps state for (the current one, and a late one)."""
+
+
+CHUNK = 1 << 16
+"""Elements encoded at a time: the float64 temporaries stay in cache."""
+
+
+@dataclass
+class _Round:
+    party: Party
+    clip: float
+    # (trained, global) pairs of flat arrays, kept until the masked input
+    pairs: list[tuple[NDArray, NDArray]] = field(default_factory=list)
+    num_examples: int = 0
+    weight_cap: int = 0
+    shapes: list[tuple[int, ...]] = field(default_factory=list)
+    dp: tuple[float, float] = (0.0, 0.0)  # distributed DP: (clip norm, z)
+
+
+class SecureSite:
+    """Hold the state of this site's secure rounds, keyed by (run, round).
+
+    Args:
+        name: the site's client id (its registered name), its party id.
+        rng_bytes: a CSPRNG for keys, seeds and nonces (``os.urandom``).
+    """
+
+    def __init__(
+        self, name: str, rng_bytes: Callable[[int], bytes] = os.urandom
+    ) -> None:
+        self.name = name
+        self._rng = rng_bytes
+        self._rounds: dict[tuple[int, int], _Round] = {}
+        self._refused: set[tuple[int, int]] = set()
+
+    def setup(self, message: SecaggSetup) -> None:
+        """Open a secure round; the next ``fit`` of it stays here.
+
+        A round this site cannot join (not a party, a bad context) is logged
+        and refused: its ``fit`` is answered with an error, never in the clear.
+        """
+        key = (message.run_id, message.server_round)
+        try:
+            context = RoundContext(
+                str(message.run_id), message.server_round, message.parties,
+                message.threshold,
+            )
+            party = Party(context, self.name, self._rng)
+        except SecAggError as e:
+            logger.warning("secure round %d refused: %s", message.server_round, e)
+            self._refused.add(key)
+            return
+        dp = (message.dp_clip_norm, message.dp_noise_multiplier)
+        self._rounds[key] = _Round(party, message.clip, dp=dp)
+        while len(self._rounds) > MAX_ROUNDS_HELD:
+            del self._rounds[next(iter(self._rounds))]
+
+    def after_fit(self, request: Fit, result: FitResult) -> FitResult | SecaggAdvertise:
+        """Keep a secure round's trained update and return its advertisement.
+
+        A round without ``secagg_setup`` returns ``result`` unchanged.
+        """
+        key = (request.run_id, request.server_round)
+        if key in self._refused:
+            self._refused.discard(key)
+            raise SecAggError(f"refused secure round {request.server_round}")
+        held = self._rounds.get(key)
+        if held is None:
+            return result
+        if len(result.parameters) != len(request.parameters):
+            raise SecAggError("the trained model has another number of arrays")
+        # The global model's buffer is reused once the fit is answered: copy it.
+        held.pairs = [
+            (np.ravel(new), np.array(old, copy=True).ravel())
+            for new, old in zip(result.parameters, request.parameters)
+        ]
+        held.num_examples = result.num_examples
+        held.shapes = [np.shape(p) for p in request.parameters]
+        adv = held.party.advertise()
+        return SecaggAdvertise(
+            request.run_id, request.server_round, adv.c_public.hex(), adv.s_public.hex()
+        )
+
+    def step(
+        self, message: SecureStep
+    ) -> SecaggShares | FitResult | SecaggUnmaskResult:
+        """Answer a stage message of a held round.
+
+        Raises:
+            SecAggError: for a round not held, or anything the stage refuses.
+        """
+        held = self._rounds.get((message.run_id, message.server_round))
+        if held is None:
+            raise SecAggError(f"no secure round {message.server_round} here")
+        ids = (message.run_id, message.server_round)
+        if isinstance(message, SecaggRoster):
+            adverts = [
+                Advertisement(p, bytes.fromhex(c), bytes.fromhex(s))
+                for p, c, s in message.advertisements
+            ]
+            held.weight_cap = message.weight_cap
+            sealed = held.party.share_keys(adverts)
+            return SecaggShares(*ids, tuple((m.receiver, m.ciphertext.hex())
+                                            for m in sealed))
+        if isinstance(message, SecaggShares):
+            return FitResult(*ids, 0, {}, self._masked(held, message))
+        del self._rounds[ids]
+        response = held.party.unmask(UnmaskRequest(message.dropped, message.survivors))
+        return SecaggUnmaskResult(
+            *ids,
+            tuple((o, y.hex()) for o, y in response.s_shares),
+            tuple((o, y.hex()) for o, y in response.b_shares),
+        )
+
+    def _masked(self, held: _Round, message: SecaggShares) -> NDArrays:
+        """Quantise the weighted delta, append the weight, mask: int32 arrays."""
+        shares = [
+            EncryptedShares(sender, self.name, bytes.fromhex(data))
+            for sender, data in message.shares
+        ]
+        cap = held.weight_cap
+        weight = min(held.num_examples, cap)
+        parties = len(held.party.context.parties)
+        # FedAvg weights: the sum of x_i * n_i / cap, and of n_i beside it.
+        factor, noise = weight / cap, None
+        if held.dp[0] > 0:
+            factor, noise = _dp_terms(held)
+        update = [
+            encode_delta(new, old, held.clip, factor, parties, noise).reshape(shape)
+            for (new, old), shape in zip(held.pairs, held.shapes)
+        ]
+        update.append(np.array([weight], dtype=np.uint32))
+        held.pairs = []
+        masked = held.party.masked_input(update, shares)
+        return [m.view(np.int32) for m in masked]
+
+
+def exit_now(server_round: int) -> None:
+    """End the process at once, as a site that crashed would (a test hook)."""
+    logger.warning("secure round %d: masked input sent, exiting (--exit-after-masked)",
+                   server_round)
+    logging.shutdown()
+    os._exit(3)
+
+
+def _dp_terms(held: _Round) -> tuple[float, Noise]:
+    """Return distributed DP's clip factor and this site's share of the noise.
+
+    The delta is clipped to L2 norm C over all arrays, unweighted (McMahan et
+    al. 2018); the share has std ``z * C / sqrt(t)``, so any t or more
+    surviving shares sum to at least the central noise N(0, (z C)^2)
+    (:func:`fednet.privacy.dp.noise_share` with n = t). The noise comes from
+    the operating system's entropy.
+    """
+    clip_norm, multiplier = held.dp
+    squares = 0.0
+    for new, old in held.pairs:
+        for start in range(0, new.size, CHUNK):
+            part = np.subtract(new[start:start + CHUNK], old[start:start + CHUNK],
+                               dtype=np.float64)
+            squares += float(np.dot(part, part))
+    norm = math.sqrt(squares)
+    factor = min(1.0, clip_norm / norm) if norm > 0 else 1.0
+    std = multiplier * clip_norm / math.sqrt(held.party.context.threshold)
+    return factor, (np.random.default_rng(), std)
+
+
+def encode_delta(
+    new: NDArray,
+    old: NDArray,
+    clip: float,
+    weight: float,
+    parties: int,
+    noise: Noise | None = None,
+) -> U32:
+    """Quantise ``clip(new - old, -clip, clip) * weight (+ noise)`` chunk by chunk.
+
+    Args:
+        new: the trained array, flat.
+        old: the global model's array, flat.
+        clip: the round's clip range.
+        weight: the site's FedAvg weight, or distributed DP's clip factor.
+        parties: the round's parties (fixes the fixed-point scale).
+        noise: distributed DP's (generator, std) of Gaussian noise to add.
+
+    Returns:
+        The flat uint32 encoding, as :func:`quantize` of the whole would give.
+    """
+    out = np.empty(new.size, dtype=np.uint32)
+    block = np.empty(min(new.size, CHUNK), dtype=np.float64)
+    for start in range(0, new.size, CHUNK):
+        stop = min(new.size, start + CHUNK)
+        work: F64 = block[: stop - start]
+        np.subtract(new[start:stop], old[start:stop], out=work, dtype=np.float64)
+        np.clip(work, -clip, clip, out=work)
+        work *= weight
+        if noise is not None:
+            work += noise[0].standard_normal(stop - start) * noise[1]
+        out[start:stop] = quantize([work], clip, parties)[0]
+    return out

@@ -1,0 +1,184 @@
+"""The wire messages of a secure-aggregation round (text frames; docs/protocol.md).
+
+Keys, ciphertexts and share values travel as lowercase hex strings of a fixed
+length, checked before anything is decoded. The masked input itself travels
+as a ``fit_result`` whose arrays are the uint32 ring elements read as int32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Union
+
+from fednet import fields
+from fednet.secagg.context import CIPHERTEXT_BYTES, KEY_BYTES, MAX_ID_CHARS
+from fednet.secagg.shamir import Y_BYTES
+
+MAX_PARTIES = 1000
+"""Most sites in one secure round: the largest list stays under 1 MiB of text."""
+
+_ROUND: fields.Fields = {"run_id": fields.INT, "server_round": fields.INT}
+_HEX = frozenset("0123456789abcdef")
+
+
+def hex_field(nbytes: int) -> fields.Convert:
+    """Return a converter accepting exactly ``nbytes`` bytes as lowercase hex."""
+
+    def convert(value: Any) -> str:
+        if (
+            not isinstance(value, str)
+            or len(value) != 2 * nbytes
+            or not _HEX.issuperset(value)
+        ):
+            raise ValueError(f"must be {nbytes} bytes as lowercase hex")
+        return value
+
+    return convert
+
+
+def tuples_field(*converters: fields.Convert) -> fields.Convert:
+    """Return a converter accepting a list of at most MAX_PARTIES fixed-size lists."""
+
+    def convert(value: Any) -> tuple[tuple[Any, ...], ...]:
+        if not isinstance(value, list) or len(value) > MAX_PARTIES:
+            raise ValueError(f"must be a list of at most {MAX_PARTIES} entries")
+        out: list[tuple[Any, ...]] = []
+        for index, entry in enumerate(value):
+            if not isinstance(entry, list) or len(entry) != len(converters):
+                raise ValueError(f"entry {index} must be a list of {len(converters)}")
+            try:
+                out.append(tuple(c(v) for c, v in zip(converters, entry)))
+            except ValueError as e:
+                raise ValueError(f"entry {index}: {e}") from None
+        return tuple(out)
+
+    return convert
+
+
+PARTY = fields.str_field(MAX_ID_CHARS)
+PARTIES = fields.str_tuple_field(MAX_PARTIES, MAX_ID_CHARS)
+KEY = hex_field(KEY_BYTES)
+Pairs = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class SecaggSetup:
+    """Coordinator to each selected site, before ``fit``: this round is secure.
+
+    With distributed DP, ``dp_clip_norm`` (> 0) bounds the L2 norm of a site's
+    delta and ``dp_noise_multiplier`` sets its noise share; 0 means no DP.
+    """
+
+    type: ClassVar[str] = "secagg_setup"
+    run_id: int
+    server_round: int
+    parties: tuple[str, ...]
+    threshold: int
+    clip: float
+    dp_clip_norm: float = 0.0
+    dp_noise_multiplier: float = 0.0
+
+    FIELDS: ClassVar[fields.Fields] = {
+        **_ROUND,
+        "parties": PARTIES,
+        "threshold": fields.int_field(2, MAX_PARTIES),
+        "clip": fields.float_field(positive=True),
+        "dp_clip_norm": fields.float_field(),
+        "dp_noise_multiplier": fields.float_field(),
+    }
+
+
+@dataclass(frozen=True)
+class SecaggAdvertise:
+    """Site to coordinator, once trained: its two X25519 public keys."""
+
+    type: ClassVar[str] = "secagg_advertise"
+    run_id: int
+    server_round: int
+    c_public: str
+    s_public: str
+
+    FIELDS: ClassVar[fields.Fields] = {**_ROUND, "c_public": KEY, "s_public": KEY}
+
+
+@dataclass(frozen=True)
+class SecaggRoster:
+    """Coordinator to each advertiser: every (party, c_public, s_public), the cap.
+
+    ``weight_cap`` is the largest ``num_examples`` the advertisers declared at
+    hello: each site scales its delta by ``num_examples / weight_cap``.
+    """
+
+    type: ClassVar[str] = "secagg_roster"
+    run_id: int
+    server_round: int
+    advertisements: tuple[tuple[str, str, str], ...]
+    weight_cap: int
+
+    FIELDS: ClassVar[fields.Fields] = {
+        **_ROUND,
+        "advertisements": tuples_field(PARTY, KEY, KEY),
+        "weight_cap": fields.int_field(1, fields.MAX_EXAMPLES),
+    }
+
+
+@dataclass(frozen=True)
+class SecaggShares:
+    """Sealed share pairs: (receiver, ciphertext) from a site, (sender, ...) to one."""
+
+    type: ClassVar[str] = "secagg_shares"
+    run_id: int
+    server_round: int
+    shares: Pairs
+
+    FIELDS: ClassVar[fields.Fields] = {
+        **_ROUND,
+        "shares": tuples_field(PARTY, hex_field(CIPHERTEXT_BYTES)),
+    }
+
+
+@dataclass(frozen=True)
+class SecaggUnmask:
+    """Coordinator to each survivor: who dropped out and whose input is in."""
+
+    type: ClassVar[str] = "secagg_unmask"
+    run_id: int
+    server_round: int
+    dropped: tuple[str, ...]
+    survivors: tuple[str, ...]
+
+    FIELDS: ClassVar[fields.Fields] = {
+        **_ROUND,
+        "dropped": PARTIES,
+        "survivors": PARTIES,
+    }
+
+
+@dataclass(frozen=True)
+class SecaggUnmaskResult:
+    """Survivor to coordinator: (owner, share) of s keys and of self-mask seeds."""
+
+    type: ClassVar[str] = "secagg_unmask_result"
+    run_id: int
+    server_round: int
+    s_shares: Pairs
+    b_shares: Pairs
+
+    FIELDS: ClassVar[fields.Fields] = {
+        **_ROUND,
+        "s_shares": tuples_field(PARTY, hex_field(Y_BYTES)),
+        "b_shares": tuples_field(PARTY, hex_field(Y_BYTES)),
+    }
+
+
+SecaggMessage = Union[
+    SecaggSetup,
+    SecaggAdvertise,
+    SecaggRoster,
+    SecaggShares,
+    SecaggUnmask,
+    SecaggUnmaskResult,
+]
+SecaggInput = Union[SecaggAdvertise, SecaggShares, SecaggUnmaskResult]
+"""What a site sends in a secure round besides its masked ``fit_result``."""
+SECAGG_INPUTS = (SecaggAdvertise, SecaggShares, SecaggUnmaskResult)

@@ -1,0 +1,235 @@
+"""The coordinator's side of one secure-aggregation round, in wire messages.
+
+Wraps :class:`fednet.secagg.collector.Collector`: turns the sites' messages
+into its inputs, its outputs into messages, and the unmasked ring sum into
+the round's FedAvg model (docs/privacy.md#secure-aggregation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from fednet.config import RunConfig
+from fednet.secagg.collector import Collector
+from fednet.secagg.context import (
+    Advertisement,
+    EncryptedShares,
+    RoundContext,
+    UnmaskResponse,
+)
+from fednet.secagg.errors import SecAggError
+from fednet.secagg.quantize import dequantize
+from fednet.secagg.rules import round_threshold
+from fednet.secagg.wire import (
+    SecaggAdvertise,
+    SecaggInput,
+    SecaggRoster,
+    SecaggSetup,
+    SecaggShares,
+    SecaggUnmask,
+    SecaggUnmaskResult,
+)
+from fednet.typing import ClientId, NDArrays
+
+STAGES = ("advertise", "share_keys", "masked_input", "unmask")
+_INPUTS = {
+    SecaggAdvertise: "advertise",
+    SecaggShares: "share_keys",
+    SecaggUnmaskResult: "unmask",
+}
+
+
+class SecureRound:
+    """Route one round's stages and fold its masked inputs into one sum.
+
+    Party ids are the sites' client ids, which are their registered names.
+
+    Args:
+        config: the run's configuration (threshold and clip range).
+        run_id: the run.
+        server_round: the round.
+        selected: the sites invited to the round.
+        parameters: the global model the sites train from.
+
+    Raises:
+        SecAggError: if the threshold exceeds the selected sites.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        run_id: int,
+        server_round: int,
+        selected: Sequence[ClientId],
+        parameters: NDArrays,
+    ) -> None:
+        parties = tuple(sorted(selected))
+        threshold = round_threshold(config.secagg_threshold, len(parties))
+        if threshold > len(parties):
+            raise SecAggError(
+                f"threshold {threshold} exceeds the {len(parties)} sites of the round"
+            )
+        self.context = RoundContext(str(run_id), server_round, parties, threshold)
+        self.clip = config.secagg_clip
+        distributed = config.dp == "distributed"
+        self._dp = (
+            (config.dp_clip_norm, config.dp_noise_multiplier) if distributed else (0, 0)
+        )
+        self.stage = STAGES[0]
+        self._ids = (run_id, server_round)
+        shapes = [tuple(p.shape) for p in parameters] + [(1,)]
+        self.collector = Collector(self.context, shapes)
+        self._declared: dict[str, int] = {}
+        self.responders: set[str] = set()
+
+    @property
+    def dropouts_recovered(self) -> int:
+        """Return the sites whose masks were removed without their help.
+
+        Those that shared keys but sent no masked input, and those whose
+        masked input is in the sum but who did not answer the unmask request.
+        """
+        late = set(self.collector.survivors) - self.responders
+        return len(self.collector.dropped) + len(late)
+
+    def setup_message(self) -> SecaggSetup:
+        """Return the message that opens the round at every selected site."""
+        ctx = self.context
+        return SecaggSetup(
+            *self._ids, ctx.parties, ctx.threshold, self.clip, *self._dp
+        )
+
+    def expects(self, message: SecaggInput) -> bool:
+        """Return whether the message belongs to the current stage."""
+        return _INPUTS.get(type(message)) == self.stage
+
+    def receive(self, party: ClientId, message: SecaggInput, declared: int) -> None:
+        """Take a site's message of the current stage.
+
+        Args:
+            party: the sender's client id, from its connection (never the message).
+            message: what it sent.
+            declared: the ``num_examples`` it declared at hello.
+
+        Raises:
+            SecAggError: on a malformed, repeated or misplaced message.
+        """
+        if isinstance(message, SecaggAdvertise):
+            keys = bytes.fromhex(message.c_public), bytes.fromhex(message.s_public)
+            self.collector.receive_advertisement(Advertisement(party, *keys))
+            self._declared[party] = max(1, declared)
+        elif isinstance(message, SecaggShares):
+            sealed = [EncryptedShares(party, peer, bytes.fromhex(data))
+                      for peer, data in message.shares]
+            self.collector.receive_shares(party, sealed)
+        else:
+            s_shares = tuple((o, bytes.fromhex(y)) for o, y in message.s_shares)
+            b_shares = tuple((o, bytes.fromhex(y)) for o, y in message.b_shares)
+            self.collector.receive_unmask(UnmaskResponse(party, s_shares, b_shares))
+            self.responders.add(party)
+
+    def close_advertise(self) -> SecaggRoster:
+        """End stage 0: the roster for every advertiser (raises below t)."""
+        adverts = self.collector.close_advertise()
+        cap = max(self._declared.values())
+        if cap * len(self.context.parties) >= 1 << 32:  # the weights' 32-bit sum
+            raise SecAggError(f"num_examples up to {cap} overflow the weight sum")
+        self.stage = STAGES[1]
+        rows = tuple((a.party_id, a.c_public.hex(), a.s_public.hex()) for a in adverts)
+        return SecaggRoster(*self._ids, rows, cap)
+
+    def close_share_keys(self) -> dict[ClientId, SecaggShares]:
+        """End stage 1: per site that shared, the sealed shares sent to it."""
+        routed = self.collector.close_share_keys()
+        self.stage = STAGES[2]
+        return {
+            ClientId(party): SecaggShares(
+                *self._ids, tuple((m.sender, m.ciphertext.hex()) for m in sealed)
+            )
+            for party, sealed in routed.items()
+        }
+
+    def masked_input(self, party: ClientId) -> MaskedInput:
+        """Return the sink that folds one site's masked input into the sum."""
+        return MaskedInput(self.collector, party)
+
+    def close_masked_input(self) -> SecaggUnmask:
+        """End stage 2: the unmask request for every survivor (raises below t)."""
+        request = self.collector.close_masked_input()
+        self.stage = STAGES[3]
+        return SecaggUnmask(*self._ids, request.dropped, request.survivors)
+
+    def result(
+        self, parameters: NDArrays, denominator: float | None = None
+    ) -> SecureSum:
+        """End the round: unmask the sum and return it as the round's aggregate.
+
+        ``denominator`` (distributed DP: the expected sites per round) replaces
+        FedAvg's weights: the sites sent unweighted, clipped, noised deltas.
+
+        Raises:
+            SecAggError: below t responses, or a sum that cannot be a FedAvg.
+        """
+        summed = self.collector.result()
+        total = int(summed[-1][0])
+        if total <= 0:
+            raise SecAggError(f"the survivors' weights sum to {total}")
+        summands = len(self.collector.survivors)
+        deltas = dequantize(
+            summed[:-1], self.clip, len(self.context.parties), summands=summands
+        )
+        # Each site sent x_i * n_i / cap (docs/privacy.md#secure-aggregation).
+        scale = max(self._declared.values()) / total
+        if denominator is not None:
+            scale = 1.0 / denominator
+        new: NDArrays = []
+        for param, delta in zip(parameters, deltas):
+            delta *= scale
+            np.add(delta, param, out=delta)
+            new.append(delta.astype(param.dtype))
+        return SecureSum(summands, total, new)
+
+
+class MaskedInput:
+    """One site's masked input as a round's Aggregator sees it (one ``add``)."""
+
+    def __init__(self, collector: Collector, party: ClientId) -> None:
+        self.count = 0
+        self.total_examples = 0
+        self._collector = collector
+        self._party = party
+
+    def add(self, update: NDArrays, num_examples: int) -> None:
+        """Fold the int32 arrays of a masked ``fit_result`` (uint32 ring elements).
+
+        Raises:
+            SecAggError: on another dtype, count or shape.
+        """
+        if any(a.dtype != np.int32 for a in update):
+            raise SecAggError("masked input: arrays must be int32")
+        ring = [a.view(np.uint32) for a in update]
+        self._collector.receive_masked_input(self._party, ring)
+        self.count = 1
+
+    def result(self) -> NDArrays:
+        """Never called: a masked input is only ever part of the sum."""
+        raise SecAggError("a masked input has no result of its own")
+
+
+class SecureSum:
+    """The unmasked aggregate of a secure round, as the round machine reads it."""
+
+    def __init__(self, count: int, total_examples: int, parameters: NDArrays) -> None:
+        self.count = count
+        self.total_examples = total_examples
+        self._parameters = parameters
+
+    def add(self, update: NDArrays, num_examples: int) -> None:
+        """Refuse: the sum is complete."""
+        raise SecAggError("the secure sum is complete")
+
+    def result(self) -> NDArrays:
+        """Return the new global model."""
+        return self._parameters
