@@ -21,9 +21,16 @@ from fednet.typing import ClientId, NDArray, NDArrays
 
 MAX_GOSSIP_PEERS = 16
 """Most peers' models one gossip ``fit`` relays (RunConfig's ``gossip_peers``)."""
-CLIENT_CAPABILITIES = ("gossip",)
+CLIENT_CAPABILITIES = ("gossip", "secagg")
 """What this release's clients announce in ``hello``: ``gossip``, they can
-average a relay of peers' models (a client of an earlier release cannot)."""
+average a relay of peers' models; ``secagg``, they take part in secure
+aggregation (a client of an earlier release can neither: it would answer a
+secure round's ``fit`` with its update in the clear)."""
+CAPABILITY_NEEDS = {
+    "gossip": "an earlier release cannot average peers' models",
+    "secagg": "an earlier release would send its update in the clear",
+}
+"""Why a run needs each capability, for the reason an ineligible client gets."""
 
 
 def choose_peers(

@@ -21,6 +21,7 @@ from fednet.server.problem import check_positive, initial_params, problem_schema
 from fednet.server.problem import with_target
 from fednet.protocol import Hello
 from fednet.buffered import BufferedMachine
+from fednet.gossip import CAPABILITY_NEEDS
 from fednet.gossiping import GossipMachine
 from fednet.machine import RunMachine
 from fednet.rounds import RoundMachine
@@ -77,7 +78,7 @@ class RunSetup:
         """Raise SchemaError with a reason if a client cannot take part."""
         if missing := [n for n in self.needs if n not in hello.capabilities]:
             raise SchemaError(f"the run needs clients with the {missing[0]} capability"
-                              " (an earlier release cannot average peers' models)")
+                              f" ({CAPABILITY_NEEDS[missing[0]]})")
         if hello.task != self.task:
             raise SchemaError(
                 f"the client holds {hello.task} data but the run trains on {self.task}"
@@ -190,7 +191,8 @@ def prepare_run(
         scratch_dir=_scratch_dir(store),
         server_state=state,
         preprocess=preprocess,
-        needs=("gossip",) if config.mode == "gossip" else (),
+        needs=(("gossip",) if config.mode == "gossip" else ())
+        + (("secagg",) if config.secure_aggregation else ()),
     )
 
 
