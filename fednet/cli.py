@@ -150,6 +150,12 @@ def _client_parser(sub: Any) -> None:
     f.add("--backoff-initial-s", type=float, default=0.5, help="first reconnect wait")
     f.add("--backoff-max-s", type=float, default=30.0, help="longest reconnect wait")
     f.add("--fit-delay-s", type=float, default=0.0, help="sleep before fits (tests)")
+    p.add_argument(
+        "--trainer", action="append", default=None, metavar="[NAME=]MODULE:ATTR",
+        help="a trainer this site offers (repeatable; env FEDNET_TRAINER,"
+        " comma-separated, used when no flag is given)",
+    )
+    p.set_defaults(trainer_env=_names(os.environ.get("FEDNET_TRAINER", "")))
 
 
 def _names(text: str) -> tuple[str, ...]:

@@ -114,6 +114,7 @@ def client_command(args: argparse.Namespace) -> int:
         backoff_initial_s=args.backoff_initial_s,
         backoff_max_s=args.backoff_max_s,
         fit_delay_s=args.fit_delay_s,
+        trainers=tuple(args.trainer) if args.trainer else args.trainer_env,
     )
     return run_client(settings, random.Random(), new_event_loop)
 

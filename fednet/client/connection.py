@@ -12,6 +12,7 @@ from fednet.buffers import BufferPool
 from fednet.client import work
 from fednet.client.state import ClientState
 from fednet.client.trainer import Trainer
+from fednet.client.sitetrainers import direct_only, error_code
 from fednet.exceptions import FednetError, ProtocolError
 from fednet.params import Limits
 from fednet.protocol import (
@@ -21,8 +22,11 @@ from fednet.protocol import (
     Fit,
     FitResult,
     Hello,
+    InitRequest,
+    InitResult,
     Message,
     Status,
+    Trainers,
     UploadGrant,
     UploadRequest,
     Welcome,
@@ -30,6 +34,7 @@ from fednet.protocol import (
     serialize_parts,
 )
 from fednet.reader import MessageReader
+from fednet.trainer_messages import TRAINERS_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +118,11 @@ class Connection:
         state.client_id = message.client_id
         state.state, state.connects = "connected", state.connects + 1
         state.connected_since = time.time()
+        # Only a coordinator that knows the message hears of the trainers;
+        # to an older one this client is one of the previous release.
+        offered = trainer.announce()
+        if message.protocol_version >= TRAINERS_VERSION and offered:
+            await ws.send_str(_text(Trainers(tuple(offered))))
         return cls(ws, message, trainer, state, limits, buffers)
 
     async def serve(self) -> None:
@@ -138,7 +148,7 @@ class Connection:
         except ProtocolError as e:
             logger.warning("malformed frame from the server: %s", e)
             return
-        if isinstance(message, (Fit, Evaluate)):
+        if isinstance(message, (Fit, Evaluate, InitRequest)):
             self._work.put(message)
         elif isinstance(message, UploadGrant):
             self._grants.grant((message.run_id, message.server_round))
@@ -168,10 +178,12 @@ class Connection:
                     exc_info=not isinstance(e, (FednetError, ValueError)),
                 )
                 error = Error(
-                    "client_error", str(e), request.run_id, request.server_round
+                    error_code(e), str(e), request.run_id, request.server_round
                 )
                 parts = serialize_parts(error)
             nbytes = sum(len(p) for p in parts)
+            if isinstance(reply, InitResult):
+                parts = direct_only(parts, nbytes, reply.run_id, self.welcome)
             # The coordinator joins multi-part frames only for granted uploads.
             if isinstance(reply, FitResult) and (
                 len(parts) > 1 or nbytes > self.welcome.direct_upload_bytes
@@ -182,10 +194,14 @@ class Connection:
             del parts, reply
             await self._send_status("idle")
 
-    async def _answer(self, request: Fit | Evaluate) -> Message:
+    async def _answer(self, request: Fit | Evaluate | InitRequest) -> Message:
         """Run the request on the trainer, telling the coordinator what it does."""
         if isinstance(request, Fit):
             return await self._fit(request)
+        if isinstance(request, InitRequest):
+            config = request.config
+            arch, params = await asyncio.to_thread(self._trainer.initial, config)
+            return InitResult(request.run_id, arch, params)
         return await self._evaluate(request)
 
     async def _fit(self, request: Fit) -> FitResult:

@@ -6,7 +6,9 @@ import asyncio
 import logging
 
 from fednet.buffers import BufferPool
-from fednet.protocol import Evaluate, Fit
+from fednet.protocol import Evaluate, Fit, InitRequest
+
+Request = Fit | Evaluate | InitRequest
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +44,9 @@ class WorkQueue:
 
     def __init__(self, buffers: BufferPool, maximum: int = MAX_QUEUED_REQUESTS) -> None:
         self._buffers = buffers
-        self._queue: asyncio.Queue[Fit | Evaluate] = asyncio.Queue(maximum)
+        self._queue: asyncio.Queue[Request] = asyncio.Queue(maximum)
 
-    def put(self, request: Fit | Evaluate) -> None:
+    def put(self, request: Request) -> None:
         """Queue a request, dropping the oldest waiting one if the queue is full."""
         if self._queue.full():
             dropped = self._queue.get_nowait()
@@ -58,7 +60,7 @@ class WorkQueue:
             )
         self._queue.put_nowait(request)
 
-    async def get(self) -> Fit | Evaluate:
+    async def get(self) -> Request:
         """Return the oldest request, waiting for one if there is none."""
         return await self._queue.get()
 

@@ -14,7 +14,8 @@ import dataclasses
 import typing
 from typing import Any
 
-from fednet.config import DP_AVAILABLE, MODELS, MODES_AVAILABLE, STRATEGIES, TASKS
+from fednet.config import DP_AVAILABLE, MODES_AVAILABLE, STRATEGIES, TASKS
+from fednet.learning.trainers.architecture import TRAINER_NAME
 from fednet.config import RunConfig
 from fednet.learning.metrics import CLASSIFICATION, REGRESSION
 from fednet.runmetrics import PROBLEMS
@@ -60,7 +61,6 @@ RUN_CONFIG_RANGES: dict[str, tuple[float, float, bool]] = {
 }
 RUN_CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "task": TASKS,
-    "model": MODELS,
     "strategy": STRATEGIES,
     "dp": DP_AVAILABLE,  # distributed is refused until secure aggregation exists
     "problem": PROBLEMS,
@@ -108,6 +108,8 @@ def run_config_schema() -> Schema:
         if field.name in RUN_CONFIG_CHOICES:
             choices = list(RUN_CONFIG_CHOICES[field.name])
             spec: Schema = {"type": "string", "enum": choices}
+        elif field.name == "model":  # a trainer's name: built-in or a site's
+            spec = {"type": "string", "pattern": f"^{TRAINER_NAME.pattern}$"}
         elif isinstance(default, bool):
             spec = {"type": "boolean"}
         elif field.name == "metrics":
@@ -223,6 +225,8 @@ def _client_schema() -> Schema:
         "last_seen": NUMBER,
         "eligible": BOOLEAN,
         "note": STRING_OR_NULL,
+        "trainers": {"type": "array", "items": _object(
+            {"name": STRING, "fingerprint": STRING_OR_NULL})},
         "last_round": {**OBJECT_OR_NULL, "additionalProperties": METRIC},
     }
     # A site's address and schema are for admins; viewers get the rest.
