@@ -5,6 +5,7 @@ RunConfig (:mod:`fednet.config`) and the server's settings share them.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 Check = Callable[[Any], "str | None"]
@@ -55,6 +56,17 @@ def text(limit: int) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         if not isinstance(value, str) or len(value) > limit:
             return f"must be text of at most {limit} characters, got {value!r:.80}"
+        return None
+
+    return check
+
+
+def pattern(regex: re.Pattern[str], what: str) -> Check:
+    """Return a check of a string that ``regex`` matches whole."""
+
+    def check(value: Any) -> str | None:
+        if not isinstance(value, str) or not regex.fullmatch(value):
+            return f"must be {what}, got {value!r:.80}"
         return None
 
     return check

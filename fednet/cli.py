@@ -20,21 +20,14 @@ from fednet import __version__
 from fednet.commands import COMMANDS
 from fednet.config import RunConfig
 from fednet.exceptions import ConfigError, DataError, FednetError
-from fednet.fields import check_table
 from fednet.logs import JsonFormatter, TextFormatter
+from fednet.runflags import RUN_FLAG_TYPES as RUN_FLAG_TYPES
+from fednet.runflags import names as _names
+from fednet.runflags import parse_bool as _bool
 
 
 def _env_name(flag: str) -> str:
     return "FEDNET_" + flag.lstrip("-").upper().replace("-", "_")
-
-
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
 
 
 def partition_arg(text: str) -> tuple[int, int]:
@@ -152,61 +145,12 @@ def _client_parser(sub: Any) -> None:
     f.add("--backoff-max-s", type=float, default=30.0, help="longest reconnect wait")
     f.add("--fit-delay-s", type=float, default=0.0, help="sleep before fits (tests)")
     f.switch("--exit-after-masked", help="exit once a masked input is sent (tests)")
-
-
-def _names(text: str) -> tuple[str, ...]:
-    """Read a comma-separated list (``--metrics accuracy,auroc``)."""
-    return tuple(name.strip() for name in text.split(",") if name.strip())
-
-
-# The converter of each RunConfig field's flag; RunConfig itself checks values.
-RUN_FLAG_TYPES: dict[str, Callable[[str], Any]] = {
-    "task": str,
-    "model": str,
-    "strategy": str,
-    "rounds": int,
-    "clients_per_round": int,
-    "min_clients": int,
-    "local_epochs": int,
-    "batch_size": int,
-    "learning_rate": float,
-    "round_timeout_s": float,
-    "seed": int,
-    "hidden_units": int,
-    "synthetic_params": int,
-    "proximal_mu": float,
-    "trim_fraction": float,
-    "num_malicious": int,
-    "clip_norm": float,
-    "server_learning_rate": float,
-    "server_momentum": float,
-    "beta_1": float,
-    "beta_2": float,
-    "tau": float,
-    "dp": str,
-    "dp_noise_multiplier": float,
-    "dp_clip_norm": float,
-    "dp_adaptive_clip": _bool,
-    "dp_target_epsilon": float,
-    "dp_delta": float,
-    "problem": str,
-    "metrics": _names,
-    "selection_metric": str,
-    "positive_class": str,
-    "mode": str,
-    "buffer_size": int,
-    "max_staleness": int,
-    "max_concurrency": int,
-    "impute": str,
-    "missing_indicator": _bool,
-    "min_count": int,
-    "warm_start": int,
-    "gossip_peers": int,
-    "secure_aggregation": _bool,
-    "secagg_threshold": float,
-    "secagg_clip": float,
-}
-check_table(RunConfig, RUN_FLAG_TYPES)
+    p.add_argument(
+        "--trainer", action="append", default=None, metavar="[NAME=]MODULE:ATTR",
+        help="a trainer this site offers (repeatable; env FEDNET_TRAINER,"
+        " comma-separated, used when no flag is given)",
+    )
+    p.set_defaults(trainer_env=_names(os.environ.get("FEDNET_TRAINER", "")))
 
 
 def _run_flags(f: _Flags) -> None:

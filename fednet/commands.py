@@ -116,6 +116,7 @@ def client_command(args: argparse.Namespace) -> int:
         backoff_max_s=args.backoff_max_s,
         fit_delay_s=args.fit_delay_s,
         exit_after_masked=args.exit_after_masked,
+        trainers=tuple(args.trainer) if args.trainer else args.trainer_env,
     )
     return run_client(settings, random.Random(), new_event_loop)
 

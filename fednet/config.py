@@ -11,7 +11,8 @@ from fednet.gossip import MAX_GOSSIP_PEERS
 from fednet.learning.metrics import CLASSIFICATION, REGRESSION
 from fednet.checks import boolean as _boolean
 from fednet.checks import choice as _choice
-from fednet.checks import Check, float_range, int_range, text
+from fednet.checks import Check, float_range, int_range, pattern, text
+from fednet.learning.trainers.architecture import TRAINER_NAME
 from fednet.runmetrics import PROBLEMS, metric_errors, metric_list
 from fednet.secagg.rules import DEFAULT_CLIP, DEFAULT_THRESHOLD
 from fednet.secagg.rules import check_threshold, secagg_errors
@@ -242,7 +243,8 @@ class RunConfig:
 
 _CHECKS: dict[str, Check] = {
     "task": _choice(TASKS),
-    "model": _choice(MODELS),
+    "model": pattern(TRAINER_NAME, "a trainer name (logreg, mlp or a site's: 1 to"
+                     " 128 letters, digits or _.-)"),
     "strategy": _choice(STRATEGIES),
     "rounds": int_range(1, 10_000),
     "clients_per_round": int_range(0, 100_000),

@@ -7,6 +7,7 @@
     * ConfigError: a setting or RunConfig field is invalid (``errors`` per field).
     * DataError: a client's data cannot be loaded (file, line, column).
     * SchemaError: a client's features or labels do not match the run.
+    * ArchitectureMismatch: a run's parameters do not fit a site's trainer.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ class DataError(FednetError):
 
 class SchemaError(FednetError):
     """A client's features or labels do not match the run."""
+
+
+class ArchitectureMismatch(FednetError, ValueError):
+    """A run's parameters (names, shapes, dtypes) do not fit a site's trainer."""
 
 
 class ConfigError(FednetError):

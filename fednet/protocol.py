@@ -32,9 +32,15 @@ from fednet.params import (
     frame_to_arrays,
 )
 from fednet.secagg.wire import SecaggMessage
+from fednet.trainer_messages import InitRequest as InitRequest
+from fednet.trainer_messages import InitResult as InitResult
+from fednet.trainer_messages import Trainers as Trainers
 from fednet.typing import NDArrays
 
 PROTOCOL_VERSION = 1
+"""The version of ``hello`` (the coordinator refuses others); a coordinator's
+``welcome`` says the highest it speaks (:data:`TRAINERS_VERSION` and up know
+``trainers``, ``init_request`` and ``init_result``)."""
 MAX_TEXT_BYTES = 1 << 20
 MAX_HELLO_CHARS = 256 << 10
 """The longest message before a welcomed ``hello`` (binary ones are refused)."""
@@ -209,11 +215,11 @@ class Error:
 
 Message = Union[
     Hello, Welcome, Status, Fit, FitResult, Evaluate, EvaluateResult,
-    UploadRequest, UploadGrant, Error,
+    UploadRequest, UploadGrant, Error, Trainers, InitRequest, InitResult,
     SecaggMessage,  # secure aggregation's stages (fednet.secagg.wire)
 ]
 MESSAGE_TYPES: dict[str, type[Message]] = {cls.type: cls for cls in get_args(Message)}
-BINARY_TYPES = frozenset({"fit", "fit_result", "evaluate"})
+BINARY_TYPES = frozenset({"fit", "fit_result", "evaluate", "init_result"})
 
 for _cls in MESSAGE_TYPES.values():  # parameters travel as arrays, not as JSON
     fields.check_table(_cls, _cls.FIELDS, exclude=("parameters",))

@@ -135,6 +135,8 @@ class ClientSettings:
     max_message_bytes: int = 1 << 30
     fit_delay_s: float = 0.0  # tests and benchmarks: a slow site
     exit_after_masked: bool = False  # tests: a site that dies mid secure round
+    # --trainer values: module:attribute or name=module:attribute (docs/models.md)
+    trainers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         errors: dict[str, str] = {}

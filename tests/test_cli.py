@@ -460,3 +460,17 @@ def test_server_listens_with_a_backlog_for_a_fleet_dialling_at_once(
     args = _parse("server", "--state-dir", str(tmp_path), "--port", "0")
     assert commands.server_command(args) == 0
     assert seen["backlog"] >= 4096
+
+
+def test_client_trainers_come_from_flags_or_fednet_trainer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--trainer repeats; FEDNET_TRAINER (comma-separated) counts without flags."""
+    monkeypatch.setenv("FEDNET_TRAINER", "a.b:c, cnn=pkg.mod:make")
+
+    from_env = _parse("client")
+    flags = _parse("client", "--trainer", "x:y", "--trainer", "n=p.q:r")
+
+    assert from_env.trainer is None
+    assert from_env.trainer_env == ("a.b:c", "cnn=pkg.mod:make")
+    assert flags.trainer == ["x:y", "n=p.q:r"]

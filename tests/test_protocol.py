@@ -13,6 +13,7 @@ from fednet.config import RunConfig
 from fednet.exceptions import ProtocolError
 from fednet.fields import check_table, int_field
 from fednet.fitconfig import FitConfig
+from fednet.learning.trainers.architecture import Architecture
 from fednet.params import arrays_to_frame
 from fednet.secagg.wire import (
     SecaggAdvertise,
@@ -31,8 +32,11 @@ from fednet.protocol import (
     Fit,
     FitResult,
     Hello,
+    InitRequest,
+    InitResult,
     Message,
     Status,
+    Trainers,
     UploadGrant,
     UploadRequest,
     Welcome,
@@ -75,6 +79,10 @@ MESSAGES: list[Message] = [
     SecaggUnmaskResult(3, 2, (("site-c", "01" * 66),), (("site-a", "02" * 66),)),
     Error("invalid_update", "array 0: bad shape", 3, 2),
     Error("protocol_error", "bad"),
+    Trainers(({"name": "logreg", "fingerprint": "ab" * 32},
+              {"name": "cnn", "fingerprint": ""})),
+    InitRequest(3, CONFIG),
+    InitResult(3, Architecture.from_arrays("k", ["W", "b"], PARAMS).to_dict(), PARAMS),
 ]
 
 
@@ -93,7 +101,7 @@ def test_array_messages_travel_as_binary_and_others_as_text() -> None:
     """fit, fit_result and evaluate are binary frames; the rest JSON text."""
     for message in MESSAGES:
         frame = serialize(message)
-        binary = message.type in ("fit", "fit_result", "evaluate")
+        binary = message.type in ("fit", "fit_result", "evaluate", "init_result")
         assert isinstance(frame, bytearray) is binary
         assert isinstance(frame, str) is not binary
 
@@ -281,3 +289,20 @@ def test_malformed_fit_config_names_the_message_and_the_key() -> None:
     bad = {**CONFIG.to_dict(), "batch_size": 0}
     with pytest.raises(ProtocolError, match="^fit: config: invalid batch_size"):
         parse(_frame(Fit(1, 2, CONFIG, PARAMS), {"config": bad}))
+
+
+@pytest.mark.parametrize(
+    "trainers",
+    [
+        "logreg",
+        [{"name": "logreg"}],
+        [{"name": "bad name", "fingerprint": ""}],
+        [{"name": "x", "fingerprint": "zz"}],
+        [{"name": "x", "fingerprint": ""}, {"name": "x", "fingerprint": ""}],
+        [{"name": f"t{i}", "fingerprint": ""} for i in range(65)],
+    ],
+)
+def test_malformed_trainers_are_refused(trainers: Any) -> None:
+    """A trainers message is bounded: names, fingerprints, count, no duplicates."""
+    with pytest.raises(ProtocolError, match="trainers"):
+        parse(json.dumps({"type": "trainers", "trainers": trainers}))

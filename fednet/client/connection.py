@@ -13,6 +13,7 @@ from fednet.client import work
 from fednet.client.secure import SECURE_STEPS, SecureSite, exit_now
 from fednet.client.state import ClientState
 from fednet.client.trainer import Trainer
+from fednet.client.sitetrainers import direct_only, error_code
 from fednet.exceptions import FednetError, ProtocolError
 from fednet.params import Limits
 from fednet.protocol import (
@@ -22,22 +23,23 @@ from fednet.protocol import (
     Fit,
     FitResult,
     Hello,
+    InitRequest,
+    InitResult,
     Message,
     Status,
     UploadGrant,
     UploadRequest,
     Welcome,
-    parse,
     serialize_parts,
 )
 from fednet.gossip import average_relay
+from fednet.client.handshake import handshake, text_frame
 from fednet.reader import MessageReader
 from fednet.secagg.wire import SecaggSetup, SecaggShares
 from fednet.typing import Metrics, NDArrays
 
 logger = logging.getLogger(__name__)
 
-WELCOME_TIMEOUT_S = 30.0
 _DATA_FRAMES = (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY)
 
 
@@ -105,20 +107,8 @@ class Connection:
             ProtocolError: if the answer is malformed or not a welcome.
             asyncio.TimeoutError: if no answer comes within ``WELCOME_TIMEOUT_S``.
         """
-        await ws.send_str(_text(hello))
-        frame = await ws.receive(timeout=WELCOME_TIMEOUT_S)
-        if frame.type not in _DATA_FRAMES:
-            raise ConnectionError(f"closed before welcome (code {ws.close_code})")
-        message = parse(frame.data, limits)
-        if isinstance(message, Error):
-            state.state = "refused"
-            raise ConnectionError(f"refused by the server: {message.message}")
-        if not isinstance(message, Welcome):
-            raise ProtocolError(f"expected welcome, got {message.type}")
-        state.client_id = message.client_id
-        state.state, state.connects = "connected", state.connects + 1
-        state.connected_since = time.time()
-        return cls(ws, message, trainer, state, limits, buffers)
+        welcome = await handshake(ws, hello, trainer, state, limits)
+        return cls(ws, welcome, trainer, state, limits, buffers)
 
     async def serve(self) -> None:
         """Answer requests until the coordinator closes; then end every task."""
@@ -143,7 +133,7 @@ class Connection:
         except ProtocolError as e:
             logger.warning("malformed frame from the server: %s", e)
             return
-        if isinstance(message, (Fit, Evaluate, *SECURE_STEPS)):
+        if isinstance(message, (Fit, Evaluate, InitRequest, *SECURE_STEPS)):
             self._work.put(message)
         elif isinstance(message, SecaggSetup):
             self._secure.setup(message)
@@ -176,10 +166,12 @@ class Connection:
                     exc_info=not isinstance(e, (FednetError, ValueError)),
                 )
                 error = Error(
-                    "client_error", str(e), request.run_id, request.server_round
+                    error_code(e), str(e), request.run_id, request.server_round
                 )
                 parts = serialize_parts(error)
             nbytes = sum(len(p) for p in parts)
+            if isinstance(reply, InitResult):
+                parts = direct_only(parts, nbytes, reply.run_id, self.welcome)
             # The coordinator joins multi-part frames only for granted uploads.
             if isinstance(reply, FitResult) and (
                 len(parts) > 1 or nbytes > self.welcome.direct_upload_bytes
@@ -198,6 +190,10 @@ class Connection:
             return self._secure.after_fit(request, await self._fit(request))
         if isinstance(request, Evaluate):
             return await self._evaluate(request)
+        if isinstance(request, InitRequest):
+            config = request.config
+            arch, params = await asyncio.to_thread(self._trainer.initial, config)
+            return InitResult(request.run_id, arch, params)
         return await asyncio.to_thread(self._secure.step, request)
 
     async def _fit(self, request: Fit) -> FitResult:
@@ -244,7 +240,7 @@ class Connection:
         key = (reply.run_id, reply.server_round)
         self._grants.expect(key)
         request = UploadRequest(reply.run_id, reply.server_round, nbytes)
-        await self._send([_text(request)])
+        await self._send([text_frame(request)])
         if await self._grants.wait(key):
             return True
         logger.warning(
@@ -260,7 +256,7 @@ class Connection:
         """Show ``state`` on the status page and tell the coordinator."""
         self._state.state = state if state != "idle" else "connected"
         self._wire_state = state
-        await self._send([_text(Status(state))])
+        await self._send([text_frame(Status(state))])
 
     async def _send(self, parts: list[str | bytes | memoryview]) -> None:
         """Send one message's parts together: nothing may come between them."""
@@ -282,7 +278,7 @@ class Connection:
         """
         while not self._ws.closed:
             await asyncio.sleep(self.welcome.heartbeat_s)
-            await self._send([_text(Status(self._wire_state))])
+            await self._send([text_frame(Status(self._wire_state))])
 
 
 def _fit_request(trainer: Trainer, request: Fit) -> tuple[NDArrays, int, Metrics]:
@@ -290,10 +286,3 @@ def _fit_request(trainer: Trainer, request: Fit) -> tuple[NDArrays, int, Metrics
     params, peers = request.parameters, request.config.peer_models
     return trainer.fit(average_relay(params, peers) if peers else params,
                        request.config)
-
-
-def _text(message: Message) -> str:
-    """Return a control message's one text frame."""
-    (frame,) = serialize_parts(message)
-    assert isinstance(frame, str)
-    return frame

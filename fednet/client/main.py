@@ -16,7 +16,9 @@ from aiohttp import web
 
 from fednet.client.runner import ClientRunner
 from fednet.client.status import create_status_app
+from fednet.client.sitetrainers import SiteTrainers, site_context
 from fednet.client.trainer import Trainer
+from fednet.learning.trainers.registry import site_trainer_names
 from fednet.settings import ClientSettings
 from fednet.learning.datasets import ClientData, load_builtin_partition, load_csv
 from fednet.fitconfig import FitConfig
@@ -70,9 +72,14 @@ class SlowTrainer(Trainer):
     """
 
     def __init__(
-        self, data: ClientData | None, *, client_number: int, delay_s: float
+        self,
+        data: ClientData | None,
+        *,
+        client_number: int,
+        delay_s: float,
+        trainers: SiteTrainers | None = None,
     ) -> None:
-        super().__init__(data, client_number=client_number)
+        super().__init__(data, client_number=client_number, trainers=trainers)
         self.delay_s = delay_s
 
     def fit(
@@ -81,6 +88,22 @@ class SlowTrainer(Trainer):
         """Sleep, then train as a Trainer does."""
         time.sleep(self.delay_s)
         return super().fit(params, config)
+
+
+def load_trainers(
+    settings: ClientSettings, data: ClientData | None, number: int
+) -> SiteTrainers:
+    """Find and check the trainers this site offers; the broken ones are left out.
+
+    Raises:
+        TrainerNotFound: if a ``--trainer`` value is malformed or names twice.
+    """
+    site = SiteTrainers(site_trainer_names(settings.trainers))
+    if data is not None:
+        site.check(site_context(data, number))
+    offered = ", ".join(sorted(site.factories)) or "none"
+    logger.info("trainers: %s", offered)
+    return site
 
 
 def client_number(settings: ClientSettings) -> int:
@@ -142,10 +165,13 @@ def run_client(
     data, description = load_client_data(settings)
     logger.info("data: %s", description)
     number = client_number(settings)
+    site = load_trainers(settings, data, number)
     trainer = (
-        SlowTrainer(data, client_number=number, delay_s=settings.fit_delay_s)
+        SlowTrainer(
+            data, client_number=number, delay_s=settings.fit_delay_s, trainers=site
+        )
         if settings.fit_delay_s
-        else Trainer(data, client_number=number)
+        else Trainer(data, client_number=number, trainers=site)
     )
     runner = ClientRunner(settings, trainer, rng)
     runner.state.exit_after_masked = settings.exit_after_masked

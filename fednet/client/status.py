@@ -77,6 +77,8 @@ def status_dict(runner: ClientRunner, description: str) -> dict[str, object]:
         "data": description,
         "num_examples": runner.trainer.num_examples,
         "task": runner.trainer.task,
+        "trainers": ", ".join(t["name"] for t in runner.trainer.announce()) or None,
+        "unavailable_trainers": dict(runner.trainer.trainers.failures) or None,
         "rounds_trained": state.rounds_trained,
         "last_round": state.last_round,
         "last_error": state.last_error,

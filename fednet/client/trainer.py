@@ -9,14 +9,21 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fednet.client.sitetrainers import (
+    SiteTrainers,
+    check_run_parameters,
+    site_context,
+    train_config,
+)
 from fednet.exceptions import DataError, SchemaError
 from fednet.fitconfig import FitConfig
 from fednet.learning import metrics as evaluation
-from fednet.learning import models
 from fednet.learning.datasets import ClientData
 from fednet.learning.preprocess import Preprocess
 from fednet.learning.schema import Schema, check_schema
 from fednet.learning.target import TargetStats
+from fednet.learning.trainers.base import Predictor, TrainerContext
+from fednet.learning.trainers.base import Trainer as SiteTrainer
 from fednet.typing import NDArray, NDArrays
 
 logger = logging.getLogger(__name__)
@@ -32,11 +39,23 @@ class Trainer:
         data: the client's data, or None for the synthetic task (no data).
         client_number: this client's number, used to seed its randomness and
             to offset its synthetic updates.
+        trainers: the trainers this site offers (None: the built-ins).
     """
 
-    def __init__(self, data: ClientData | None, *, client_number: int = 1) -> None:
+    def __init__(
+        self,
+        data: ClientData | None,
+        *,
+        client_number: int = 1,
+        trainers: SiteTrainers | None = None,
+    ) -> None:
         self._data = data
         self._client_number = client_number
+        if trainers is None:  # the built-ins, checked on this site's data
+            trainers = SiteTrainers()
+            if data is not None:
+                trainers.check(site_context(data, client_number))
+        self.trainers = trainers
         # The run's preprocessing and the inputs it gave (train, validation).
         self._prepared: tuple[Preprocess, F32, F32] | None = None
 
@@ -70,6 +89,9 @@ class Trainer:
     ) -> tuple[NDArrays, int, dict[str, float]]:
         """Train ``params`` on the local train split for one round.
 
+        The run's trainer (``config.model``, one of this site's) trains;
+        the built-ins give the numbers :func:`models.fit` gives.
+
         Args:
             params: the global model (never written to).
             config: the round's configuration, from the coordinator.
@@ -81,47 +103,29 @@ class Trainer:
             DataError: if the run's task is not the one this client's data serves.
             SchemaError: if the run names no classes, or its classes miss one
                 of this client's labels.
-            ValueError: on parameters of the wrong shapes, or if training
-                diverges.
+            TrainerNotFound: if this site has no such trainer, or it cannot
+                be built for the run.
+            ArchitectureMismatch: on parameters its trainer cannot take.
+            ValueError: if training diverges.
         """
         data = self._task_data(config)
         if data is None:
             offset = np.float32(SYNTHETIC_OFFSET * self._client_number)
             new = [np.asarray(p, dtype=np.float32) + offset for p in params]
             return [p.astype(np.float32, copy=False) for p in new], 1, {}
-        x_train, _ = self._inputs(config, data)
-        y_train: npt.NDArray[Any]
-        if config.regression:
-            y_train = self._targets(data.targets_train)
-            if config.preprocess is not None:
-                y_train = config.preprocess.scale_target(y_train)
-            num_classes = 1
-        else:
-            num_classes, y_train = self._labels_for_run(config, data.y_train)
-        rng = np.random.default_rng(
-            [config.seed, config.server_round, self._client_number]
-        )
-        new_params, metrics = models.fit(
-            config.model,
-            params,
-            x_train,
-            y_train,
-            num_classes=num_classes,
-            epochs=config.local_epochs,
-            batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            rng=rng,
-            proximal_mu=config.proximal_mu,
-            regression=config.regression,
+        trainer, context = self.run_trainer(config, data)
+        check_run_parameters(trainer, params)
+        new_params, num_examples, metrics = trainer.fit(
+            list(params), train_config(config)
         )
         logger.debug(
-            "fit: round %d, %d examples, train_loss %.4f",
+            "fit: round %d, %d examples, metrics %s",
             config.server_round,
-            data.num_examples,
-            metrics["train_loss"],
+            num_examples,
+            metrics,
             extra={"server_round": config.server_round},
         )
-        return new_params, data.num_examples, metrics
+        return list(new_params), num_examples, dict(metrics)
 
     def evaluate(
         self, params: Sequence[NDArray], config: FitConfig
@@ -129,38 +133,106 @@ class Trainer:
         """Measure ``params`` on the local validation split.
 
         Returns:
-            ``(loss, num_examples, {"accuracy": ...})`` plus, when the
-            coordinator asks, the summable statistics of
-            :mod:`fednet.learning.metrics`; synthetic: ``(0.0, 1, {})``.
+            ``(loss, num_examples, metrics)`` as the run's trainer measures
+            them plus, when the coordinator asks and the trainer offers
+            ``predict``, the summable statistics of :mod:`fednet.learning.metrics`
+            computed here from its predictions (regression: the loss is then
+            the mean squared error in the label's units); synthetic:
+            ``(0.0, 1, {})``.
 
         Raises:
-            DataError, SchemaError, ValueError: as for :meth:`fit`.
+            DataError, SchemaError, TrainerNotFound, ArchitectureMismatch,
+            ValueError: as for :meth:`fit`.
         """
         data = self._task_data(config)
         if data is None:
             return 0.0, 1, {}
-        _, x_val = self._inputs(config, data)
-        if config.regression:
+        trainer, context = self.run_trainer(config, data)
+        check_run_parameters(trainer, params)
+        arrays = list(params)
+        predictor = trainer if isinstance(trainer, Predictor) else None
+        if config.regression and predictor is not None:
             targets = self._targets(data.targets_val)
-            models.check_params(config.model, params, x_val.shape[1], 1)
-            predicted: npt.NDArray[Any] = models.predict_values(
-                config.model, params, x_val
-            )
+            predicted: npt.NDArray[Any] = predictor.predict(arrays, context.x_val)
             if config.preprocess is not None:
                 predicted = config.preprocess.unscale_target(predicted)
             sums = evaluation.regression_stats(targets, predicted)
             wire = evaluation.to_wire(sums) if config.statistics else {}
             return sums.sums[0] / len(targets), len(targets), wire
-        num_classes, y_val = self._labels_for_run(config, data.y_val)
-        loss, accuracy = models.evaluate(
-            config.model, params, x_val, y_val, num_classes=num_classes
-        )
-        metrics = {"accuracy": accuracy}
-        if config.statistics and num_classes <= evaluation.MAX_STATS_CLASSES:
-            proba = models.predict_proba(config.model, params, x_val)
-            stats = evaluation.classification_stats(y_val, proba, num_classes)
+        loss, num_examples, metrics = trainer.evaluate(arrays, train_config(config))
+        metrics = dict(metrics)
+        num_classes = context.num_classes
+        if (
+            config.statistics
+            and predictor is not None
+            and num_classes is not None
+            and num_classes <= evaluation.MAX_STATS_CLASSES
+        ):
+            proba = np.asarray(predictor.predict(arrays, context.x_val), np.float64)
+            labels = np.asarray(context.y_val, dtype=np.int64)
+            stats = evaluation.classification_stats(labels, proba, num_classes)
             metrics.update(evaluation.to_wire(stats))
-        return loss, len(y_val), metrics
+        return float(loss), num_examples, metrics
+
+    def announce(self) -> list[dict[str, str]]:
+        """Return the ``trainers`` this site announces (none without data)."""
+        return [] if self._data is None else self.trainers.announce()
+
+    def initial(self, config: FitConfig) -> tuple[dict[str, Any], NDArrays]:
+        """Return the run's trainer's architecture and initial parameters.
+
+        Raises:
+            DataError, SchemaError, TrainerNotFound: as for :meth:`fit`.
+        """
+        data = self._task_data(config)
+        if data is None:
+            raise DataError("the synthetic task has no trainer to initialise")
+        trainer, _ = self.run_trainer(config, data)
+        params = [np.array(p, copy=True) for p in trainer.get_parameters()]
+        check_run_parameters(trainer, params)
+        return trainer.architecture().to_dict(), params
+
+    def run_trainer(
+        self, config: FitConfig, data: ClientData
+    ) -> tuple[SiteTrainer, TrainerContext]:
+        """Return the run's trainer built on the site's data as the run sees it.
+
+        The context holds the inputs under the run's preprocessing, the
+        labels mapped onto the run's classes (or the scaled targets), and the
+        run's options; it is built once per run, not per round.
+
+        Raises:
+            SchemaError, TrainerNotFound: as for :meth:`fit`.
+        """
+        x_train, x_val = self._inputs(config, data)
+        y_train: npt.NDArray[Any]
+        y_val: npt.NDArray[Any]
+        num_classes: int | None
+        if config.regression:
+            y_train = self._targets(data.targets_train)
+            y_val = self._targets(data.targets_val)
+            if config.preprocess is not None:
+                y_train = config.preprocess.scale_target(y_train)
+                y_val = config.preprocess.scale_target(y_val)
+            num_classes = None
+        else:
+            num_classes, y_train = self._labels_for_run(config, data.y_train)
+            _, y_val = self._labels_for_run(config, data.y_val)
+        names = data.feature_names
+        if len(names) != x_train.shape[1] and config.preprocess is not None:
+            names = config.preprocess.feature_names(names)  # one-hot columns
+        context = TrainerContext(
+            x_train, y_train, x_val, y_val, num_classes,
+            names if len(names) == x_train.shape[1] else (),
+            site_number=self._client_number,
+            options={"hidden_units": config.hidden_units},
+        )
+        # The inputs identify the run's preprocessing: they are the same array
+        # while it is (and a cached trainer keeps them alive, so the id too).
+        key = (config.task, config.classes, config.regression, config.hidden_units,
+               id(x_train))
+        trainer = self.trainers.build(config.model, context, key)
+        return trainer, context
 
     def _task_data(self, config: FitConfig) -> ClientData | None:
         """Return the data for the run's task, or None for the synthetic task."""

@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from fednet.buffers import BufferPool
-from fednet.protocol import Evaluate, Fit
+from fednet.protocol import Evaluate, Fit, InitRequest
 from fednet.secagg.wire import SecaggRoster, SecaggShares, SecaggUnmask
 
 logger = logging.getLogger(__name__)
@@ -27,8 +27,9 @@ moved on; read at each wait, so tests may shorten it.
 """
 
 GrantKey = tuple[int, int]
-Request = Fit | Evaluate | SecaggRoster | SecaggShares | SecaggUnmask
-"""What a connection answers in order: trainer work and secure-round stages."""
+Request = Fit | Evaluate | InitRequest | SecaggRoster | SecaggShares | SecaggUnmask
+"""What a connection answers in order: trainer work, a run's initial model
+from this site's trainer, and secure-round stages."""
 
 
 class WorkQueue:

@@ -121,6 +121,8 @@ def _client_schema() -> Schema:
         "last_seen": NUMBER,
         "eligible": BOOLEAN,
         "note": STRING_OR_NULL,
+        "trainers": {"type": "array", "items": _object(
+            {"name": STRING, "fingerprint": STRING_OR_NULL})},
         "last_round": {**OBJECT_OR_NULL, "additionalProperties": METRIC},
     }
     # A site's address and schema are for admins; viewers get the rest.

@@ -5,7 +5,8 @@ client connections, timeouts from its own timer), sends what the machine
 produced and records what it decided. The machine is only ever called from
 the event loop; the costly work around it runs in threads: validating and
 folding large updates (one at a time, in the run's fold thread) and the store's
-writes (which fsync); sends run in tasks of their own (:mod:`.sender`).
+writes (which fsync); sends run in tasks of their own (:mod:`.sender`). Which
+sites the run's trainer takes, and its initial model, are :mod:`.runtrainer`'s.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from fednet.securemachine import SecureRoundMachine
 from fednet.server.folds import FoldRunner
 from fednet.server.events import EventHub, RoundProgress, RunStatus
 from fednet.server.recorder import RunRecorder
-from fednet.server.registry import ClientConn, Registry
+from fednet.server.registry import ClientConn, Registry, ignored_result
+from fednet.server.runtrainer import NoInitialParameters, RunTrainer, site_started
 from fednet.server.sender import Outbox
 from fednet.server.setup import RunSetup, build_machine, prepare_run
 from fednet.server.store import Store
@@ -81,6 +83,7 @@ class RunDriver:
         self._outcome: tuple[str, str | None] = ("failed", "ended without a result")
         self._folds = FoldRunner(f"fold-{run_id}", self._folded)
         self._outbox = Outbox(registry, self._delivered)
+        self.trainer = RunTrainer(config)
 
     # -- control ---------------------------------------------------------------
 
@@ -130,6 +133,13 @@ class RunDriver:
         elif machine is not None:
             self._after_input()  # a refusal may have produced messages
 
+    def error_received(self, conn: ClientConn, msg: Error) -> None:
+        """Drop a site that cannot answer; exclude one whose trainer cannot serve."""
+        if self.trainer.error(conn, msg):
+            self._registry.updated(conn)
+        if not conn.eligible or msg.server_round == self.progress().server_round:
+            self.client_left(conn)
+
     def evaluate_received(self, conn: ClientConn, msg: EvaluateResult) -> None:
         """Hand an ``evaluate_result`` to the machine, weighed at most as declared."""
         machine = self._machine_for(conn, msg.run_id)
@@ -162,8 +172,6 @@ class RunDriver:
         self._events.publish(RoundProgress(self.progress()))
         self._waits.kick()
 
-    # -- views ------------------------------------------------------------------
-
     @property
     def setup(self) -> RunSetup | None:
         """Return the run's fixed facts (schema, start model), once prepared."""
@@ -189,8 +197,6 @@ class RunDriver:
         run = self._store.get_run(self.run_id, with_rounds=False)
         self._events.publish(RunStatus(run, None if self.ended else self.progress()))
 
-    # -- the run ------------------------------------------------------------------
-
     async def _drive(self) -> None:
         status, error, played = "failed", None, False
         try:
@@ -200,6 +206,8 @@ class RunDriver:
             if self._shutdown:
                 raise
             status, error = "stopped", "stopped by an operator"
+        except NoInitialParameters as e:  # the sites', not a bug: no traceback
+            error = str(e)
         except Exception as e:  # noqa: BLE001 - a run must end with a reason
             logger.exception("run %d crashed", self.run_id)
             error = f"internal error: {e}"
@@ -215,7 +223,7 @@ class RunDriver:
         self.publish_status()
 
     async def _prepare(self) -> RunMachine:
-        candidates = await self._waits.for_candidates(self.config)
+        candidates = await self._waits.for_candidates(self.config, self.trainer.serves)
         stored = self._store.get_run(self.run_id, with_rounds=False)
         self._setup = setup = await asyncio.to_thread(
             prepare_run, self._store, self.run_id, self.config, self.completed_rounds,
@@ -223,6 +231,9 @@ class RunDriver:
         )
         for conn in self._registry.connected():
             self._check_eligible(setup, conn)
+        self._setup = setup = await site_started(
+            self.trainer, self.run_id, setup, self._registry, self._post, self._store
+        )
         await self._recorder.mark_running(setup.schema_dict)
         self._machine = build_machine(self.run_id, self.config, setup,
                                       self.completed_rounds)
@@ -284,17 +295,6 @@ class RunDriver:
 
     def _check_eligible(self, setup: RunSetup, conn: ClientConn) -> None:
         """Mark a client eligible for the run, or tell it why it is not."""
-        reason = setup.ineligibility(conn.hello)
-        conn.eligible, conn.note = reason is None, reason
-        if reason is None:
-            return
-        error = Error("schema_mismatch", reason, self.run_id)
-        self._outbox.post((conn.client_id,), error)
-        logger.warning("client %s cannot join run %d: %s", conn.client_id,
-                       self.run_id, reason)
-
-
-def ignored_result(conn: ClientConn, run_id: int) -> None:
-    """Log a result for a run that is not the active one (it changes nothing)."""
-    logger.warning("ignored a result of client %s for run %d, which is not active",
-                   conn.client_id, run_id)
+        error = self.trainer.check(setup, conn, self.run_id)
+        if error is not None:
+            self._outbox.post((conn.client_id,), error)

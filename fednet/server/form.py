@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
-from fednet.config import DP_AVAILABLE, IMPUTE, MODELS, MODES_AVAILABLE, STRATEGIES
-from fednet.config import TASKS, RunConfig
+from fednet.config import DP_AVAILABLE, IMPUTE, MODES_AVAILABLE, STRATEGIES, TASKS
+from fednet.config import RunConfig
 from fednet.learning.metrics import CLASSIFICATION, REGRESSION
+from fednet.learning.trainers.builtin import BUILTIN
 from fednet.runmetrics import PROBLEMS
+from fednet.server.registry import ClientConn, announced_trainers
 
 GROUPS = ("What", "Who", "How", "Strategy", "Privacy", "Data", "Scoring", "Advanced")
 """The form's fieldsets, in order (``Advanced`` is folded away)."""
@@ -47,7 +50,8 @@ _BOOL = ("false", "true")
 _FIELDS = (
     FormField("task", "Task", "Dataset the clients hold", "What", TASKS),
     FormField(
-        "model", "Model", "Logistic regression or a one-layer MLP", "What", MODELS
+        "model", "Model", "A trainer the sites offer: logreg, mlp or a site's own",
+        "What", entry="text",
     ),
     FormField(
         "strategy", "Strategy", "How client updates are combined", "What", STRATEGIES
@@ -231,3 +235,9 @@ def _form_value(value: Any) -> Any:
     if isinstance(value, tuple):
         return ", ".join(value)
     return value
+
+
+def trainer_names(clients: Iterable[ClientConn]) -> list[str]:
+    """Return the trainers the connected sites offer, built-ins first, for the form."""
+    offered = {str(t["name"]) for c in clients for t in announced_trainers(c.trainers)}
+    return [*sorted(BUILTIN), *sorted(offered - set(BUILTIN))]

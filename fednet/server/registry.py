@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from fednet.learning.trainers.builtin import BUILTIN
 from fednet.protocol import Hello
 from fednet.server.events import ClientChange, ClientChanged, EventHub
 from fednet.typing import ClientId
@@ -86,6 +87,8 @@ class ClientConn:
     last_round: dict[str, Any] | None = None
     site: str | None = None
     """The registered site whose credential the client presented, if any."""
+    trainers: tuple[dict[str, str], ...] | None = None
+    """What the client announced in ``trainers``; None: the built-ins (older)."""
     bytes_received: int = 0
     bytes_sent: int = 0
     stats: Counter[str] = field(default_factory=Counter, repr=False)
@@ -160,8 +163,19 @@ class ClientConn:
             "last_seen": self.last_seen,
             "eligible": self.eligible,
             "note": self.note,
+            "trainers": announced_trainers(self.trainers),
             "last_round": self.last_round,
         }
+
+
+def announced_trainers(
+    trainers: tuple[dict[str, str], ...] | None,
+) -> list[dict[str, str | None]]:
+    """Return a client's ``[{name, fingerprint}]``; older ones: the built-ins."""
+    if trainers is None:
+        return [{"name": name, "fingerprint": None} for name in sorted(BUILTIN)]
+    return [{"name": t["name"], "fingerprint": t["fingerprint"] or None}
+            for t in trainers]
 
 
 async def _send_part(ws: web.WebSocketResponse, part: Part) -> None:
@@ -233,6 +247,10 @@ class Registry:
                 del self._clients[old]
         self._notify("client_left", conn)
 
+    def updated(self, conn: ClientConn) -> None:
+        """Tell the waits and dashboards a client's facts changed (its trainers)."""
+        self._notify("client_status", conn)
+
     def set_status(self, conn: ClientConn, status: str) -> None:
         """Update a client's live status and tell the dashboards."""
         if conn.status != status:
@@ -243,3 +261,9 @@ class Registry:
         self.changed.set()
         self.changed = asyncio.Event()
         self._events.publish(ClientChanged(kind, conn.to_dict()))
+
+
+def ignored_result(conn: ClientConn, run_id: int) -> None:
+    """Log a result for a run that is not the active one (it changes nothing)."""
+    logger.warning("ignored a result of client %s for run %d, which is not active",
+                   conn.client_id, run_id)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fednet.config import DP_AVAILABLE, IMPUTE, MODELS, MODES_AVAILABLE, STRATEGIES
-from fednet.config import TASKS, RunConfig
+from fednet.config import DP_AVAILABLE, IMPUTE, MODES_AVAILABLE, STRATEGIES, TASKS
+from fednet.config import RunConfig
 from fednet.fields import INT64_MAX
 from fednet.gossip import MAX_GOSSIP_PEERS
+from fednet.learning.trainers.architecture import TRAINER_NAME
 from fednet.learning.metrics import CLASSIFICATION, REGRESSION
 from fednet.runmetrics import PROBLEMS
 from fednet.secagg.rules import MAX_SHARES, THRESHOLD_SCHEMA
@@ -57,7 +58,6 @@ RUN_CONFIG_RANGES: dict[str, tuple[float, float, bool]] = {
 }
 RUN_CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "task": TASKS,
-    "model": MODELS,
     "strategy": STRATEGIES,
     "dp": DP_AVAILABLE,  # distributed only with secure aggregation
     "problem": PROBLEMS,
@@ -76,6 +76,8 @@ def run_config_schema() -> Schema:
         if field.name in RUN_CONFIG_CHOICES:
             choices = list(RUN_CONFIG_CHOICES[field.name])
             spec: Schema = {"type": "string", "enum": choices}
+        elif field.name == "model":  # a trainer's name: built-in or a site's
+            spec = {"type": "string", "pattern": f"^{TRAINER_NAME.pattern}$"}
         elif isinstance(default, bool):
             spec = {"type": "boolean"}
         elif field.name == "metrics":

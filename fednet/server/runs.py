@@ -10,11 +10,11 @@ from collections import Counter
 from fednet.config import RunConfig
 from fednet.exceptions import ConfigError, FednetError
 from fednet.params import max_frame_length
-from fednet.protocol import Error, EvaluateResult, FitResult
+from fednet.protocol import Error, EvaluateResult, FitResult, InitResult
 from fednet.secagg.wire import SecaggInput
-from fednet.server.driver import RunDriver, ignored_result
+from fednet.server.driver import RunDriver
 from fednet.server.events import EventHub
-from fednet.server.registry import ClientConn, Registry
+from fednet.server.registry import ClientConn, Registry, ignored_result
 from fednet.server.store import Store
 from fednet.views import ProgressView
 
@@ -137,15 +137,22 @@ class RunManager:
             self.active.client_left(conn)
 
     def error_received(self, conn: ClientConn, msg: Error) -> None:
-        """Drop a client that reports it cannot answer the round in progress.
+        """Hand the active run a client's error about it.
 
-        The round then need not wait for it until ``round_timeout_s``.
+        A client that cannot answer the round in progress is dropped from it
+        (the round need not wait for it until ``round_timeout_s``); one whose
+        trainer cannot serve the run is ineligible for the rest of it.
         """
         driver = self.active
-        if driver is None or msg.run_id != driver.run_id:
-            return
-        if msg.server_round == driver.progress().server_round:
-            driver.client_left(conn)
+        if driver is not None and msg.run_id == driver.run_id:
+            driver.error_received(conn, msg)
+
+    def init_received(self, conn: ClientConn, msg: InitResult) -> None:
+        """Hand the active run a site's initial parameters."""
+        if self.active is not None and msg.run_id == self.active.run_id:
+            self.active.trainer.init_received(conn, msg)
+        else:
+            ignored_result(conn, msg.run_id)
 
     async def update_received(self, conn: ClientConn, msg: FitResult) -> None:
         """Hand a ``fit_result`` to the active run; return once it was folded."""

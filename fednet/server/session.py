@@ -23,8 +23,10 @@ from fednet.protocol import (
     EvaluateResult,
     FitResult,
     Hello,
+    InitResult,
     Message,
     Status,
+    Trainers,
     UploadRequest,
     Welcome,
     serialize_parts,
@@ -35,6 +37,7 @@ from fednet.server.identity import Peer
 from fednet.server.registry import ClientConn, Registry, close_socket
 from fednet.server.runs import RunManager
 from fednet.server.uploads import UploadGate, UploadRefused
+from fednet.trainer_messages import TRAINERS_VERSION
 from fednet.typing import ClientId
 
 logger = logging.getLogger(__name__)
@@ -165,6 +168,15 @@ class ClientSession:
             await self._upload_request(conn, message)
         elif isinstance(message, SECAGG_INPUTS):
             self.runs.secagg_received(conn, message)
+        elif isinstance(message, Trainers):
+            conn.trainers = message.trainers
+            self.registry.updated(conn)
+            self.runs.client_joined(conn)  # its eligibility for the active run
+        elif isinstance(message, InitResult):
+            try:
+                self.runs.init_received(conn, message)
+            finally:
+                self.buffers.release(message.parameters)
         elif isinstance(message, Status) and message.state in CLIENT_STATES:
             self.registry.set_status(conn, message.state)
         elif isinstance(message, Error):
@@ -224,6 +236,7 @@ class ClientSession:
                 self.heartbeat_s,
                 part_bytes=self.part_bytes,
                 direct_upload_bytes=self.direct_upload_bytes,
+                protocol_version=TRAINERS_VERSION,
             )
         )
         self.registry.add(self.conn)

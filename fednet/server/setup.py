@@ -14,6 +14,7 @@ from fednet.exceptions import ConfigError, SchemaError
 from fednet.fedopt import ServerState
 from fednet.learning import models
 from fednet.learning.datasets import load_builtin_test
+from fednet.learning.trainers.builtin import BUILTIN
 from fednet.learning.metrics import EvalStats, classification_stats
 from fednet.learning.preprocess import Preprocess
 from fednet.learning.schema import Schema, check_schema
@@ -172,15 +173,14 @@ def prepare_run(
             raise FileNotFoundError(
                 f"checkpoint of run {run_id} round {completed_rounds} is missing"
             )
-    else:
-        params = (
-            initial_params(config, schema, preprocess)
-            if warm is None
-            else warm.parameters
-        )
+    elif warm is not None or schema is None or config.model in BUILTIN:
+        params = initial_params(config, schema, preprocess) if warm is None else (
+            warm.parameters)
         store.save_model(run_id, 0, params)
+    else:  # a site's trainer: one eligible site gives them (server/runtrainer.py)
+        params = []
     central: CentralEvaluate | None = None
-    if config.task in ("digits", "breast_cancer"):
+    if config.task in ("digits", "breast_cancer") and config.model in BUILTIN:
         central = _central_evaluator(config)
     return RunSetup(
         task=config.task,

@@ -12,8 +12,8 @@ from fednet.fields import parse_int64
 from fednet.server import access, auth
 from fednet.server.api import run_with_progress
 from fednet.server.dashboard import build_snapshot, strict_dumps
-from fednet.server.form import GROUPS, launch_form_fields
-from fednet.server.keys import RUNS, STORE
+from fednet.server.form import GROUPS, launch_form_fields, trainer_names
+from fednet.server.keys import REGISTRY, RUNS, STORE
 
 
 def _snapshot_json(data: Any) -> Markup:
@@ -34,6 +34,7 @@ async def index(request: web.Request) -> web.Response:
     context = {
         "page": "dashboard",
         "fields": launch_form_fields(),
+        "trainer_names": trainer_names(request.app[REGISTRY].connected()),
         "groups": GROUPS,
         "snapshot": _snapshot_json(build_snapshot(request.app, site_details=details)),
     }

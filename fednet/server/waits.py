@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from fednet.config import RunConfig
 from fednet.machine import RunMachine
@@ -31,12 +32,16 @@ class Waits:
         """Wake the driver: an input changed the machine."""
         self.changed.set()
 
-    async def for_candidates(self, config: RunConfig) -> list[ClientConn]:
-        """Return the connected clients of the run's task once there are enough."""
+    async def for_candidates(
+        self, config: RunConfig, serves: Callable[[ClientConn], bool]
+    ) -> list[ClientConn]:
+        """Return the connected clients of the run's task and trainer, enough of them.
+        """
         while True:
             changed = self._registry.changed
             ready = [
-                c for c in self._registry.connected() if c.hello.task == config.task
+                c for c in self._registry.connected()
+                if c.hello.task == config.task and serves(c)
             ]
             if len(ready) >= config.min_clients:
                 return ready

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import re
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fednet.config import RunConfig
+from fednet.protocol import Trainers
 from fednet.records import RoundRecord
 from fednet.server.keys import STORE
 from fednet.typing import ClientId
@@ -184,3 +186,31 @@ async def test_rounds_rows_come_from_the_run_page_template(
     bad = await client.get(f"/runs/{run_id}/rounds?since=x")
     missing = await client.get("/runs/999/rounds")
     assert (bad.status, missing.status) == (400, 404)
+
+
+async def test_launch_form_lists_the_trainers_of_the_connected_sites(
+    make_client: AppFactory,
+) -> None:
+    """The model field suggests the built-ins and every connected site's trainers."""
+    client = await make_client(web_dir=WEB_DIR)  # this tree's templates
+    async with client.ws_connect("/ws") as ws:
+        await send(ws, hello("site-a"))
+        await receive(ws)
+        await send(ws, Trainers(({"name": "digits_cnn", "fingerprint": "a" * 64},)))
+        await _until_trainers(client)
+        page = await (await client.get("/")).text()
+    datalist = re.search(r'<datalist id="trainer-names">(.*?)</datalist>', page)
+    assert datalist is not None
+    assert re.findall(r'value="([^"]+)"', datalist.group(1)) == [
+        "logreg", "mlp", "digits_cnn",
+    ]
+    assert 'list="trainer-names"' in page
+
+
+async def _until_trainers(client: Any) -> None:
+    for _ in range(100):
+        clients = await (await client.get("/api/clients")).json()
+        if clients and clients[0]["trainers"][0]["name"] == "digits_cnn":
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the trainers never reached the registry")

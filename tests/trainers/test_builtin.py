@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,7 @@ from fednet.fitconfig import FitConfig
 from fednet.learning import models
 from fednet.learning.datasets import load_builtin_partition
 from fednet.learning.trainers.base import TrainConfig, TrainerContext
-from fednet.learning.trainers.builtin import BUILTIN, BuiltinTrainer
+from fednet.learning.trainers.builtin import BUILTIN, BuiltinTrainer, make_mlp
 from fednet.typing import NDArrays
 
 
@@ -144,8 +146,8 @@ def test_builtin_set_parameters_copies_and_get_returns_them() -> None:
     np.testing.assert_array_equal(trainer.get_parameters()[0], 1.0)
 
 
-def test_builtin_refuses_regression_and_unknown_models() -> None:
-    """The built-ins classify; a regression context or unknown model is refused."""
+def test_builtin_regresses_with_one_output() -> None:
+    """A regression context makes the built-in a one-output model (squared loss)."""
     _, context = _site()
     regression = TrainerContext(
         context.x_train,
@@ -154,8 +156,31 @@ def test_builtin_refuses_regression_and_unknown_models() -> None:
         context.y_val.astype(np.float64),
         None,
     )
+    trainer = BuiltinTrainer("logreg", regression)
+    assert trainer.architecture().shapes == ((64, 1), (1,))
+    start = trainer.get_parameters()
+    before = trainer.evaluate(start, TrainConfig())[0]
 
-    with pytest.raises(ValueError, match="cannot regress"):
-        BuiltinTrainer("logreg", regression)
+    new, _, metrics = trainer.fit(start, TrainConfig(epochs=5, learning_rate=0.01))
+
+    assert trainer.evaluate(new, TrainConfig())[0] < before
+    assert set(metrics) == {"train_loss"}
+    assert trainer.predict(new, regression.x_val).shape == (len(regression.y_val),)
+
+
+def test_builtin_mlp_takes_the_run_hidden_units_option() -> None:
+    """make_mlp reads hidden_units from the run's options: another fingerprint."""
+    _, context = _site()
+    narrow = dataclasses.replace(context, options={"hidden_units": 16})
+
+    assert make_mlp(narrow).architecture().shapes[0] == (64, 16)
+    assert make_mlp(narrow).architecture().fingerprint != (
+        make_mlp(context).architecture().fingerprint
+    )
+
+
+def test_builtin_refuses_unknown_models() -> None:
+    """An unknown built-in model is refused."""
+    _, context = _site()
     with pytest.raises(ValueError, match="unknown built-in model"):
         BuiltinTrainer("svm", context)

@@ -63,6 +63,10 @@ def _check_dtype(dtype: Any, where: str) -> str:
     return str(dtype)
 
 
+TRAINER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
+"""A trainer's name: what RunConfig ``model`` and ``--trainer name=`` accept."""
+
+
 @dataclass(frozen=True)
 class Architecture:
     """The arrays a trainer's parameters consist of, in order.

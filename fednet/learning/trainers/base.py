@@ -32,6 +32,7 @@ __all__ = [
     "FitResult",
     "Scalar",
     "TrainConfig",
+    "Predictor",
     "Trainer",
     "TrainerContext",
     "check_parameters",
@@ -111,6 +112,8 @@ class TrainerContext:
         num_classes: how many classes the run has; None for regression.
         feature_names: one name per feature column.
         site_number: this site's number, which seeds its local randomness.
+        options: the run's options a factory may read (``hidden_units``),
+            read-only; a trainer that has no use for them ignores them.
 
     Raises:
         ValueError: if the arrays disagree in shape or the labels are out of range.
@@ -123,8 +126,10 @@ class TrainerContext:
     num_classes: int | None
     feature_names: tuple[str, ...] = ()
     site_number: int = 1
+    options: Mapping[str, Scalar] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "options", types.MappingProxyType(dict(self.options)))
         width = self.x_train.shape[1] if self.x_train.ndim == 2 else -1
         for x, y, split in (
             (self.x_train, self.y_train, "train"),
@@ -206,6 +211,24 @@ class Trainer(Protocol):
 
         Returns:
             ``(loss, num_examples, metrics)``.
+
+        Raises:
+            ValueError: on parameters that do not match.
+        """
+        ...
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """What a trainer may offer besides the protocol: its predictions.
+
+    A client computes the summable evaluation statistics (confusion matrix,
+    score histograms, regression sums: :mod:`fednet.learning.metrics`) from
+    them; a trainer without ``predict`` sends only what ``evaluate`` returns.
+    """
+
+    def predict(self, parameters: NDArrays, x: NDArray) -> NDArray:
+        """Return class probabilities ``(n, classes)``, or values ``(n,)``.
 
         Raises:
             ValueError: on parameters that do not match.

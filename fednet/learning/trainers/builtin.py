@@ -21,7 +21,7 @@ from fednet.learning.trainers.base import (
     TrainerContext,
     check_parameters,
 )
-from fednet.typing import NDArrays
+from fednet.typing import NDArray, NDArrays
 
 NAMES = {"logreg": ("W", "b"), "mlp": ("W1", "b1", "W2", "b2")}
 HIDDEN_UNITS = 64
@@ -30,15 +30,18 @@ HIDDEN_UNITS = 64
 class BuiltinTrainer:
     """Softmax regression or a one-hidden-layer MLP on the site's data.
 
+    A regression context (``num_classes`` None) makes the same model with
+    one output and squared loss: ``logreg`` is then linear regression.
+
     Args:
         model: ``logreg`` or ``mlp``.
-        context: the site's data; it must be a classification task.
+        context: the site's data.
         hidden_units: width of the MLP's hidden layer (part of its
             architecture, so of its fingerprint).
         init_seed: seed of the initial parameters.
 
     Raises:
-        ValueError: on an unknown model, a regression context or a bad size.
+        ValueError: on an unknown model or a bad size.
     """
 
     def __init__(
@@ -54,15 +57,14 @@ class BuiltinTrainer:
                 f"unknown built-in model {model!r}; expected one of"
                 f" {', '.join(NAMES)}"
             )
-        if context.num_classes is None:
-            raise ValueError(f"the built-in {model} classifies; it cannot regress")
         self._model = model
         self._context = context
-        self._num_classes = context.num_classes
+        self._regression = context.num_classes is None
+        self._num_classes = 1 if context.num_classes is None else context.num_classes
         self._params = models.init_params(
             model,
             context.num_features,
-            context.num_classes,
+            self._num_classes,
             hidden_units=hidden_units,
             seed=init_seed,
         )
@@ -91,7 +93,8 @@ class BuiltinTrainer:
         """Train with minibatch SGD (and FedProx's term when ``proximal_mu``).
 
         Returns:
-            ``(new_parameters, num_examples, {"train_loss", "train_accuracy"})``.
+            ``(new_parameters, num_examples, {"train_loss", "train_accuracy"})``
+            (regression: ``train_loss``, the mean squared error).
 
         Raises:
             ValueError: on parameters that do not match, or divergence.
@@ -109,6 +112,7 @@ class BuiltinTrainer:
             learning_rate=config.learning_rate,
             rng=np.random.default_rng(config.local_seed(ctx.site_number)),
             proximal_mu=config.proximal_mu,
+            regression=self._regression,
         )
         self._params = new
         return list(new), ctx.num_examples, metrics
@@ -116,15 +120,33 @@ class BuiltinTrainer:
     def evaluate(self, parameters: NDArrays, config: TrainConfig) -> EvaluateResult:
         """Return the cross-entropy and accuracy on the validation split.
 
+        Regression: the mean squared error (of the targets as the context
+        holds them) and no metrics.
+
         Raises:
             ValueError: on parameters that do not match, or no validation rows.
         """
         check_parameters(self._architecture, parameters)
         ctx = self._context
+        if self._regression:
+            mse = models.evaluate_regression(self._model, parameters, ctx.x_val,
+                                             ctx.y_val)
+            return mse, len(ctx.y_val), {}
         loss, accuracy = models.evaluate(
             self._model, parameters, ctx.x_val, ctx.y_val, num_classes=self._num_classes
         )
         return loss, len(ctx.y_val), {"accuracy": accuracy}
+
+    def predict(self, parameters: NDArrays, x: NDArray) -> NDArray:
+        """Return softmax probabilities (n, classes), or values (n,) in regression.
+
+        Raises:
+            ValueError: on parameters that do not match.
+        """
+        check_parameters(self._architecture, parameters)
+        if self._regression:
+            return models.predict_values(self._model, parameters, x)
+        return models.predict_proba(self._model, parameters, x)
 
 
 def make_logreg(context: TrainerContext) -> BuiltinTrainer:
@@ -133,8 +155,14 @@ def make_logreg(context: TrainerContext) -> BuiltinTrainer:
 
 
 def make_mlp(context: TrainerContext) -> BuiltinTrainer:
-    """Return the built-in MLP with 64 hidden units on ``context`` (factory)."""
-    return BuiltinTrainer("mlp", context)
+    """Return the built-in MLP on ``context`` (factory).
+
+    Its hidden width is the run's ``hidden_units`` option (64 without one).
+    """
+    hidden = context.options.get("hidden_units", HIDDEN_UNITS)
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+        raise ValueError(f"hidden_units must be a positive integer, got {hidden!r}")
+    return BuiltinTrainer("mlp", context, hidden_units=hidden)
 
 
 def mlp_factory(hidden_units: int) -> Callable[[TrainerContext], BuiltinTrainer]:

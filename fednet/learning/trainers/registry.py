@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from fednet.exceptions import FednetError
+from fednet.learning.trainers.architecture import TRAINER_NAME
 from fednet.learning.trainers.base import (
     Architecture,
     Trainer,
@@ -36,7 +37,7 @@ TrainerFactory = Callable[[TrainerContext], Trainer]
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _PATH = re.compile(rf"{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*")
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
+_NAME = TRAINER_NAME
 _METHODS = ("architecture", "get_parameters", "set_parameters", "fit", "evaluate")
 
 

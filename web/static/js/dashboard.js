@@ -247,22 +247,39 @@
       loss != null ? el("span", { class: "muted", text: " · loss " + fmt.num(loss, 3) }) : null);
   }
 
+  function trainersText(c) {
+    const names = (c.trainers || []).map((t) => t.name);
+    return names.length ? " · trainers " + names.join(", ") : "";
+  }
+
   function renderClients() {
     const all = [...state.clients.values()].sort((a, b) =>
       (a.status === "disconnected") - (b.status === "disconnected") || a.name.localeCompare(b.name, undefined, { numeric: true }));
     $("clients-body").replaceChildren(...all.map((c) => el("tr", { "data-client": c.id, class: c.status === "disconnected" ? "gone" : null },
       el("td", { "data-label": "Name" }, el("span", { class: "cell-name", text: c.name }),
-        el("span", { class: "cell-sub", text: c.address ? c.task + " · " + c.address : c.task }),
+        el("span", { class: "cell-sub", text: (c.address ? c.task + " · " + c.address : c.task) + trainersText(c) }),
         c.note ? el("span", { class: "note", text: c.note }) : null),
       el("td", { "data-label": "Status", class: "client-status" }, badge(c.status)),
       el("td", { "data-label": "Examples", class: "num", text: fmt.int(c.num_examples) }),
       el("td", { "data-label": "Connected", title: fmt.when(c.connected_since) }, el("span", { "data-since": c.connected_since, text: fmt.since(c.connected_since) })),
       el("td", { "data-label": "Last seen", title: fmt.when(c.last_seen), "data-ago": c.last_seen, text: fmt.ago(c.last_seen) }),
       el("td", { "data-label": "Last round" }, lastRoundCell(c)))));
+    renderTrainerNames();
     const online = connectedClients().length;
     $("clients-empty").hidden = all.length > 0;
     $("clients-table").hidden = all.length === 0;
     setText("clients-sub", all.length ? online + " connected" + (all.length > online ? " · " + (all.length - online) + " recently left" : "") : "Waiting for clients to connect");
+  }
+
+  // The launch form's model field suggests the trainers the connected sites
+  // offer (GET /api/clients: trainers), the built-ins first.
+  function renderTrainerNames() {
+    const list = $("trainer-names");
+    if (!list) return;
+    const builtin = ["logreg", "mlp"];
+    const offered = new Set(connectedClients().flatMap((c) => (c.trainers || []).map((t) => t.name)));
+    const names = [...builtin, ...[...offered].filter((n) => !builtin.includes(n)).sort()];
+    list.replaceChildren(...names.map((n) => el("option", { value: n })));
   }
 
   function renderRuns() {
