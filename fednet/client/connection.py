@@ -226,7 +226,8 @@ class Connection:
         )
         last = self._state.last_round
         if last and last.get("server_round") == request.server_round:
-            last.update(val_loss=loss, **{f"val_{k}": v for k, v in metrics.items()})
+            named = {k: v for k, v in metrics.items() if not k.startswith("_")}
+            last.update({f"val_{k}": v for k, v in named.items()}, val_loss=loss)
         return EvaluateResult(
             request.run_id, request.server_round, num_examples, loss, metrics
         )

@@ -70,6 +70,10 @@ def test_sgd_classifier_federation_of_real_clients_matches_pooled(
 
     assert run["status"] == "finished", run["error"]
     assert all(len(r["clients"]) == 3 for r in run["rounds"])
+    # the adapter's predictions give the run its metrics and confusion matrix
+    last = run["rounds"][-1]
+    assert {"balanced_accuracy", "macro_f1", "auroc"} <= set(last["metrics"]), str(last)
+    assert last["confusion"] is not None and len(last["confusion"]) == 10
     sites, test = digits_sites(alpha=0.5), digits_test()
     config = TrainConfig(epochs=1)
     central = SklearnTrainer(make_sgd(), pooled(sites, test))

@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier, SGDRegressor
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.svm import LinearSVC
 
-from fednet.learning.trainers.base import TrainConfig, TrainerContext
+from fednet.learning.trainers.base import Predictor, TrainConfig, TrainerContext
 from fednet.learning.trainers.sklearn_adapter import SklearnTrainer
 from tests.trainers.federation import (
     diabetes_sites,
@@ -233,3 +233,28 @@ def test_mlp_regressor_federation_is_within_r2_003_of_pooled() -> None:
 
     assert pooled_r2 >= 0.3
     assert fed_r2 >= pooled_r2 - 0.03
+
+
+def test_predictions_feed_the_runs_metrics() -> None:
+    """predict: probabilities of every class (rows sum to 1), or values.
+
+    A hinge-loss SGDClassifier has no probabilities: its decisions come as
+    one-hot rows, so its confusion matrix is still exact.
+    """
+    config = TrainConfig(epochs=5)
+    for estimator in (LogisticRegression(), SGDClassifier(loss="hinge")):
+        clf = SklearnTrainer(estimator, _context(3))
+        params = clf.fit(clf.get_parameters(), config)[0]
+        proba = clf.predict(params, _context(3).x_val)
+        assert isinstance(clf, Predictor)
+        assert proba.shape == (20, 3)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+        _, _, metrics = clf.evaluate(params, config)
+        assert (proba.argmax(axis=1) == _context(3).y_val).mean() == metrics["accuracy"]
+    reg = SklearnTrainer(SGDRegressor(), _context(None))
+    params = reg.fit(reg.get_parameters(), config)[0]
+    values = reg.predict(params, _context(None).x_val)
+    _, _, rmetrics = reg.evaluate(params, config)
+    assert values.shape == (20,)
+    assert float(((values - _context(None).y_val) ** 2).mean()) == pytest.approx(
+        rmetrics["mse"])

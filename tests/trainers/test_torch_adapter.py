@@ -199,3 +199,22 @@ def test_example_cnn_federation_reaches_95_percent(example: None) -> None:
     _, _, metrics = judge.evaluate(params, config)
 
     assert metrics["accuracy"] >= 0.95
+
+
+def test_predictions_are_softmax_probabilities_or_values() -> None:
+    """predict agrees with evaluate: its argmax is the accuracy, its values the MSE."""
+    config = TrainConfig(epochs=5, batch_size=16, learning_rate=0.05)
+    clf = TorchTrainer(_net(), _context(), kind="t")
+    params = [p.copy() for p in clf.fit(clf.get_parameters(), config)[0]]
+    proba = clf.predict(params, _context().x_val)
+    _, _, metrics = clf.evaluate(params, config)
+    assert proba.shape == (16, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert (proba.argmax(axis=1) == _context().y_val).mean() == metrics["accuracy"]
+    reg = TorchTrainer(_net(out=1), _context(None), kind="reg")
+    rparams = [p.copy() for p in reg.fit(reg.get_parameters(), config)[0]]
+    values = reg.predict(rparams, _context(None).x_val)
+    _, _, rmetrics = reg.evaluate(rparams, config)
+    assert values.shape == (16,)
+    assert float(((values - _context(None).y_val) ** 2).mean()) == pytest.approx(
+        rmetrics["mse"], rel=1e-4)

@@ -32,7 +32,7 @@ from fednet.learning.trainers.base import (
     TrainerContext,
     check_parameters,
 )
-from fednet.typing import Metrics, NDArrays
+from fednet.typing import Metrics, NDArray, NDArrays
 
 LINEAR = (SGDClassifier, SGDRegressor, LogisticRegression)
 MLP = (MLPClassifier, MLPRegressor)
@@ -231,6 +231,23 @@ class SklearnTrainer:
             raise ValueError("no validation examples")
         loss, metrics = self._measure(self._x_val, self._ctx.y_val)
         return loss, len(self._x_val), metrics
+
+    def predict(self, parameters: NDArrays, x: NDArray) -> NDArray:
+        """Return class probabilities ``(n, classes)``, or regression values ``(n,)``.
+
+        A classifier without ``predict_proba`` (hinge loss) gives its predicted
+        class probability 1: its confusion matrix is exact, its AUROC that of
+        hard decisions.
+        """
+        self.set_parameters(parameters)
+        xs = np.asarray(x, dtype=np.float64)
+        if self._classes is None:
+            return np.asarray(self._est.predict(xs), dtype=np.float64)
+        if hasattr(self._est, "predict_proba"):
+            return np.asarray(self._est.predict_proba(xs), dtype=np.float64)
+        onehot = np.zeros((len(xs), len(self._classes)))
+        onehot[np.arange(len(xs)), self._est.predict(xs)] = 1.0
+        return onehot
 
     def _measure(self, x: F64, y: Any) -> tuple[float, Metrics]:
         est = self._est

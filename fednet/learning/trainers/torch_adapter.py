@@ -235,6 +235,22 @@ class TorchTrainer:
         out = torch.cat(outs).cpu().numpy()
         return total / len(x), len(x), _metrics(out, y.cpu().numpy(), self._ctx)
 
+    def predict(self, parameters: NDArrays, x: NDArray) -> NDArray:
+        """Return softmax probabilities ``(n, classes)``, or values ``(n,)``."""
+        torch, module = self._torch, self._module
+        self.set_parameters(parameters)
+        module.eval()
+        rows = torch.as_tensor(np.asarray(x, dtype=np.float32), device=self._device)
+        with torch.no_grad():
+            out = torch.cat([module(rows[i : i + EVAL_BATCH])
+                             for i in range(0, len(rows), EVAL_BATCH)])
+        if self._ctx.num_classes is not None:
+            out = torch.softmax(out, dim=1)
+        else:
+            out = out.reshape(len(rows))
+        result: NDArray = out.cpu().numpy().astype(np.float64)
+        return result
+
 
 def _shaped(target: Any, out: Any) -> Any:
     """Return a regression target in the output's shape ((n,) -> (n, 1))."""
