@@ -189,8 +189,7 @@ class RunDriver:
             run_id=run_id, rounds=rounds, elapsed_s=elapsed_s,
             server_round=p.server_round, phase=p.phase,
             selected=p.selected, reported=p.reported, pending=p.pending,
-            round_elapsed_s=now - self._round_started,
-        )
+            round_elapsed_s=now - self._round_started)
 
     def publish_status(self) -> None:
         """Tell dashboards the run's status changed."""
@@ -215,8 +214,9 @@ class RunDriver:
             await self._outbox.close(cancel=not played)  # else its last replies go
             self.ended = True
             self._folds.close()
-            for conn in self._registry.all():
-                conn.eligible, conn.note = True, None
+            for conn in self._registry.all():  # why a site sat out stays shown
+                conn.eligible, conn.note = True, conn.note and (
+                    f"run {self.run_id}: {conn.note}" if not conn.eligible else None)
         await self._recorder.end(status, error)
         reason = f" ({error})" if error else ""
         logger.info("run: %d ended %s%s", self.run_id, status, reason)

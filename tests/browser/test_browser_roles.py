@@ -67,4 +67,5 @@ def test_viewer_sees_runs_but_no_launch_stop_or_site_addresses(
     assert page.locator("#stop-run").count() == 1
     page.wait_for_selector("#clients-body tr >> nth=1")
     subs = page.locator("#clients-body .cell-sub").all_inner_texts()
-    assert subs == ["digits · 127.0.0.1"] * 2
+    # the admin sees each site's address (and the trainers it offers)
+    assert subs == ["digits · 127.0.0.1 · trainers logreg, mlp"] * 2

@@ -117,8 +117,11 @@ class NetCluster(Cluster):
         wait_until(api.reachable, "the server to answer /healthz", [proc])
         return server
 
-    def sites(self, server: Server, heartbeat_s: float) -> list[Process]:
-        """Start a client in each site's namespace; wait until all three joined."""
+    def sites(self, server: Server, heartbeat_s: float, *extra: str) -> list[Process]:
+        """Start a client in each site's namespace; wait until all three joined.
+
+        ``extra`` are more ``fednet client`` flags (e.g. ``--fit-delay-s``).
+        """
         url = f"ws://{checked(self.lab.nodes['coordinator'].address)}:{PORT}/ws"
         procs = [
             self.fednet(
@@ -127,7 +130,7 @@ class NetCluster(Cluster):
                 "--client-port", "0", "--heartbeat-s", f"{heartbeat_s:g}",
                 "--backoff-initial-s", "0.2", "--backoff-max-s", "1",
                 "--dataset", "digits", "--partition", f"{i}/{len(SITES)}",
-                "--alpha", "0.5", "--seed", "0",
+                "--alpha", "0.5", "--seed", "0", *extra,
             )  # fmt: skip
             for i, site in enumerate(SITES, 1)
         ]

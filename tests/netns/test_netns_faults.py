@@ -131,10 +131,14 @@ def test_run_finishes_with_delay_and_loss_on_every_client_link(
 def test_client_cut_mid_round_rejoins_by_itself(
     net: NetCluster, figures: list[str]
 ) -> None:
-    """site-3's cable pulled during its fit for 5 s: dropped, then back by itself."""
+    """site-3's cable pulled during its fit for 5 s: dropped, then back by itself.
+
+    Each fit takes at least 0.4 s (``--fit-delay-s``), so the 20 rounds last
+    well past the cut and the rejoin however fast local training is.
+    """
     rounds, cut_s = 20, 5.0
     server = net.coordinator(heartbeat_s=HEARTBEAT_S)
-    clients = net.sites(server, heartbeat_s=HEARTBEAT_S)
+    clients = net.sites(server, HEARTBEAT_S, "--fit-delay-s", "0.4")
     run_id = server.api.launch(**SLOW_RUN, rounds=rounds, min_clients=2)
     server.wait_for(
         lambda: len(server.api.run(run_id)["rounds"]) >= 1
