@@ -72,6 +72,7 @@ def test_a_federated_linear_regression_reaches_the_pooled_r2(
     assert last["federated_accuracy"] is None
     sites = [load_csv(p, LABEL) for p in paths]
     pooled = _pooled_r2(sites)
+    print(f"regression: federated R2 {last['metrics']['r2']:.4f}, pooled {pooled:.4f}")
     assert abs(last["metrics"]["r2"] - pooled) <= 0.03, (last["metrics"], pooled)
     assert all("val_r2" in m for m in last["client_metrics"].values())
 
