@@ -33,6 +33,7 @@ from benchmarks.flower.runners import (  # noqa: E402
 )
 
 PATHS = ("legacy", "deployment")
+KNOWN_PATHS = (*PATHS, "secagg")  # secagg: deployment under SecAgg+, on request
 DEPLOYMENT_DEFAULT = ("w1", "w2-p1e7-n10")
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 
@@ -76,7 +77,7 @@ def run_benchmarks(
 
     Args:
         chosen: the workloads.
-        paths: ``legacy`` and/or ``deployment``.
+        paths: ``legacy``, ``deployment`` and/or ``secagg``.
         deployment_workloads: names run on the deployment path (``all`` = all).
         settings: Flower environment and bounds (a temporary work dir if None).
         loopback_s: seconds of the loopback TCP probe (0 skips it).
@@ -98,14 +99,16 @@ def run_benchmarks(
         }
         for workload in chosen:
             for path in paths:
-                if path == "deployment" and "all" not in deployment_workloads:
+                deployed = path in ("deployment", "secagg")
+                if deployed and "all" not in deployment_workloads:
                     if workload.name not in deployment_workloads:
                         continue
                 if workload.kind == "scale":
                     result = _skipped(workload, path)
+                elif path == "legacy":
+                    result = run_legacy(workload, settings)
                 else:
-                    runner = run_legacy if path == "legacy" else run_deployment
-                    result = runner(workload, settings)
+                    result = run_deployment(workload, settings, path == "secagg")
                 if rate and result["model_bytes_per_s"]:
                     result["loopback_fraction"] = result["model_bytes_per_s"] / rate
                 report["results"].append(result)
@@ -177,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run, print the table and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default="w1,w2", help="w1,w2,scale or names")
-    parser.add_argument("--paths", default=",".join(PATHS), help="legacy,deployment")
+    parser.add_argument(
+        "--paths", default=",".join(PATHS), help="legacy,deployment,secagg"
+    )
     parser.add_argument(
         "--deployment-workloads",
         default=",".join(DEPLOYMENT_DEFAULT),
@@ -194,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.venv / "bin" / "python").exists():
         parser.error(f"no Flower environment at {args.venv}; run setup.sh first")
     paths = [p for p in args.paths.split(",") if p]
-    if unknown := set(paths) - set(PATHS):
+    if unknown := set(paths) - set(KNOWN_PATHS):
         parser.error(f"unknown paths: {', '.join(sorted(unknown))}")
     with tempfile.TemporaryDirectory(prefix="fednet-flower-") as scratch:
         settings = RunSettings(

@@ -190,9 +190,15 @@ def _flower_home(run_dir: Path, port: int) -> Path:
     return home
 
 
-def run_deployment(workload: Workload, settings: RunSettings) -> dict[str, Any]:
-    """Run ``workload`` on a SuperLink with one SuperNode per client (``flwr run``)."""
-    run_dir = settings.work_dir / f"deployment-{workload.name}"
+def run_deployment(
+    workload: Workload, settings: RunSettings, secagg: bool = False
+) -> dict[str, Any]:
+    """Run ``workload`` on a SuperLink with one SuperNode per client (``flwr run``).
+
+    With ``secagg`` the rounds run under Flower's SecAgg+ (path ``secagg``).
+    """
+    path = "secagg" if secagg else "deployment"
+    run_dir = settings.work_dir / f"{path}-{workload.name}"
     run_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = settings.env(_flower_home(run_dir, port))
@@ -211,6 +217,7 @@ def run_deployment(workload: Workload, settings: RunSettings) -> dict[str, Any]:
             node += ["--node-config", f"client-number={k}"]
             procs.start(f"client-{k}", node, env, run_dir / f"supernode-{k}.log")
         run_config = f'workload="{workload.name}" result-path="{out}"'
+        run_config += f" secagg={'true' if secagg else 'false'}"
         cli = [str(bin_dir / "flwr"), "run", str(APP_DIR), "bench", "-c", run_config]
         submit = procs.start("cli", cli, env, run_dir / "flwr-run.log")
         finished = finished and procs.wait(submit, 300.0) == 0
@@ -219,4 +226,4 @@ def run_deployment(workload: Workload, settings: RunSettings) -> dict[str, Any]:
     except BaseException:
         procs.stop_all()
         raise
-    return _finish(workload, "deployment", procs, finished, out, started)
+    return _finish(workload, path, procs, finished, out, started)

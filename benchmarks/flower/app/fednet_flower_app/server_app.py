@@ -1,7 +1,8 @@
 """ServerApp: FedAvg over the workload with Flower's Message API strategy.
 
 The workload name and the path of the timeline JSON come from the run config
-(``flwr run ... -c 'workload="w1" result-path="/tmp/t.json"'``).
+(``flwr run ... -c 'workload="w1" result-path="/tmp/t.json"'``); with
+``secagg=true`` the round runs under SecAgg+ instead (:mod:`.secagg_server`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from flwr.serverapp.strategy import FedAvg
 
 from fednet.bench import workloads
 from benchmarks.flower.timeline import Timeline
+from fednet_flower_app import secagg_server
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +26,9 @@ app = ServerApp()
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     """Run the workload's rounds and write the timeline."""
+    if bool(context.run_config.get("secagg", False)):
+        secagg_server.main(grid, context)
+        return
     workload = workloads.get_workload(str(context.run_config["workload"]))
     ready_timeout_s = float(context.run_config.get("ready-timeout", 600))
     synthetic = workload.task == "synthetic"
