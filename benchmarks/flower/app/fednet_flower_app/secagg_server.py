@@ -8,7 +8,6 @@ SecAgg+ parameters default to those of Flower's secure-aggregation example
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from flwr.app import Context
@@ -18,8 +17,7 @@ from flwr.server.strategy import FedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import Grid, ServerApp
 
-from fednet.bench import workloads
-from benchmarks.flower.timeline import Timeline
+from fednet_flower_app.serverrun import ServerRun
 
 logger = logging.getLogger(__name__)
 
@@ -30,31 +28,13 @@ app = ServerApp()
 def main(grid: Grid, context: Context) -> None:
     """Run the workload's rounds with SecAgg+ and write the timeline."""
     config = context.run_config
-    workload = workloads.get_workload(str(config["workload"]))
-    ready_timeout_s = float(config.get("ready-timeout", 600))
-    synthetic = workload.task == "synthetic"
-    test_set = None if synthetic else workloads.load_test_set(workload)
-    initial = workloads.initial_params(workload, test_set)
-    timeline = Timeline(
-        workload=workload.name, num_params=sum(int(p.size) for p in initial)
-    )
-
-    def wait_ready() -> None:
-        deadline = time.monotonic() + ready_timeout_s
-        while len(list(grid.get_node_ids())) < workload.num_clients:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nodes did not connect in {ready_timeout_s:g} s")
-            time.sleep(0.05)
+    run = ServerRun.start(grid, config)
+    workload, timeline = run.workload, run.timeline
 
     def evaluate_fn(
         server_round: int, params: list[Any], _: dict[str, Any]
     ) -> tuple[float, dict[str, Any]] | None:
-        score = (
-            None
-            if test_set is None
-            else lambda: workloads.evaluate_global(workload, params, test_set)
-        )
-        result = timeline.evaluate(server_round, score, wait_ready)
+        result = run.evaluate(server_round, lambda: params)
         return None if result is None else (result[0], {"accuracy": result[1]})
 
     strategy = FedAvg(
@@ -65,9 +45,9 @@ def main(grid: Grid, context: Context) -> None:
         min_available_clients=workload.num_clients,
         evaluate_fn=evaluate_fn,
         on_fit_config_fn=lambda server_round: {"server_round": server_round},
-        initial_parameters=ndarrays_to_parameters(initial),
+        initial_parameters=ndarrays_to_parameters(run.initial),
     )
-    del initial
+    run.initial = []
     legacy = LegacyContext(
         context=context,
         config=ServerConfig(num_rounds=workload.rounds),
