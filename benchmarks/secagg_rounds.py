@@ -2,10 +2,12 @@
 
     python benchmarks/secagg_rounds.py --params 1000000 --sites 10 --rounds 3
 
-Starts a coordinator and N ``--dataset synthetic`` clients on 127.0.0.1,
-plays a plain FedAvg run and then the same run with secure aggregation, and
-prints each run's mean round time (the API's ``duration_s``), the ratio, the
-coordinator's peak memory and the secure model's error against the plain one.
+Plays a plain FedAvg run and then the same run with secure aggregation, each
+on a fresh coordinator with N fresh ``--dataset synthetic`` clients on
+127.0.0.1 (so neither run's peak memory or warm-up shows in the other's), and
+prints each run's median round time (the API's ``duration_s``), the ratio, the
+coordinator's peak memory per run and the secure model's error against the
+plain one.
 """
 
 from __future__ import annotations
@@ -75,13 +77,10 @@ def _model(base: str, run_id: int) -> list[np.ndarray]:
             return [npz[k] for k in npz.files]
 
 
-def main() -> None:
-    """Run both sessions and print the comparison."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=int, default=1_000_000)
-    parser.add_argument("--sites", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+def _session(
+    args: argparse.Namespace, secure: bool
+) -> tuple[dict[str, Any], float | None, list[np.ndarray]]:
+    """Play one run on a fresh coordinator and sites; return it, the peak, the model."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,33 +96,49 @@ def main() -> None:
             _wait(lambda: len(_call(base, "/api/clients")) >= args.sites, "sites")
             config = {"task": "synthetic", "synthetic_params": args.params,
                       "rounds": args.rounds, "min_clients": args.sites,
-                      "round_timeout_s": 600.0}
-            plain = _play(base, config)
-            secure = _play(base, {**config, "secure_aggregation": True})
+                      "round_timeout_s": 600.0, "secure_aggregation": secure}
+            run = _play(base, config)
             peak = peak_rss_mb(procs.pid("server"))
-            got, want = _model(base, secure["id"]), _model(base, plain["id"])
+            return run, peak, _model(base, run["id"])
         finally:
             procs.stop()
-    _report(args, plain, secure, peak, got, want)
+
+
+def main() -> None:
+    """Run both sessions and print the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=int, default=1_000_000)
+    parser.add_argument("--sites", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    plain, plain_peak, want = _session(args, secure=False)
+    secure, secure_peak, got = _session(args, secure=True)
+    _report(args, (plain, plain_peak), (secure, secure_peak), got, want)
 
 
 def _report(
-    args: argparse.Namespace, plain: dict[str, Any], secure: dict[str, Any],
-    peak: float | None, got: list[np.ndarray], want: list[np.ndarray],
+    args: argparse.Namespace,
+    plain_run: tuple[dict[str, Any], float | None],
+    secure_run: tuple[dict[str, Any], float | None],
+    got: list[np.ndarray],
+    want: list[np.ndarray],
 ) -> None:
-    def mean_round(run: dict[str, Any]) -> float:
-        return float(np.mean([r["duration_s"] for r in run["rounds"]]))
+    def median_round(run: dict[str, Any]) -> float:
+        return float(np.median([r["duration_s"] for r in run["rounds"]]))
 
+    (plain, plain_peak), (secure, secure_peak) = plain_run, secure_run
     error = max(float(np.max(np.abs(g.astype(np.float64) - w)))
                 for g, w in zip(got, want))
     norm = np.sqrt(sum(float(np.sum(w.astype(np.float64) ** 2)) for w in want))
     diff = np.sqrt(sum(float(np.sum((g.astype(np.float64) - w) ** 2))
                        for g, w in zip(got, want)))
-    p, s = mean_round(plain), mean_round(secure)
+    p, s = median_round(plain), median_round(secure)
+    nan = float("nan")
     print(f"P={args.params} N={args.sites} rounds={args.rounds}")
-    print(f"plain round   {p:8.2f} s")
-    print(f"secure round  {s:8.2f} s  ({s / p:.2f}x)")
-    print(f"coordinator peak RSS {peak or float('nan'):.0f} MB")
+    print(f"plain round   {p:8.2f} s  (median)   coordinator peak RSS"
+          f" {plain_peak or nan:.0f} MB")
+    print(f"secure round  {s:8.2f} s  ({s / p:.2f}x)   coordinator peak RSS"
+          f" {secure_peak or nan:.0f} MB")
     print(f"secure vs plain model: max abs {error:.2e}, relative {diff / norm:.2e}")
 
 

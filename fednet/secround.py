@@ -33,6 +33,8 @@ from fednet.secagg.wire import (
 )
 from fednet.typing import ClientId, NDArrays
 
+CHUNK = 1 << 16
+"""Elements decoded at a time: the float64 temporaries stay in cache."""
 STAGES = ("advertise", "share_keys", "masked_input", "unmask")
 _INPUTS = {
     SecaggAdvertise: "advertise",
@@ -177,18 +179,22 @@ class SecureRound:
         if total <= 0:
             raise SecAggError(f"the survivors' weights sum to {total}")
         summands = len(self.collector.survivors)
-        deltas = dequantize(
-            summed[:-1], self.clip, len(self.context.parties), summands=summands
-        )
         # Each site sent x_i * n_i / cap (docs/privacy.md#secure-aggregation).
         scale = max(self._declared.values()) / total
         if denominator is not None:
             scale = 1.0 / denominator
         new: NDArrays = []
-        for param, delta in zip(parameters, deltas):
-            delta *= scale
-            np.add(delta, param, out=delta)
-            new.append(delta.astype(param.dtype))
+        for param, ring in zip(parameters, summed[:-1]):
+            out = np.empty(param.shape, dtype=param.dtype)  # C order: ravel is a view
+            flat_ring, flat_param, flat_out = ring.ravel(), param.ravel(), out.ravel()
+            for start in range(0, ring.size, CHUNK):  # float64 only chunk-sized
+                part = slice(start, start + CHUNK)
+                delta = dequantize([flat_ring[part]], self.clip,
+                                   len(self.context.parties), summands=summands)[0]
+                delta *= scale
+                np.add(delta, flat_param[part], out=delta)
+                flat_out[part] = delta
+            new.append(out)
         return SecureSum(summands, total, new)
 
 

@@ -22,7 +22,7 @@ from fednet.secagg.context import Advertisement, EncryptedShares, RoundContext
 from fednet.secagg.context import UnmaskRequest
 from fednet.secagg.errors import SecAggError
 from fednet.secagg.party import Party
-from fednet.secagg.quantize import F64, U32, quantize
+from fednet.secagg.quantize import F64, U32, quantize_into
 from fednet.secagg.wire import (
     SecaggAdvertise,
     SecaggRoster,
@@ -167,14 +167,20 @@ class SecureSite:
         factor, noise = weight / cap, None
         if held.dp[0] > 0:
             factor, noise = _dp_terms(held)
-        update = [
-            encode_delta(new, old, held.clip, factor, parties, noise).reshape(shape)
-            for (new, old), shape in zip(held.pairs, held.shapes)
-        ]
-        update.append(np.array([weight], dtype=np.uint32))
+        # Every array end to end and the weight last, encoded and masked in place.
+        flat = np.empty(sum(new.size for new, _ in held.pairs) + 1, dtype=np.uint32)
+        masked: NDArrays = []
+        start = 0
+        for (new, old), shape in zip(held.pairs, held.shapes):
+            part = flat[start : start + new.size]
+            encode_delta(new, old, held.clip, factor, parties, noise, out=part)
+            masked.append(part.view(np.int32).reshape(shape))
+            start += new.size
+        flat[-1] = weight
+        masked.append(flat[-1:].view(np.int32))
         held.pairs = []
-        masked = held.party.masked_input(update, shares)
-        return [m.view(np.int32) for m in masked]
+        held.party.mask_in_place(flat, shares)
+        return masked
 
 
 def exit_now(server_round: int) -> None:
@@ -214,6 +220,8 @@ def encode_delta(
     weight: float,
     parties: int,
     noise: Noise | None = None,
+    *,
+    out: U32 | None = None,
 ) -> U32:
     """Quantise ``clip(new - old, -clip, clip) * weight (+ noise)`` chunk by chunk.
 
@@ -224,11 +232,16 @@ def encode_delta(
         weight: the site's FedAvg weight, or distributed DP's clip factor.
         parties: the round's parties (fixes the fixed-point scale).
         noise: distributed DP's (generator, std) of Gaussian noise to add.
+        out: a flat uint32 array of ``new.size`` to write into (else a new one).
 
     Returns:
         The flat uint32 encoding, as :func:`quantize` of the whole would give.
+
+    Raises:
+        SecAggError: on a NaN or infinite value (or one the noise made so).
     """
-    out = np.empty(new.size, dtype=np.uint32)
+    if out is None:
+        out = np.empty(new.size, dtype=np.uint32)
     block = np.empty(min(new.size, CHUNK), dtype=np.float64)
     for start in range(0, new.size, CHUNK):
         stop = min(new.size, start + CHUNK)
@@ -238,5 +251,5 @@ def encode_delta(
         work *= weight
         if noise is not None:
             work += noise[0].standard_normal(stop - start) * noise[1]
-        out[start:stop] = quantize([work], clip, parties)[0]
+        quantize_into(work, clip, parties, out[start:stop])
     return out

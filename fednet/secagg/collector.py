@@ -28,7 +28,7 @@ from fednet.secagg.context import (
 )
 from fednet.secagg.envelope import agree, public_bytes
 from fednet.secagg.errors import SecAggError
-from fednet.secagg.prg import add_mask, derive_mask_seed
+from fednet.secagg.prg import add_masks, derive_mask_seed
 from fednet.secagg.shamir import Share, combine, y_from_bytes
 
 U32 = npt.NDArray[np.uint32]
@@ -213,24 +213,28 @@ class Collector:
         self._expect(3)
         self._close(len(self._responders), "unmask responses")
         t = self.context.threshold
+        masks: list[tuple[bytes, int]] = []
         for dropped in self.dropped:
-            self._remove_pair_masks(dropped, combine(self._s_shares[dropped], t))
+            masks += self._pair_masks(dropped, combine(self._s_shares[dropped], t))
         for survivor in self.survivors:
-            add_mask(self._sum, combine(self._b_shares[survivor], t), -1)
+            masks.append((combine(self._b_shares[survivor], t), -1))
+        add_masks(self._sum, masks)
         self._stage = 4
         out: list[U32] = []
         start = 0
         for shape in self.shapes:
             out.append(self._sum[start : start + shape_size(shape)].reshape(shape))
             start += shape_size(shape)
+        self._sum = np.zeros(0, dtype=np.uint32)  # the caller owns the sum now
         return out
 
-    def _remove_pair_masks(self, dropped: str, s_raw: bytes) -> None:
-        """Cancel the pairwise masks survivors share with one dropped party."""
+    def _pair_masks(self, dropped: str, s_raw: bytes) -> list[tuple[bytes, int]]:
+        """Return the (seed, sign) pairs that cancel a dropped party's pair masks."""
         key = X25519PrivateKey.from_private_bytes(s_raw)
         if public_bytes(key) != self._adverts[dropped].s_public:
             raise SecAggError(f"shares of {dropped} do not match its s key")
         ctx = self.context
+        masks: list[tuple[bytes, int]] = []
         for survivor in self.survivors:
             secret = agree(key, self._adverts[survivor].s_public, survivor)
             seed = derive_mask_seed(
@@ -242,7 +246,8 @@ class Collector:
             )
             # The survivor added +mask if the dropped party's index is higher.
             added = 1 if ctx.index(dropped) > ctx.index(survivor) else -1
-            add_mask(self._sum, seed, -added)
+            masks.append((seed, -added))
+        return masks
 
     def _expect(self, stage: int) -> None:
         """Refuse a call made at another stage, or after the round failed."""

@@ -26,7 +26,7 @@ from fednet.secagg.envelope import (
     public_bytes,
 )
 from fednet.secagg.errors import SecAggError
-from fednet.secagg.prg import SEED_BYTES, add_mask, derive_mask_seed
+from fednet.secagg.prg import SEED_BYTES, add_masks, derive_mask_seed
 from fednet.secagg.shamir import Y_BYTES, RandomBytes, draw_bytes, split, y_to_bytes
 
 U32 = npt.NDArray[np.uint32]
@@ -107,10 +107,9 @@ class Party:
     def masked_input(
         self, update: Sequence[U32], shares: Sequence[EncryptedShares]
     ) -> list[U32]:
-        """Stage 2: keep the shares sent to us and mask the quantised update.
+        """Stage 2: keep the shares sent to us and mask a copy of the update.
 
-        y = x + PRG(b) + sum_{j > i} PRG(s_ij) - sum_{j < i} PRG(s_ij) mod 2^32,
-        over the parties j that sent us shares.
+        Like :meth:`mask_in_place` on the update's arrays laid end to end.
 
         Args:
             update: the quantised update (uint32 arrays).
@@ -120,14 +119,35 @@ class Party:
             The masked update, same shapes as ``update``.
 
         Raises:
-            SecAggError: on a malformed update, a malformed, foreign, duplicate
-                or tampered share message, or fewer than t parties left.
+            SecAggError: as :meth:`mask_in_place`.
         """
+        flat, shapes = _flatten(update)
+        self.mask_in_place(flat, shares)
+        return _unflatten(flat, shapes)
+
+    def mask_in_place(self, flat: U32, shares: Sequence[EncryptedShares]) -> None:
+        """Stage 2: keep the shares sent to us and mask the quantised update.
+
+        y = x + PRG(b) + sum_{j > i} PRG(s_ij) - sum_{j < i} PRG(s_ij) mod 2^32,
+        over the parties j that sent us shares, all masks in one pass.
+
+        Args:
+            flat: the quantised update, all arrays end to end (flat uint32),
+                masked in place.
+            shares: the sealed share pairs the collector routed to us.
+
+        Raises:
+            SecAggError: on a malformed update, a malformed, foreign, duplicate
+                or tampered share message, or fewer than t parties left
+                (``flat`` is then unchanged).
+        """
+        flat_u32 = isinstance(flat, np.ndarray) and flat.dtype == np.uint32
+        if not flat_u32 or flat.ndim != 1:
+            raise SecAggError("update must be a flat uint32 array")
         self._advance(2)
         self._open_shares(shares)
-        flat, shapes = _flatten(update)
-        add_mask(flat, self._b_seed, 1)
         ctx = self.context
+        masks = [(self._b_seed, 1)]
         for peer in self._held:
             if peer == self.party_id:
                 continue
@@ -139,8 +159,8 @@ class Party:
                 party_a=self.party_id,
                 party_b=peer,
             )
-            add_mask(flat, seed, 1 if ctx.index(peer) > self._index else -1)
-        return _unflatten(flat, shapes)
+            masks.append((seed, 1 if ctx.index(peer) > self._index else -1))
+        add_masks(flat, masks)
 
     def unmask(self, request: UnmaskRequest) -> UnmaskResponse:
         """Stage 3: reveal s-key shares of the dropped and b shares of survivors.

@@ -9,6 +9,7 @@ the round and both party ids, and self-mask seeds are fresh random bytes.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -43,32 +44,44 @@ def expand_seed(seed: bytes, length: int) -> U32:
 def add_mask(acc: U32, seed: bytes, sign: int) -> None:
     """Add (sign 1) or subtract (sign -1) the mask of a seed into acc, mod 2^32.
 
-    The mask is generated chunk by chunk, so no mask-sized buffer is allocated.
-
-    Args:
-        acc: a flat, contiguous uint32 array, changed in place.
-        seed: 32 bytes.
-        sign: 1 or -1.
-
     Raises:
         SecAggError: on a bad seed, sign or accumulator.
     """
+    add_masks(acc, [(seed, sign)])
+
+
+def add_masks(acc: U32, masks: Sequence[tuple[bytes, int]]) -> None:
+    """Add or subtract the masks of several seeds into acc, mod 2^32, in one pass.
+
+    For each chunk of ``acc`` every seed's keystream is generated and folded
+    in while the chunk is in cache, so ``acc`` is read and written once
+    whatever the number of masks, and no mask-sized buffer is allocated.
+
+    Args:
+        acc: a flat, contiguous uint32 array, changed in place.
+        masks: (seed, sign) pairs: 32-byte seeds, signs 1 (add) or -1 (subtract).
+
+    Raises:
+        SecAggError: on a bad seed, sign or accumulator (before acc changes).
+    """
     if not isinstance(acc, np.ndarray) or acc.dtype != np.uint32 or acc.ndim != 1:
         raise SecAggError("acc must be a flat uint32 array")
-    if sign not in (1, -1):
-        raise SecAggError(f"sign must be 1 or -1, got {sign!r}")
     _check_length(acc.size)
-    encryptor = _encryptor(seed)
-    words = np.empty(CHUNK, dtype=np.uint32)
+    streams = []
+    for seed, sign in masks:
+        if sign not in (1, -1):
+            raise SecAggError(f"sign must be 1 or -1, got {sign!r}")
+        streams.append((_encryptor(seed), np.add if sign == 1 else np.subtract))
+    words = np.empty(min(acc.size, CHUNK), dtype=np.uint32)
     view = words.data.cast("B")
-    op = np.add if sign == 1 else np.subtract
     for start in range(0, acc.size, CHUNK):
-        stop = min(acc.size, start + CHUNK)
-        count = stop - start
-        encryptor.update_into(_ZEROS[: 4 * count], view[: 4 * count])
-        if _BIG_ENDIAN:
-            words.byteswap(inplace=True)
-        op(acc[start:stop], words[:count], out=acc[start:stop])
+        part = acc[start : start + CHUNK]
+        count = part.size
+        for encryptor, op in streams:
+            encryptor.update_into(_ZEROS[: 4 * count], view[: 4 * count])
+            if _BIG_ENDIAN:
+                words.byteswap(inplace=True)
+            op(part, words[:count], out=part)
 
 
 def derive_key(

@@ -45,27 +45,53 @@ def quantize(
         SecAggError: on a bad clip, n or rng, a non-float array, or a NaN
             or inf.
     """
-    top = _top(clip, n)
+    _top(clip, n)
     if rng is not None and not isinstance(rng, np.random.Generator):
         raise SecAggError(f"rng must be a numpy Generator, got {type(rng)}")
-    scale = top / (2.0 * clip)
     out: list[U32] = []
     for index, arr in enumerate(arrays):
         if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f":
             raise SecAggError(f"array {index}: expected a float array")
-        if not np.isfinite(arr).all():
-            raise SecAggError(f"array {index}: NaN or infinite value")
-        work = np.clip(arr, -clip, clip, dtype=np.float64)
-        work += clip
-        work *= scale
-        if rng is None:
-            np.rint(work, out=work)
-        else:
-            work += rng.random(work.shape)
-            np.floor(work, out=work)
-        np.clip(work, 0, top, out=work)
-        out.append(work.astype(np.uint32))
+        encoded = np.empty(arr.shape, dtype=np.uint32)
+        try:
+            quantize_into(arr.astype(np.float64), clip, n, encoded, rng=rng)
+        except SecAggError as e:
+            raise SecAggError(f"array {index}: {e}") from None
+        out.append(encoded)
     return out
+
+
+def quantize_into(
+    work: F64,
+    clip: float,
+    n: int,
+    out: U32,
+    *,
+    rng: np.random.Generator | None = None,
+) -> None:
+    """Quantise a float64 array as :func:`quantize` does, into ``out``.
+
+    ``work`` is scratch space: it is overwritten. Encoding a large update a
+    chunk at a time through one cache-sized ``work`` avoids model-sized
+    float64 temporaries.
+
+    Raises:
+        SecAggError: on a bad clip or n, or a NaN or infinite value
+            (``out`` is then unchanged).
+    """
+    top = _top(clip, n)
+    if not np.isfinite(work).all():
+        raise SecAggError("NaN or infinite value")
+    np.clip(work, -clip, clip, out=work)
+    work += clip
+    work *= top / (2.0 * clip)
+    if rng is None:
+        np.rint(work, out=work)
+    else:
+        work += rng.random(work.shape)
+        np.floor(work, out=work)
+    np.clip(work, 0, top, out=work)
+    out[...] = work
 
 
 def dequantize(

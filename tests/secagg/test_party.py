@@ -167,3 +167,28 @@ def test_round_context_is_validated(
     """n/2 < t <= n, sorted distinct non-empty ids, at least two."""
     with pytest.raises(SecAggError, match=message):
         RoundContext("run", 1, parties, threshold)
+
+
+def test_masking_in_place_equals_masking_a_copy() -> None:
+    """mask_in_place on the arrays end to end gives masked_input's arrays."""
+    updates = make_updates(4, 10)
+    copies = stage_shares(updates, SHAPES, 3, seed=7)
+    in_place = stage_shares(updates, SHAPES, 3, seed=7)
+    for pid, update in updates.items():
+        masked = copies.parties[pid].masked_input(update, copies.routed[pid])
+        flat = np.concatenate([a.ravel() for a in update])
+        in_place.parties[pid].mask_in_place(flat, in_place.routed[pid])
+        np.testing.assert_array_equal(
+            flat, np.concatenate([a.ravel() for a in masked])
+        )
+
+
+def test_mask_in_place_refuses_a_shaped_array_before_its_stage_moves() -> None:
+    """A 2-D or non-uint32 update is refused, and the party can still mask."""
+    updates = make_updates(3, 10)
+    shared = stage_shares(updates, SHAPES, 2, seed=1)
+    party = shared.parties["site-00"]
+    for bad in (np.zeros((2, 5), np.uint32), np.zeros(10, np.int32)):
+        with pytest.raises(SecAggError, match="flat uint32"):
+            party.mask_in_place(bad, shared.routed["site-00"])
+    party.mask_in_place(np.zeros(10, np.uint32), shared.routed["site-00"])

@@ -10,6 +10,7 @@ from fednet.secagg.errors import SecAggError
 from fednet.secagg.prg import (
     CHUNK,
     add_mask,
+    add_masks,
     derive_key,
     derive_mask_seed,
     expand_seed,
@@ -59,6 +60,33 @@ def test_add_then_subtract_the_same_mask_restores_the_input() -> None:
     assert not np.array_equal(acc, np.arange(CHUNK + 99, dtype=np.uint32))
     add_mask(acc, SEED, -1)
     np.testing.assert_array_equal(acc, np.arange(CHUNK + 99, dtype=np.uint32))
+
+
+def test_add_masks_in_one_pass_equals_one_mask_at_a_time() -> None:
+    """Folding several keystreams chunk by chunk gives each mask's sum, exactly."""
+    seeds = [bytes([i]) * 32 for i in range(1, 6)]
+    signs = [1, -1, 1, 1, -1]
+    size = 2 * CHUNK + 7
+    one_by_one = np.arange(size, dtype=np.uint32)
+    for seed, sign in zip(seeds, signs):
+        add_mask(one_by_one, seed, sign)
+    fused = np.arange(size, dtype=np.uint32)
+    add_masks(fused, list(zip(seeds, signs)))
+    np.testing.assert_array_equal(fused, one_by_one)
+    expected = np.arange(size, dtype=np.uint32)
+    for seed, sign in zip(seeds, signs):
+        mask = expand_seed(seed, size)
+        expected = expected + mask if sign == 1 else expected - mask
+    np.testing.assert_array_equal(fused, expected)
+
+
+def test_add_masks_checks_every_seed_before_changing_anything() -> None:
+    """A bad seed or sign late in the list leaves the accumulator as it was."""
+    acc = np.arange(1000, dtype=np.uint32)
+    for bad in ([(SEED, 1), (b"short", 1)], [(SEED, 1), (SEED, 2)]):
+        with pytest.raises(SecAggError):
+            add_masks(acc, bad)
+        np.testing.assert_array_equal(acc, np.arange(1000, dtype=np.uint32))
 
 
 def test_mask_seed_is_symmetric_and_bound_to_its_context() -> None:

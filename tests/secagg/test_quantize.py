@@ -9,7 +9,13 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from fednet.secagg.errors import SecAggError
-from fednet.secagg.quantize import choose_clip, dequantize, max_error, quantize
+from fednet.secagg.quantize import (
+    choose_clip,
+    dequantize,
+    max_error,
+    quantize,
+    quantize_into,
+)
 
 
 def _ring_sum(quantised: list[list[np.ndarray]]) -> list[np.ndarray]:
@@ -127,3 +133,22 @@ def test_dequantize_rejects_bad_input() -> None:
         dequantize([np.zeros(2, np.float32)], 1.0, 2)
     with pytest.raises(SecAggError, match="summands must be in"):
         dequantize([np.zeros(2, np.uint32)], 1.0, 2, summands=3)
+
+
+def test_quantize_into_chunks_equals_quantize_of_the_whole() -> None:
+    """Encoding a chunk at a time into one buffer gives quantize's result."""
+    rng = np.random.default_rng(3)
+    update = rng.normal(0, 0.7, size=1000)  # some values beyond the clip
+    out = np.empty(1000, np.uint32)
+    for start in range(0, 1000, 300):
+        part = slice(start, start + 300)
+        quantize_into(update[part].copy(), 1.0, 10, out[part])
+    np.testing.assert_array_equal(out, quantize([update], 1.0, 10)[0])
+
+
+def test_quantize_into_leaves_out_unchanged_on_nan() -> None:
+    """A NaN is refused before anything is written."""
+    out = np.full(3, 7, np.uint32)
+    with pytest.raises(SecAggError, match="NaN or infinite"):
+        quantize_into(np.array([0.1, np.nan, 0.2]), 1.0, 3, out)
+    np.testing.assert_array_equal(out, [7, 7, 7])

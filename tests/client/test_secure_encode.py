@@ -1,0 +1,31 @@
+"""A site encodes its delta chunk by chunk, as quantising the whole would."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fednet.client.secure import CHUNK, encode_delta
+from fednet.secagg.errors import SecAggError
+from fednet.secagg.quantize import quantize
+
+
+def test_encode_delta_equals_quantize_of_the_clipped_weighted_delta() -> None:
+    """Across chunk boundaries, into a slice of a larger buffer."""
+    rng = np.random.default_rng(0)
+    size = 2 * CHUNK + 5
+    old = rng.normal(0, 1, size).astype(np.float32)
+    new = old + rng.normal(0, 0.8, size).astype(np.float32)
+    flat = np.zeros(size + 1, np.uint32)
+    encode_delta(new, old, 1.0, 0.25, 10, out=flat[:size])
+    delta = np.clip(new.astype(np.float64) - old, -1.0, 1.0) * 0.25
+    np.testing.assert_array_equal(flat[:size], quantize([delta], 1.0, 10)[0])
+    assert flat[size] == 0
+    np.testing.assert_array_equal(encode_delta(new, old, 1.0, 0.25, 10), flat[:size])
+
+
+def test_encode_delta_refuses_a_nan() -> None:
+    """A NaN in the trained model never becomes a ring element."""
+    new = np.array([0.5, np.nan], np.float32)
+    with pytest.raises(SecAggError, match="NaN"):
+        encode_delta(new, np.zeros(2, np.float32), 1.0, 1.0, 3)
