@@ -38,6 +38,8 @@ class RoundRecord:
     client_metrics: dict[ClientId, Metrics]
     epsilon: float | None = None  # spent once this round is played (dp runs)
     dropouts_recovered: int | None = None  # secure aggregation's (None: off)
+    # secure aggregation: the most encoding moved a coordinate (None: off)
+    quantization_error: float | None = None
     # Derived from summable statistics (fednet.learning.metrics): federated,
     # on the coordinator's test set, and the confusion matrix of the latter
     # when there is one, else of the former.

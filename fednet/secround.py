@@ -20,7 +20,7 @@ from fednet.secagg.context import (
     UnmaskResponse,
 )
 from fednet.secagg.errors import SecAggError
-from fednet.secagg.quantize import dequantize
+from fednet.secagg.quantize import dequantize, max_error
 from fednet.secagg.rules import round_threshold
 from fednet.secagg.wire import (
     SecaggAdvertise,
@@ -195,7 +195,9 @@ class SecureRound:
                 np.add(delta, flat_param[part], out=delta)
                 flat_out[part] = delta
             new.append(out)
-        return SecureSum(summands, total, new)
+        parties = len(self.context.parties)
+        bound = max_error(self.clip, parties, summands=summands) * abs(scale)
+        return SecureSum(summands, total, new, bound)
 
 
 class MaskedInput:
@@ -225,11 +227,19 @@ class MaskedInput:
 
 
 class SecureSum:
-    """The unmasked aggregate of a secure round, as the round machine reads it."""
+    """The unmasked aggregate of a secure round, as the round machine reads it.
 
-    def __init__(self, count: int, total_examples: int, parameters: NDArrays) -> None:
+    ``error_bound`` is the most fixed-point encoding can move any coordinate
+    of the new model (before its cast to the model's dtype), against FedAvg of
+    the same clipped updates.
+    """
+
+    def __init__(
+        self, count: int, total_examples: int, parameters: NDArrays, error_bound: float
+    ) -> None:
         self.count = count
         self.total_examples = total_examples
+        self.error_bound = error_bound
         self._parameters = parameters
 
     def add(self, update: NDArrays, num_examples: int) -> None:

@@ -148,8 +148,10 @@ class SecureRoundMachine(RoundMachine):
             strategy, denominator = self.strategy, None
             if isinstance(strategy, CentralDP) and self.config.dp == "distributed":
                 denominator = strategy.expected_clients  # DP-FedAvg's fixed n
-            self._aggregator = secure.result(self.parameters, denominator)
+            unmasked = secure.result(self.parameters, denominator)
+            self._aggregator = unmasked
             self._tally.dropouts_recovered = secure.dropouts_recovered
+            self._tally.quantization_error = unmasked.error_bound
             self._secure = None
             self._log(logging.INFO, "fit: round %d unmasked the sum of %d sites"
                       " (%d dropouts recovered)", self.server_round,

@@ -57,6 +57,7 @@ class RoundTally:
     test: tuple[float | None, float | None] = (None, None)
     epsilon: float | None = None
     dropouts_recovered: int | None = None  # secure aggregation only
+    quantization_error: float | None = None  # secure aggregation only
     num_classes: int | None = None
     positive: int | None = None
     wanted: frozenset[str] = frozenset()
@@ -183,6 +184,7 @@ class RoundTally:
             client_metrics=dict(self._client_metrics),
             epsilon=self.epsilon,
             dropouts_recovered=self.dropouts_recovered,
+            quantization_error=self.quantization_error,
             metrics=self._pick(federated),
             test_metrics=dict(self._test_metrics),
             confusion=_confusion(stats),

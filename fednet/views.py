@@ -44,6 +44,7 @@ class RoundView:
     client_metrics: dict[str, Metrics]
     epsilon: float | None = None
     dropouts_recovered: int | None = None  # secure aggregation (None: off)
+    quantization_error: float | None = None  # secure aggregation (None: off)
     # The run's metrics (fednet.learning.metrics), federated and on the
     # coordinator's test set; the confusion matrix (rows: true classes) of
     # the test set when there is one, else of the sites' validation rows.

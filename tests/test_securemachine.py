@@ -147,6 +147,14 @@ def test_secure_round_equals_plain_fedavg_within_quantisation_error() -> None:
     assert secure.record.num_clients == 10
     assert secure.record.num_examples == plain.record.num_examples
     assert secure.record.dropouts_recovered == 0
+    assert plain.record.quantization_error is None
+    # The stated bound: about n^2 c / 2^32 for equal weights (docs/privacy.md).
+    bound = secure.record.quantization_error
+    assert bound is not None and 0 < bound < 1e-7
+    for got, want in zip(secure.parameters, plain.parameters):
+        # Within the bound, plus each model's own float32 rounding.
+        slack = bound + np.spacing(np.abs(want))
+        assert np.all(np.abs(got.astype(np.float64) - want) <= slack)
     assert _relative(secure.parameters, plain.parameters) <= 1e-6
     # Element-wise: quantisation error far below one float32 step of the model.
     for got, want in zip(secure.parameters, plain.parameters):

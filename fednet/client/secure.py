@@ -170,12 +170,19 @@ class SecureSite:
         # Every array end to end and the weight last, encoded and masked in place.
         flat = np.empty(sum(new.size for new, _ in held.pairs) + 1, dtype=np.uint32)
         masked: NDArrays = []
-        start = 0
+        start = clipped = 0
         for (new, old), shape in zip(held.pairs, held.shapes):
             part = flat[start : start + new.size]
-            encode_delta(new, old, held.clip, factor, parties, noise, out=part)
+            clipped += encode_delta(
+                new, old, held.clip, factor, parties, noise, out=part
+            )[1]
             masked.append(part.view(np.int32).reshape(shape))
             start += new.size
+        if clipped:
+            logger.warning(
+                "secure round %d: %d of %d changes clipped to secagg_clip %g",
+                message.server_round, clipped, flat.size - 1, held.clip,
+            )
         flat[-1] = weight
         masked.append(flat[-1:].view(np.int32))
         held.pairs = []
@@ -222,7 +229,7 @@ def encode_delta(
     noise: Noise | None = None,
     *,
     out: U32 | None = None,
-) -> U32:
+) -> tuple[U32, int]:
     """Quantise ``clip(new - old, -clip, clip) * weight (+ noise)`` chunk by chunk.
 
     Args:
@@ -235,7 +242,8 @@ def encode_delta(
         out: a flat uint32 array of ``new.size`` to write into (else a new one).
 
     Returns:
-        The flat uint32 encoding, as :func:`quantize` of the whole would give.
+        The flat uint32 encoding, as :func:`quantize` of the whole would give,
+        and how many coordinates the clip range cut.
 
     Raises:
         SecAggError: on a NaN or infinite value (or one the noise made so).
@@ -243,13 +251,15 @@ def encode_delta(
     if out is None:
         out = np.empty(new.size, dtype=np.uint32)
     block = np.empty(min(new.size, CHUNK), dtype=np.float64)
+    clipped = 0
     for start in range(0, new.size, CHUNK):
         stop = min(new.size, start + CHUNK)
         work: F64 = block[: stop - start]
         np.subtract(new[start:stop], old[start:stop], out=work, dtype=np.float64)
+        clipped += int(np.count_nonzero(np.abs(work) > clip))
         np.clip(work, -clip, clip, out=work)
         work *= weight
         if noise is not None:
             work += noise[0].standard_normal(stop - start) * noise[1]
         quantize_into(work, clip, parties, out[start:stop])
-    return out
+    return out, clipped

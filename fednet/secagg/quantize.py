@@ -113,9 +113,7 @@ def dequantize(
         SecAggError: on a bad clip, n or summands, or a non-uint32 array.
     """
     top = _top(clip, n)
-    count = n if summands is None else summands
-    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= n:
-        raise SecAggError(f"summands must be in [0, {n}], got {count!r}")
+    count = _summands(n, summands)
     scale = top / (2.0 * clip)
     out: list[F64] = []
     for index, arr in enumerate(summed):
@@ -128,20 +126,29 @@ def dequantize(
     return out
 
 
-def max_error(clip: float, n: int, *, stochastic: bool = False) -> float:
+def max_error(
+    clip: float, n: int, *, stochastic: bool = False, summands: int | None = None
+) -> float:
     """State the worst-case absolute error of one element of a dequantised sum.
 
     The bound holds for inputs inside [-clip, clip] (clipping itself is not
     an error of the encoding): each summand is off by at most half a step
     (a whole step with stochastic rounding), plus float64 rounding slack.
 
+    Args:
+        clip: the clip range of :func:`quantize`.
+        n: the ``n`` of :func:`quantize` (fixes the step).
+        stochastic: whether the summands were rounded stochastically.
+        summands: how many vectors were summed (defaults to ``n``).
+
     Raises:
-        SecAggError: on a bad clip or n.
+        SecAggError: on a bad clip, n or summands.
     """
     top = _top(clip, n)
+    count = _summands(n, summands)
     step = 2.0 * clip / top
     per_value = step if stochastic else step / 2.0
-    return n * per_value + 8.0 * n * clip * 2.0**-52
+    return count * per_value + 8.0 * n * clip * 2.0**-52
 
 
 def choose_clip(updates: Sequence[Sequence[npt.NDArray[np.floating]]]) -> float:
@@ -163,6 +170,14 @@ def choose_clip(updates: Sequence[Sequence[npt.NDArray[np.floating]]]) -> float:
     if largest == 0.0:
         return 1.0
     return math.ldexp(1.0, math.frexp(largest)[1])
+
+
+def _summands(n: int, summands: int | None) -> int:
+    """Return how many vectors were summed (``n`` if None), checked to be <= n."""
+    count = n if summands is None else summands
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= n:
+        raise SecAggError(f"summands must be in [0, {n}], got {count!r}")
+    return count
 
 
 def _top(clip: float, n: int) -> int:

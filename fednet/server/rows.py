@@ -96,6 +96,7 @@ def round_view(record: RoundRecord, duration_s: float, now: float) -> RoundView:
         client_metrics={str(k): dict(v) for k, v in record.client_metrics.items()},
         epsilon=record.epsilon,
         dropouts_recovered=record.dropouts_recovered,
+        quantization_error=record.quantization_error,
         metrics=dict(record.metrics),
         test_metrics=dict(record.test_metrics),
         confusion=record.confusion,
@@ -127,6 +128,7 @@ def round_from_row(
         client_metrics=per_client.get(row["server_round"], {}),
         epsilon=detail.get("epsilon"),  # absent from rounds before dp
         dropouts_recovered=detail.get("dropouts_recovered"),
+        quantization_error=detail.get("quantization_error"),
         # absent from rounds before the metrics of issue 12
         metrics=detail.get("metrics", {}),
         test_metrics=detail.get("test_metrics", {}),

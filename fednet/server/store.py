@@ -187,8 +187,8 @@ class Store(CheckpointFiles):
 
     # -- rounds ---------------------------------------------------------------
 
-    def _secagg_detail(self, run_id: int, view: RoundView) -> dict[str, int]:
-        """Return a secure round's dropouts recovered, and the run's up to it."""
+    def _secagg_detail(self, run_id: int, view: RoundView) -> dict[str, Any]:
+        """Return a secure round's dropouts recovered, the run's, its error bound."""
         if view.dropouts_recovered is None:
             return {}
         before = self.read(
@@ -199,6 +199,7 @@ class Store(CheckpointFiles):
         return {
             "dropouts_recovered": view.dropouts_recovered,
             "dropouts_recovered_run": total + view.dropouts_recovered,
+            "quantization_error": view.quantization_error,
         }
 
     def record_round(

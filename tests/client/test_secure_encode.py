@@ -17,11 +17,14 @@ def test_encode_delta_equals_quantize_of_the_clipped_weighted_delta() -> None:
     old = rng.normal(0, 1, size).astype(np.float32)
     new = old + rng.normal(0, 0.8, size).astype(np.float32)
     flat = np.zeros(size + 1, np.uint32)
-    encode_delta(new, old, 1.0, 0.25, 10, out=flat[:size])
-    delta = np.clip(new.astype(np.float64) - old, -1.0, 1.0) * 0.25
+    _, clipped = encode_delta(new, old, 1.0, 0.25, 10, out=flat[:size])
+    change = new.astype(np.float64) - old
+    delta = np.clip(change, -1.0, 1.0) * 0.25
     np.testing.assert_array_equal(flat[:size], quantize([delta], 1.0, 10)[0])
     assert flat[size] == 0
-    np.testing.assert_array_equal(encode_delta(new, old, 1.0, 0.25, 10), flat[:size])
+    assert clipped == np.count_nonzero(np.abs(change) > 1.0) > 0
+    fresh, _ = encode_delta(new, old, 1.0, 0.25, 10)
+    np.testing.assert_array_equal(fresh, flat[:size])
 
 
 def test_encode_delta_refuses_a_nan() -> None:
