@@ -6,11 +6,16 @@ Starts a coordinator and N ``--dataset synthetic`` clients on 127.0.0.1,
 plays a plain FedAvg run and then the same run with secure aggregation, and
 prints each run's mean round time (the API's ``duration_s``), the ratio, the
 coordinator's peak memory and the secure model's error against the plain one.
+With ``--signed`` the sites get certificates of a fresh CA (``--tls-cert``,
+``--tls-key``, ``--ca-file``, over plain ws://), so the secure run is signed
+and verified (docs/privacy.md#signed-rounds-a-coordinator-that-lies-is-caught):
+compare its secure round with one of a run without ``--signed``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import socket
 import sys
@@ -22,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from fednet import pki
 from fednet.processes import Processes, peak_rss_mb
 
 
@@ -81,6 +87,7 @@ def main() -> None:
     parser.add_argument("--params", type=int, default=1_000_000)
     parser.add_argument("--sites", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--signed", action="store_true", help="sign secure rounds")
     args = parser.parse_args()
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -93,7 +100,9 @@ def main() -> None:
                 procs.start(f"site-{i}", "client", "--server",
                             f"ws://127.0.0.1:{port}/ws", "--name", f"site-{i}",
                             "--dataset", "synthetic", "--partition",
-                            f"{i}/{args.sites}", "--client-port", "0")
+                            f"{i}/{args.sites}", "--client-port", "0",
+                            *(_certificate(Path(tmp), f"site-{i}") if args.signed
+                              else ()))
             _wait(lambda: len(_call(base, "/api/clients")) >= args.sites, "sites")
             config = {"task": "synthetic", "synthetic_params": args.params,
                       "rounds": args.rounds, "min_clients": args.sites,
@@ -101,10 +110,28 @@ def main() -> None:
             plain = _play(base, config)
             secure = _play(base, {**config, "secure_aggregation": True})
             peak = peak_rss_mb(procs.pid("server"))
+            signed = "is signed" in (Path(tmp) / "server.log").read_text()
+            if signed != args.signed:
+                sys.exit(f"the secure rounds were {'' if signed else 'not '}signed")
             got, want = _model(base, secure["id"]), _model(base, plain["id"])
         finally:
             procs.stop()
     _report(args, plain, secure, peak, got, want)
+
+
+def _certificate(folder: Path, site: str) -> tuple[str, ...]:
+    """Issue ``site`` a certificate of the folder's CA (made once); its flags."""
+    now = dt.datetime.now(dt.timezone.utc)
+    if not (folder / "ca.crt").exists():
+        ca = pki.build_ca("bench CA", now)
+        (folder / "ca.crt").write_bytes(ca.cert_pem())
+        (folder / "ca.key").write_bytes(ca.key_pem())
+    ca = pki.load_ca((folder / "ca.crt").read_bytes(), (folder / "ca.key").read_bytes())
+    leaf = pki.build_leaf(ca, site, [], now)
+    (folder / f"{site}.crt").write_bytes(leaf.cert_pem())
+    (folder / f"{site}.key").write_bytes(leaf.key_pem())
+    return ("--tls-cert", str(folder / f"{site}.crt"), "--tls-key",
+            str(folder / f"{site}.key"), "--ca-file", str(folder / "ca.crt"))
 
 
 def _report(
@@ -120,7 +147,8 @@ def _report(
     diff = np.sqrt(sum(float(np.sum((g.astype(np.float64) - w) ** 2))
                        for g, w in zip(got, want)))
     p, s = mean_round(plain), mean_round(secure)
-    print(f"P={args.params} N={args.sites} rounds={args.rounds}")
+    print(f"P={args.params} N={args.sites} rounds={args.rounds}"
+          f"{' signed' if args.signed else ''}")
     print(f"plain round   {p:8.2f} s")
     print(f"secure round  {s:8.2f} s  ({s / p:.2f}x)")
     print(f"coordinator peak RSS {peak or float('nan'):.0f} MB")

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fednet.client import signedsite
+from fednet.client.signedsite import SecaggPolicy, SignedRound
 from fednet.protocol import Fit, FitResult
 from fednet.secagg.context import Advertisement, EncryptedShares, RoundContext
 from fednet.secagg.context import UnmaskRequest
@@ -25,9 +27,15 @@ from fednet.secagg.party import Party
 from fednet.secagg.quantize import F64, U32, quantize
 from fednet.secagg.wire import (
     SecaggAdvertise,
+    SecaggConsistency,
+    SecaggConsistencySignature,
     SecaggRoster,
     SecaggSetup,
     SecaggShares,
+    SecaggSignedAdvertise,
+    SecaggSignedRoster,
+    SecaggSignedSetup,
+    SecaggSignedUnmask,
     SecaggUnmask,
     SecaggUnmaskResult,
 )
@@ -35,9 +43,15 @@ from fednet.typing import NDArray, NDArrays
 
 logger = logging.getLogger(__name__)
 
-SecureStep = SecaggRoster | SecaggShares | SecaggUnmask
+SecureStep = (
+    SecaggRoster | SecaggShares | SecaggUnmask | SecaggSignedRoster
+    | SecaggConsistency | SecaggSignedUnmask
+)
 """A coordinator message a site answers with its next stage."""
-SECURE_STEPS = (SecaggRoster, SecaggShares, SecaggUnmask)
+SECURE_STEPS = (
+    SecaggRoster, SecaggShares, SecaggUnmask, SecaggSignedRoster,
+    SecaggConsistency, SecaggSignedUnmask,
+)
 Noise = tuple[np.random.Generator, float]
 MAX_ROUNDS_HELD = 2
 """Secure rounds a connection keeps state for (the current one, and a late one)."""
@@ -57,6 +71,7 @@ class _Round:
     weight_cap: int = 0
     shapes: list[tuple[int, ...]] = field(default_factory=list)
     dp: tuple[float, float] = (0.0, 0.0)  # distributed DP: (clip norm, z)
+    signed: SignedRound | None = None  # a signed round's keys and signed sets
 
 
 class SecureSite:
@@ -65,12 +80,15 @@ class SecureSite:
     Args:
         name: the site's client id (its registered name), its party id.
         rng_bytes: a CSPRNG for keys, seeds and nonces (``os.urandom``).
+        policy: whether it signs and verifies (signed rounds).
     """
 
     def __init__(
-        self, name: str, rng_bytes: Callable[[int], bytes] = os.urandom
+        self, name: str, rng_bytes: Callable[[int], bytes] = os.urandom,
+        policy: SecaggPolicy = SecaggPolicy(),
     ) -> None:
         self.name = name
+        self.policy = policy
         self._rng = rng_bytes
         self._rounds: dict[tuple[int, int], _Round] = {}
         self._refused: set[tuple[int, int]] = set()
@@ -82,6 +100,11 @@ class SecureSite:
         and refused: its ``fit`` is answered with an error, never in the clear.
         """
         key = (message.run_id, message.server_round)
+        refusal = self.policy.refusal(message)
+        if refusal is not None:
+            logger.warning("secure round %d refused: %s", message.server_round, refusal)
+            self._refused.add(key)
+            return
         try:
             context = RoundContext(
                 str(message.run_id), message.server_round, message.parties,
@@ -93,11 +116,14 @@ class SecureSite:
             self._refused.add(key)
             return
         dp = (message.dp_clip_norm, message.dp_noise_multiplier)
-        self._rounds[key] = _Round(party, message.clip, dp=dp)
+        signed = SignedRound() if isinstance(message, SecaggSignedSetup) else None
+        self._rounds[key] = _Round(party, message.clip, dp=dp, signed=signed)
         while len(self._rounds) > MAX_ROUNDS_HELD:
             del self._rounds[next(iter(self._rounds))]
 
-    def after_fit(self, request: Fit, result: FitResult) -> FitResult | SecaggAdvertise:
+    def after_fit(
+        self, request: Fit, result: FitResult
+    ) -> FitResult | SecaggAdvertise | SecaggSignedAdvertise:
         """Keep a secure round's trained update and return its advertisement.
 
         A round without ``secagg_setup`` returns ``result`` unchanged.
@@ -119,14 +145,19 @@ class SecureSite:
         held.num_examples = result.num_examples
         held.shapes = [np.shape(p) for p in request.parameters]
         adv = held.party.advertise()
+        if held.signed is not None:
+            return signedsite.advertise(self.policy, held.party.context, adv)
         return SecaggAdvertise(
             request.run_id, request.server_round, adv.c_public.hex(), adv.s_public.hex()
         )
 
     def step(
         self, message: SecureStep
-    ) -> SecaggShares | FitResult | SecaggUnmaskResult:
+    ) -> SecaggShares | FitResult | SecaggUnmaskResult | SecaggConsistencySignature:
         """Answer a stage message of a held round.
+
+        A signed round's check that fails drops the round: nothing more of it
+        is ever revealed.
 
         Raises:
             SecAggError: for a round not held, or anything the stage refuses.
@@ -135,10 +166,22 @@ class SecureSite:
         if held is None:
             raise SecAggError(f"no secure round {message.server_round} here")
         ids = (message.run_id, message.server_round)
-        if isinstance(message, SecaggRoster):
-            adverts = [
-                Advertisement(p, bytes.fromhex(c), bytes.fromhex(s))
-                for p, c, s in message.advertisements
+        try:
+            adverts = signedsite.check_step(
+                self.policy, held.party.context, held.signed, message)
+        except SecAggError as e:
+            del self._rounds[ids]
+            logger.warning("secure round %d: refusing to reveal anything: %s",
+                           message.server_round, e)
+            raise
+        if isinstance(message, SecaggConsistency):
+            assert held.signed is not None
+            return signedsite.sign_sets(
+                self.policy, held.party.context, held.signed, message)
+        if isinstance(message, (SecaggRoster, SecaggSignedRoster)):
+            adverts = adverts or [
+                Advertisement(row[0], bytes.fromhex(row[1]), bytes.fromhex(row[2]))
+                for row in message.advertisements
             ]
             held.weight_cap = message.weight_cap
             sealed = held.party.share_keys(adverts)
