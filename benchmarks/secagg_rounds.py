@@ -7,12 +7,17 @@ on a fresh coordinator with N fresh ``--dataset synthetic`` clients on
 127.0.0.1 (so neither run's peak memory or warm-up shows in the other's), and
 prints each run's median round time (the API's ``duration_s``), the ratio, the
 coordinator's peak memory per run and the secure model's error against the
-plain one.
+plain one. With ``--signed`` the secure run's sites get certificates of a
+fresh CA (``--tls-cert``, ``--tls-key``, ``--ca-file``, over plain ws://), so
+its rounds are signed and verified
+(docs/privacy.md#signed-rounds-a-coordinator-that-lies-is-caught): compare
+its secure round with one of a run without ``--signed``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import socket
 import sys
@@ -24,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from fednet import pki
 from fednet.processes import Processes, peak_rss_mb
 
 
@@ -81,6 +87,7 @@ def _session(
     args: argparse.Namespace, secure: bool
 ) -> tuple[dict[str, Any], float | None, list[np.ndarray]]:
     """Play one run on a fresh coordinator and sites; return it, the peak, the model."""
+    signed = secure and args.signed
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,13 +99,17 @@ def _session(
                 procs.start(f"site-{i}", "client", "--server",
                             f"ws://127.0.0.1:{port}/ws", "--name", f"site-{i}",
                             "--dataset", "synthetic", "--partition",
-                            f"{i}/{args.sites}", "--client-port", "0")
+                            f"{i}/{args.sites}", "--client-port", "0",
+                            *(_certificate(Path(tmp), f"site-{i}") if signed
+                              else ()))
             _wait(lambda: len(_call(base, "/api/clients")) >= args.sites, "sites")
             config = {"task": "synthetic", "synthetic_params": args.params,
                       "rounds": args.rounds, "min_clients": args.sites,
                       "round_timeout_s": 600.0, "secure_aggregation": secure}
             run = _play(base, config)
             peak = peak_rss_mb(procs.pid("server"))
+            if signed != ("is signed" in (Path(tmp) / "server.log").read_text()):
+                sys.exit(f"the secure rounds were {'not ' if signed else ''}signed")
             return run, peak, _model(base, run["id"])
         finally:
             procs.stop()
@@ -110,10 +121,26 @@ def main() -> None:
     parser.add_argument("--params", type=int, default=1_000_000)
     parser.add_argument("--sites", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--signed", action="store_true", help="sign secure rounds")
     args = parser.parse_args()
     plain, plain_peak, want = _session(args, secure=False)
     secure, secure_peak, got = _session(args, secure=True)
     _report(args, (plain, plain_peak), (secure, secure_peak), got, want)
+
+
+def _certificate(folder: Path, site: str) -> tuple[str, ...]:
+    """Issue ``site`` a certificate of the folder's CA (made once); its flags."""
+    now = dt.datetime.now(dt.timezone.utc)
+    if not (folder / "ca.crt").exists():
+        ca = pki.build_ca("bench CA", now)
+        (folder / "ca.crt").write_bytes(ca.cert_pem())
+        (folder / "ca.key").write_bytes(ca.key_pem())
+    ca = pki.load_ca((folder / "ca.crt").read_bytes(), (folder / "ca.key").read_bytes())
+    leaf = pki.build_leaf(ca, site, [], now)
+    (folder / f"{site}.crt").write_bytes(leaf.cert_pem())
+    (folder / f"{site}.key").write_bytes(leaf.key_pem())
+    return ("--tls-cert", str(folder / f"{site}.crt"), "--tls-key",
+            str(folder / f"{site}.key"), "--ca-file", str(folder / "ca.crt"))
 
 
 def _report(
@@ -134,7 +161,8 @@ def _report(
                        for g, w in zip(got, want)))
     p, s = median_round(plain), median_round(secure)
     nan = float("nan")
-    print(f"P={args.params} N={args.sites} rounds={args.rounds}")
+    print(f"P={args.params} N={args.sites} rounds={args.rounds}"
+          f"{' signed' if args.signed else ''}")
     print(f"plain round   {p:8.2f} s  (median)   coordinator peak RSS"
           f" {plain_peak or nan:.0f} MB")
     print(f"secure round  {s:8.2f} s  ({s / p:.2f}x)   coordinator peak RSS"

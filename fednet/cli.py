@@ -118,6 +118,9 @@ def _server_parser(sub: Any) -> None:
     f.add("--tls-key", type=Path, help="private key (PEM) of --tls-cert")
     f.add("--tls-client-ca", type=Path, help="CA of client certificates (mTLS)")
     f.switch("--insecure", help="allow a non-loopback address without TLS or tokens")
+    # TEST ONLY, hidden: a malicious coordinator (fednet/server/tamper.py)
+    p.add_argument("--test-secagg-swap-key", action="store_true",
+                   help=argparse.SUPPRESS)
 
 
 def _client_parser(sub: Any) -> None:
@@ -145,6 +148,10 @@ def _client_parser(sub: Any) -> None:
     f.add("--backoff-max-s", type=float, default=30.0, help="longest reconnect wait")
     f.add("--fit-delay-s", type=float, default=0.0, help="sleep before fits (tests)")
     f.switch("--exit-after-masked", help="exit once a masked input is sent (tests)")
+    f.switch(
+        "--secagg-trust-coordinator",
+        help="with --tls-cert: sign secure rounds but skip verifying the others",
+    )
     p.add_argument(
         "--trainer", action="append", default=None, metavar="[NAME=]MODULE:ATTR",
         help="a trainer this site offers (repeatable; env FEDNET_TRAINER,"

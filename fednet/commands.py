@@ -49,6 +49,7 @@ def server_command(args: argparse.Namespace) -> int:
         tls_client_ca=args.tls_client_ca,
         viewer_token=args.viewer_token or None,
         insecure=args.insecure,
+        test_secagg_swap_key=args.test_secagg_swap_key,
     )
     if missing := settings.exposure():
         if not settings.insecure:
@@ -116,6 +117,7 @@ def client_command(args: argparse.Namespace) -> int:
         backoff_max_s=args.backoff_max_s,
         fit_delay_s=args.fit_delay_s,
         exit_after_masked=args.exit_after_masked,
+        secagg_trust_coordinator=args.secagg_trust_coordinator,
         trainers=tuple(args.trainer) if args.trainer else args.trainer_env,
     )
     return run_client(settings, random.Random(), new_event_loop)

@@ -26,6 +26,11 @@ CLIENT_CAPABILITIES = ("gossip", "secagg")
 average a relay of peers' models; ``secagg``, they take part in secure
 aggregation (a client of an earlier release can neither: it would answer a
 secure round's ``fit`` with its update in the clear)."""
+SIGNED = "secagg-signed"
+"""Announced by a client that holds a certificate (``--tls-cert``): it signs its
+secure-aggregation advertisements and takes part in the consistency check
+(docs/privacy.md#secure-aggregation). A coordinator runs a round signed only
+when every selected site announced it."""
 CAPABILITY_NEEDS = {
     "gossip": "an earlier release cannot average peers' models",
     "secagg": "an earlier release would send its update in the clear",

@@ -17,29 +17,42 @@ from fednet.secagg.context import (
     Advertisement,
     EncryptedShares,
     RoundContext,
+    UnmaskRequest,
     UnmaskResponse,
 )
 from fednet.secagg.errors import SecAggError
 from fednet.secagg.quantize import dequantize, max_error
 from fednet.secagg.rules import round_threshold
 from fednet.secagg.wire import (
+    MAX_SIGNED_PARTIES,
     SecaggAdvertise,
+    SecaggConsistency,
+    SecaggConsistencySignature,
     SecaggInput,
     SecaggRoster,
     SecaggSetup,
     SecaggShares,
+    SecaggSignedAdvertise,
+    SecaggSignedRoster,
+    SecaggSignedSetup,
+    SecaggSignedUnmask,
     SecaggUnmask,
     SecaggUnmaskResult,
 )
+from fednet.secsigned import SignedStages
 from fednet.typing import ClientId, NDArrays
 
 CHUNK = 1 << 16
 """Elements decoded at a time: the float64 temporaries stay in cache."""
 STAGES = ("advertise", "share_keys", "masked_input", "unmask")
+SIGNED_STAGES = ("advertise", "share_keys", "masked_input", "consistency", "unmask")
+"""A signed round's stages: the consistency check comes before unmasking."""
 _INPUTS = {
-    SecaggAdvertise: "advertise",
-    SecaggShares: "share_keys",
-    SecaggUnmaskResult: "unmask",
+    SecaggAdvertise: ("advertise", False),
+    SecaggShares: ("share_keys", None),
+    SecaggUnmaskResult: ("unmask", None),
+    SecaggSignedAdvertise: ("advertise", True),
+    SecaggConsistencySignature: ("consistency", True),
 }
 
 
@@ -54,6 +67,8 @@ class SecureRound:
         server_round: the round.
         selected: the sites invited to the round.
         parameters: the global model the sites train from.
+        signed: run the signed variant (every selected site signs and can
+            verify: docs/privacy.md); at most MAX_SIGNED_PARTIES sites.
 
     Raises:
         SecAggError: if the threshold exceeds the selected sites.
@@ -66,6 +81,7 @@ class SecureRound:
         server_round: int,
         selected: Sequence[ClientId],
         parameters: NDArrays,
+        signed: bool = False,
     ) -> None:
         parties = tuple(sorted(selected))
         threshold = round_threshold(config.secagg_threshold, len(parties))
@@ -85,6 +101,9 @@ class SecureRound:
         self.collector = Collector(self.context, shapes)
         self._declared: dict[str, int] = {}
         self.responders: set[str] = set()
+        self.signed = signed and len(parties) <= MAX_SIGNED_PARTIES
+        self._signed = SignedStages(self.context)
+        self._request = UnmaskRequest((), ())
 
     @property
     def dropouts_recovered(self) -> int:
@@ -99,13 +118,13 @@ class SecureRound:
     def setup_message(self) -> SecaggSetup:
         """Return the message that opens the round at every selected site."""
         ctx = self.context
-        return SecaggSetup(
-            *self._ids, ctx.parties, ctx.threshold, self.clip, *self._dp
-        )
+        kind = SecaggSignedSetup if self.signed else SecaggSetup
+        return kind(*self._ids, ctx.parties, ctx.threshold, self.clip, *self._dp)
 
     def expects(self, message: SecaggInput) -> bool:
-        """Return whether the message belongs to the current stage."""
-        return _INPUTS.get(type(message)) == self.stage
+        """Return whether the message belongs to the current stage (and variant)."""
+        stage, signed = _INPUTS.get(type(message), ("", None))
+        return stage == self.stage and signed in (None, self.signed)
 
     def receive(self, party: ClientId, message: SecaggInput, declared: int) -> None:
         """Take a site's message of the current stage.
@@ -122,6 +141,13 @@ class SecureRound:
             keys = bytes.fromhex(message.c_public), bytes.fromhex(message.s_public)
             self.collector.receive_advertisement(Advertisement(party, *keys))
             self._declared[party] = max(1, declared)
+        elif isinstance(message, SecaggSignedAdvertise):
+            adv = self._signed.advertisement(party, message)
+            self.collector.receive_advertisement(adv)
+            self._signed.keep(party, message)
+            self._declared[party] = max(1, declared)
+        elif isinstance(message, SecaggConsistencySignature):
+            self._signed.signature(party, message)
         elif isinstance(message, SecaggShares):
             sealed = [EncryptedShares(party, peer, bytes.fromhex(data))
                       for peer, data in message.shares]
@@ -132,13 +158,15 @@ class SecureRound:
             self.collector.receive_unmask(UnmaskResponse(party, s_shares, b_shares))
             self.responders.add(party)
 
-    def close_advertise(self) -> SecaggRoster:
+    def close_advertise(self) -> SecaggRoster | SecaggSignedRoster:
         """End stage 0: the roster for every advertiser (raises below t)."""
         adverts = self.collector.close_advertise()
         cap = max(self._declared.values())
         if cap * len(self.context.parties) >= 1 << 32:  # the weights' 32-bit sum
             raise SecAggError(f"num_examples up to {cap} overflow the weight sum")
         self.stage = STAGES[1]
+        if self.signed:
+            return self._signed.roster(self._ids, adverts, cap)
         rows = tuple((a.party_id, a.c_public.hex(), a.s_public.hex()) for a in adverts)
         return SecaggRoster(*self._ids, rows, cap)
 
@@ -157,11 +185,27 @@ class SecureRound:
         """Return the sink that folds one site's masked input into the sum."""
         return MaskedInput(self.collector, party)
 
-    def close_masked_input(self) -> SecaggUnmask:
-        """End stage 2: the unmask request for every survivor (raises below t)."""
+    def close_masked_input(self) -> SecaggUnmask | SecaggConsistency:
+        """End stage 2: the unmask request for every survivor (raises below t).
+
+        A signed round asks the survivors to sign the sets first.
+        """
         request = self.collector.close_masked_input()
+        if self.signed:
+            self._request, self.stage = request, "consistency"
+            return self._signed.consistency(self._ids, request)
         self.stage = STAGES[3]
         return SecaggUnmask(*self._ids, request.dropped, request.survivors)
+
+    def close_consistency(self) -> SecaggSignedUnmask:
+        """End a signed round's consistency stage: the request for the signers.
+
+        Raises:
+            SecAggError: with fewer than t signatures (the round fails).
+        """
+        message = self._signed.unmask(self._ids, self._request)
+        self.stage = STAGES[3]
+        return message
 
     def result(
         self, parameters: NDArrays, denominator: float | None = None

@@ -6,12 +6,16 @@ selected sites train and advertise keys, share keys, send masked inputs
 the sum. Each stage is a wait of its own with ``round_timeout_s``; a stage
 left with fewer than the threshold fails the play of the round, which is
 then played again like a round short of ``min_clients``.
+
+A round whose selected sites all announced ``secagg-signed``
+is signed: the roster carries each site's signature and certificate and a
+consistency stage, a wait of its own, comes before the unmask stage.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fednet.central_dp import CentralDP
@@ -31,12 +35,16 @@ class SecureRoundMachine(RoundMachine):
     """A :class:`RoundMachine` whose coordinator only ever holds the sum.
 
     Takes the arguments of :class:`RoundMachine`; ``config.secure_aggregation``
-    is on.
+    is on. ``signs`` tells whether a site announced ``secagg-signed``.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(
+        self, signs: Callable[[ClientId], bool] = lambda client_id: False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._secure: SecureRound | None = None
+        self._signs = signs
 
     def start_round(self, available: Sequence[ClientId]) -> None:
         """Begin a round: ``secagg_setup`` then ``fit`` to every selected site."""
@@ -46,9 +54,11 @@ class SecureRoundMachine(RoundMachine):
         fit = self._outgoing.pop()
         self._aggregator = None  # the secure sum replaces the plain one
         selected = self._tally.selected
+        signed = bool(selected) and all(self._signs(c) for c in selected)
         try:
             self._secure = SecureRound(
-                self.config, self.run_id, self.server_round, selected, self.parameters
+                self.config, self.run_id, self.server_round, selected,
+                self.parameters, signed=signed,
             )
         except SecAggError as e:
             self._tally.pending.clear()
@@ -56,6 +66,9 @@ class SecureRoundMachine(RoundMachine):
             return
         self._send(selected, self._secure.setup_message())
         self._outgoing.append(fit)
+        if self._secure.signed:
+            self._log(logging.INFO, "fit: round %d is signed (secagg-signed)",
+                      self.server_round)
 
     def secagg_received(
         self, client_id: ClientId, message: SecaggInput, declared: int
@@ -144,6 +157,9 @@ class SecureRoundMachine(RoundMachine):
         elif stage == "masked_input":
             request = secure.close_masked_input()
             self._await(request.survivors, request)
+        elif stage == "consistency":
+            signed = secure.close_consistency()
+            self._await(tuple(p for p, _ in signed.signatures), signed)
         else:
             strategy, denominator = self.strategy, None
             if isinstance(strategy, CentralDP) and self.config.dp == "distributed":

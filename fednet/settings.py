@@ -52,6 +52,7 @@ class ServerSettings:
     tls_client_ca: Path | None = None
     viewer_token: str | None = None
     insecure: bool = False
+    test_secagg_swap_key: bool = False  # TEST ONLY: a key-swapping coordinator
 
     @property
     def tls(self) -> bool:
@@ -135,6 +136,8 @@ class ClientSettings:
     max_message_bytes: int = 1 << 30
     fit_delay_s: float = 0.0  # tests and benchmarks: a slow site
     exit_after_masked: bool = False  # tests: a site that dies mid secure round
+    # with tls_cert: sign secure rounds but do not verify (docs/privacy.md)
+    secagg_trust_coordinator: bool = False
     # --trainer values: module:attribute or name=module:attribute (docs/models.md)
     trainers: tuple[str, ...] = ()
 

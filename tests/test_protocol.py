@@ -17,9 +17,15 @@ from fednet.learning.trainers.architecture import Architecture
 from fednet.params import arrays_to_frame
 from fednet.secagg.wire import (
     SecaggAdvertise,
+    SecaggConsistency,
+    SecaggConsistencySignature,
     SecaggRoster,
     SecaggSetup,
     SecaggShares,
+    SecaggSignedAdvertise,
+    SecaggSignedRoster,
+    SecaggSignedSetup,
+    SecaggSignedUnmask,
     SecaggUnmask,
     SecaggUnmaskResult,
 )
@@ -77,6 +83,15 @@ MESSAGES: list[Message] = [
     SecaggShares(3, 2, (("site-b", "0f" * 160),)),
     SecaggUnmask(3, 2, ("site-c",), ("site-a", "site-b")),
     SecaggUnmaskResult(3, 2, (("site-c", "01" * 66),), (("site-a", "02" * 66),)),
+    SecaggSignedSetup(3, 2, ("site-a", "site-b"), 2, 1.0),
+    SecaggSignedAdvertise(3, 2, "ab" * 32, "cd" * 32, "30" * 70, "0f" * 600),
+    SecaggSignedRoster(
+        3, 2, (("site-a", "ab" * 32, "cd" * 32, "30" * 70, "0f" * 600),), 120
+    ),
+    SecaggConsistency(3, 2, ("site-c",), ("site-a", "site-b")),
+    SecaggConsistencySignature(3, 2, "30" * 70),
+    SecaggSignedUnmask(3, 2, ("site-c",), ("site-a", "site-b"),
+                       (("site-a", "30" * 70), ("site-b", "30" * 71))),
     Error("invalid_update", "array 0: bad shape", 3, 2),
     Error("protocol_error", "bad"),
     Trainers(({"name": "logreg", "fingerprint": "ab" * 32},

@@ -11,6 +11,7 @@ import aiohttp
 from fednet.buffers import BufferPool
 from fednet.client import work
 from fednet.client.secure import SECURE_STEPS, SecureSite, exit_now
+from fednet.client.signedsite import SecaggPolicy
 from fednet.client.state import ClientState
 from fednet.client.trainer import Trainer
 from fednet.client.sitetrainers import direct_only, error_code
@@ -58,6 +59,7 @@ class Connection:
         state: the client's status page data, updated as work goes on.
         limits: bounds on the binary frames the coordinator sends.
         buffers: reuses the buffers multi-part frames are joined in.
+        policy: whether secure rounds are signed and verified here.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class Connection:
         state: ClientState,
         limits: Limits,
         buffers: BufferPool,
+        policy: SecaggPolicy = SecaggPolicy(),
     ) -> None:
         self.welcome = welcome
         self._ws = ws
@@ -79,7 +82,7 @@ class Connection:
         self._send_lock = asyncio.Lock()
         self._work = work.WorkQueue(buffers)
         self._wire_state = "idle"
-        self._secure = SecureSite(welcome.client_id)
+        self._secure = SecureSite(welcome.client_id, policy=policy)
 
     @classmethod
     async def open(
@@ -90,13 +93,14 @@ class Connection:
         state: ClientState,
         limits: Limits,
         buffers: BufferPool,
+        policy: SecaggPolicy = SecaggPolicy(),
     ) -> Connection:
         """Say hello on a fresh socket and return the connection it welcomes.
 
         Args:
             ws: the socket, just opened.
             hello: who this client is.
-            trainer, state, limits, buffers: as for :class:`Connection`.
+            trainer, state, limits, buffers, policy: as for :class:`Connection`.
 
         Returns:
             The connection, its client id recorded in ``state``.
@@ -108,7 +112,7 @@ class Connection:
             asyncio.TimeoutError: if no answer comes within ``WELCOME_TIMEOUT_S``.
         """
         welcome = await handshake(ws, hello, trainer, state, limits)
-        return cls(ws, welcome, trainer, state, limits, buffers)
+        return cls(ws, welcome, trainer, state, limits, buffers, policy)
 
     async def serve(self) -> None:
         """Answer requests until the coordinator closes; then end every task."""

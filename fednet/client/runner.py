@@ -22,7 +22,8 @@ from fednet.exceptions import DataError, ProtocolError
 from fednet.params import Limits
 from fednet.protocol import MAX_HELLO_CHARS, Hello, serialize
 from fednet.tlsctx import client_ssl_context, tls_failure
-from fednet.gossip import CLIENT_CAPABILITIES
+from fednet.gossip import CLIENT_CAPABILITIES, SIGNED
+from fednet.client.signedsite import secagg_policy
 
 __all__ = ["ClientRunner", "ClientState", "backoff_delay"]
 
@@ -71,9 +72,10 @@ class ClientRunner:
             )
         elif settings.ca_file or settings.tls_cert:
             logger.warning(
-                "no TLS: %s is not a wss:// URL, --ca-file and --tls-cert are unused",
-                settings.server,
+                "no TLS: %s is not a wss:// URL, --ca-file and --tls-cert are unused"
+                " for the connection", settings.server,
             )
+        self.policy = secagg_policy(settings)
 
     async def run(self) -> None:
         """Connect, serve, and reconnect with backoff until retries run out.
@@ -157,6 +159,7 @@ class ClientRunner:
                 self.state,
                 self._limits,
                 self._buffers,
+                self.policy,
             )
             logger.info(
                 "joined %s as %s", self.settings.server, connection.welcome.client_id
@@ -226,7 +229,9 @@ class ClientRunner:
             schema=schema.to_dict() if schema is not None else None,
             client_version=__version__,
             stats=self._stats(),
-            capabilities=CLIENT_CAPABILITIES,
+            capabilities=CLIENT_CAPABILITIES + (
+                (SIGNED,) if self.policy.identity is not None else ()
+            ),
         )
 
     def _stats(self) -> dict[str, Any] | None:

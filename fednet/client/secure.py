@@ -10,24 +10,31 @@ the trained update then never leaves in the clear. The site keeps its delta
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from fednet.client import signedsite
+from fednet.client.encoding import dp_terms, encode_delta
+from fednet.client.signedsite import SecaggPolicy, SignedRound
 from fednet.protocol import Fit, FitResult
 from fednet.secagg.context import Advertisement, EncryptedShares, RoundContext
 from fednet.secagg.context import UnmaskRequest
 from fednet.secagg.errors import SecAggError
 from fednet.secagg.party import Party
-from fednet.secagg.quantize import F64, U32, quantize_into
 from fednet.secagg.wire import (
     SecaggAdvertise,
+    SecaggConsistency,
+    SecaggConsistencySignature,
     SecaggRoster,
     SecaggSetup,
     SecaggShares,
+    SecaggSignedAdvertise,
+    SecaggSignedRoster,
+    SecaggSignedSetup,
+    SecaggSignedUnmask,
     SecaggUnmask,
     SecaggUnmaskResult,
 )
@@ -35,16 +42,17 @@ from fednet.typing import NDArray, NDArrays
 
 logger = logging.getLogger(__name__)
 
-SecureStep = SecaggRoster | SecaggShares | SecaggUnmask
+SecureStep = (
+    SecaggRoster | SecaggShares | SecaggUnmask | SecaggSignedRoster
+    | SecaggConsistency | SecaggSignedUnmask
+)
 """A coordinator message a site answers with its next stage."""
-SECURE_STEPS = (SecaggRoster, SecaggShares, SecaggUnmask)
-Noise = tuple[np.random.Generator, float]
+SECURE_STEPS = (
+    SecaggRoster, SecaggShares, SecaggUnmask, SecaggSignedRoster,
+    SecaggConsistency, SecaggSignedUnmask,
+)
 MAX_ROUNDS_HELD = 2
 """Secure rounds a connection keeps state for (the current one, and a late one)."""
-
-
-CHUNK = 1 << 16
-"""Elements encoded at a time: the float64 temporaries stay in cache."""
 
 
 @dataclass
@@ -57,6 +65,7 @@ class _Round:
     weight_cap: int = 0
     shapes: list[tuple[int, ...]] = field(default_factory=list)
     dp: tuple[float, float] = (0.0, 0.0)  # distributed DP: (clip norm, z)
+    signed: SignedRound | None = None  # a signed round's keys and signed sets
 
 
 class SecureSite:
@@ -65,12 +74,15 @@ class SecureSite:
     Args:
         name: the site's client id (its registered name), its party id.
         rng_bytes: a CSPRNG for keys, seeds and nonces (``os.urandom``).
+        policy: whether it signs and verifies (signed rounds).
     """
 
     def __init__(
-        self, name: str, rng_bytes: Callable[[int], bytes] = os.urandom
+        self, name: str, rng_bytes: Callable[[int], bytes] = os.urandom,
+        policy: SecaggPolicy = SecaggPolicy(),
     ) -> None:
         self.name = name
+        self.policy = policy
         self._rng = rng_bytes
         self._rounds: dict[tuple[int, int], _Round] = {}
         self._refused: set[tuple[int, int]] = set()
@@ -82,6 +94,11 @@ class SecureSite:
         and refused: its ``fit`` is answered with an error, never in the clear.
         """
         key = (message.run_id, message.server_round)
+        refusal = self.policy.refusal(message)
+        if refusal is not None:
+            logger.warning("secure round %d refused: %s", message.server_round, refusal)
+            self._refused.add(key)
+            return
         try:
             context = RoundContext(
                 str(message.run_id), message.server_round, message.parties,
@@ -93,11 +110,14 @@ class SecureSite:
             self._refused.add(key)
             return
         dp = (message.dp_clip_norm, message.dp_noise_multiplier)
-        self._rounds[key] = _Round(party, message.clip, dp=dp)
+        signed = SignedRound() if isinstance(message, SecaggSignedSetup) else None
+        self._rounds[key] = _Round(party, message.clip, dp=dp, signed=signed)
         while len(self._rounds) > MAX_ROUNDS_HELD:
             del self._rounds[next(iter(self._rounds))]
 
-    def after_fit(self, request: Fit, result: FitResult) -> FitResult | SecaggAdvertise:
+    def after_fit(
+        self, request: Fit, result: FitResult
+    ) -> FitResult | SecaggAdvertise | SecaggSignedAdvertise:
         """Keep a secure round's trained update and return its advertisement.
 
         A round without ``secagg_setup`` returns ``result`` unchanged.
@@ -119,14 +139,19 @@ class SecureSite:
         held.num_examples = result.num_examples
         held.shapes = [np.shape(p) for p in request.parameters]
         adv = held.party.advertise()
+        if held.signed is not None:
+            return signedsite.advertise(self.policy, held.party.context, adv)
         return SecaggAdvertise(
             request.run_id, request.server_round, adv.c_public.hex(), adv.s_public.hex()
         )
 
     def step(
         self, message: SecureStep
-    ) -> SecaggShares | FitResult | SecaggUnmaskResult:
+    ) -> SecaggShares | FitResult | SecaggUnmaskResult | SecaggConsistencySignature:
         """Answer a stage message of a held round.
+
+        A signed round's check that fails drops the round: nothing more of it
+        is ever revealed.
 
         Raises:
             SecAggError: for a round not held, or anything the stage refuses.
@@ -135,10 +160,22 @@ class SecureSite:
         if held is None:
             raise SecAggError(f"no secure round {message.server_round} here")
         ids = (message.run_id, message.server_round)
-        if isinstance(message, SecaggRoster):
-            adverts = [
-                Advertisement(p, bytes.fromhex(c), bytes.fromhex(s))
-                for p, c, s in message.advertisements
+        try:
+            adverts = signedsite.check_step(
+                self.policy, held.party.context, held.signed, message)
+        except SecAggError as e:
+            del self._rounds[ids]
+            logger.warning("secure round %d: refusing to reveal anything: %s",
+                           message.server_round, e)
+            raise
+        if isinstance(message, SecaggConsistency):
+            assert held.signed is not None
+            return signedsite.sign_sets(
+                self.policy, held.party.context, held.signed, message)
+        if isinstance(message, (SecaggRoster, SecaggSignedRoster)):
+            adverts = adverts or [
+                Advertisement(row[0], bytes.fromhex(row[1]), bytes.fromhex(row[2]))
+                for row in message.advertisements
             ]
             held.weight_cap = message.weight_cap
             sealed = held.party.share_keys(adverts)
@@ -166,7 +203,7 @@ class SecureSite:
         # FedAvg weights: the sum of x_i * n_i / cap, and of n_i beside it.
         factor, noise = weight / cap, None
         if held.dp[0] > 0:
-            factor, noise = _dp_terms(held)
+            factor, noise = dp_terms(held.pairs, *held.dp, held.party.context.threshold)
         # Every array end to end and the weight last, encoded and masked in place.
         flat = np.empty(sum(new.size for new, _ in held.pairs) + 1, dtype=np.uint32)
         masked: NDArrays = []
@@ -196,70 +233,3 @@ def exit_now(server_round: int) -> None:
                    server_round)
     logging.shutdown()
     os._exit(3)
-
-
-def _dp_terms(held: _Round) -> tuple[float, Noise]:
-    """Return distributed DP's clip factor and this site's share of the noise.
-
-    The delta is clipped to L2 norm C over all arrays, unweighted (McMahan et
-    al. 2018); the share has std ``z * C / sqrt(t)``, so any t or more
-    surviving shares sum to at least the central noise N(0, (z C)^2)
-    (:func:`fednet.privacy.dp.noise_share` with n = t). The noise comes from
-    the operating system's entropy.
-    """
-    clip_norm, multiplier = held.dp
-    squares = 0.0
-    for new, old in held.pairs:
-        for start in range(0, new.size, CHUNK):
-            part = np.subtract(new[start:start + CHUNK], old[start:start + CHUNK],
-                               dtype=np.float64)
-            squares += float(np.dot(part, part))
-    norm = math.sqrt(squares)
-    factor = min(1.0, clip_norm / norm) if norm > 0 else 1.0
-    std = multiplier * clip_norm / math.sqrt(held.party.context.threshold)
-    return factor, (np.random.default_rng(), std)
-
-
-def encode_delta(
-    new: NDArray,
-    old: NDArray,
-    clip: float,
-    weight: float,
-    parties: int,
-    noise: Noise | None = None,
-    *,
-    out: U32 | None = None,
-) -> tuple[U32, int]:
-    """Quantise ``clip(new - old, -clip, clip) * weight (+ noise)`` chunk by chunk.
-
-    Args:
-        new: the trained array, flat.
-        old: the global model's array, flat.
-        clip: the round's clip range.
-        weight: the site's FedAvg weight, or distributed DP's clip factor.
-        parties: the round's parties (fixes the fixed-point scale).
-        noise: distributed DP's (generator, std) of Gaussian noise to add.
-        out: a flat uint32 array of ``new.size`` to write into (else a new one).
-
-    Returns:
-        The flat uint32 encoding, as :func:`quantize` of the whole would give,
-        and how many coordinates the clip range cut.
-
-    Raises:
-        SecAggError: on a NaN or infinite value (or one the noise made so).
-    """
-    if out is None:
-        out = np.empty(new.size, dtype=np.uint32)
-    block = np.empty(min(new.size, CHUNK), dtype=np.float64)
-    clipped = 0
-    for start in range(0, new.size, CHUNK):
-        stop = min(new.size, start + CHUNK)
-        work: F64 = block[: stop - start]
-        np.subtract(new[start:stop], old[start:stop], out=work, dtype=np.float64)
-        clipped += int(np.count_nonzero(np.abs(work) > clip))
-        np.clip(work, -clip, clip, out=work)
-        work *= weight
-        if noise is not None:
-            work += noise[0].standard_normal(stop - start) * noise[1]
-        quantize_into(work, clip, parties, out[start:stop])
-    return out, clipped

@@ -7,7 +7,14 @@ import logging
 
 from fednet.buffers import BufferPool
 from fednet.protocol import Evaluate, Fit, InitRequest
-from fednet.secagg.wire import SecaggRoster, SecaggShares, SecaggUnmask
+from fednet.secagg.wire import (
+    SecaggConsistency,
+    SecaggRoster,
+    SecaggShares,
+    SecaggSignedRoster,
+    SecaggSignedUnmask,
+    SecaggUnmask,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +34,10 @@ moved on; read at each wait, so tests may shorten it.
 """
 
 GrantKey = tuple[int, int]
-Request = Fit | Evaluate | InitRequest | SecaggRoster | SecaggShares | SecaggUnmask
+Request = (
+    Fit | Evaluate | InitRequest | SecaggRoster | SecaggShares | SecaggUnmask
+    | SecaggSignedRoster | SecaggConsistency | SecaggSignedUnmask
+)
 """What a connection answers in order: trainer work, a run's initial model
 from this site's trainer, and secure-round stages."""
 

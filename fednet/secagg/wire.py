@@ -13,9 +13,12 @@ from typing import Any, ClassVar, Union
 from fednet import fields
 from fednet.secagg.context import CIPHERTEXT_BYTES, KEY_BYTES, MAX_ID_CHARS
 from fednet.secagg.shamir import Y_BYTES
+from fednet.secagg.signing import MAX_CERT_BYTES, MAX_SIGNATURE_BYTES
 
 MAX_PARTIES = 1000
 """Most sites in one secure round: the largest list stays under 1 MiB of text."""
+MAX_SIGNED_PARTIES = 200
+"""Most sites in one signed round: a roster of certificates stays under 1 MiB."""
 
 _ROUND: fields.Fields = {"run_id": fields.INT, "server_round": fields.INT}
 _HEX = frozenset("0123456789abcdef")
@@ -36,12 +39,30 @@ def hex_field(nbytes: int) -> fields.Convert:
     return convert
 
 
-def tuples_field(*converters: fields.Convert) -> fields.Convert:
-    """Return a converter accepting a list of at most MAX_PARTIES fixed-size lists."""
+def hex_bytes_field(max_bytes: int) -> fields.Convert:
+    """Return a converter accepting 1 to ``max_bytes`` bytes as lowercase hex."""
+
+    def convert(value: Any) -> str:
+        if (
+            not isinstance(value, str)
+            or not 0 < len(value) <= 2 * max_bytes
+            or len(value) % 2
+            or not _HEX.issuperset(value)
+        ):
+            raise ValueError(f"must be 1 to {max_bytes} bytes as lowercase hex")
+        return value
+
+    return convert
+
+
+def tuples_field(
+    *converters: fields.Convert, most: int = MAX_PARTIES
+) -> fields.Convert:
+    """Return a converter accepting a list of at most ``most`` fixed-size lists."""
 
     def convert(value: Any) -> tuple[tuple[Any, ...], ...]:
-        if not isinstance(value, list) or len(value) > MAX_PARTIES:
-            raise ValueError(f"must be a list of at most {MAX_PARTIES} entries")
+        if not isinstance(value, list) or len(value) > most:
+            raise ValueError(f"must be a list of at most {most} entries")
         out: list[tuple[Any, ...]] = []
         for index, entry in enumerate(value):
             if not isinstance(entry, list) or len(entry) != len(converters):
@@ -58,6 +79,8 @@ def tuples_field(*converters: fields.Convert) -> fields.Convert:
 PARTY = fields.str_field(MAX_ID_CHARS)
 PARTIES = fields.str_tuple_field(MAX_PARTIES, MAX_ID_CHARS)
 KEY = hex_field(KEY_BYTES)
+SIGNATURE = hex_bytes_field(MAX_SIGNATURE_BYTES)
+CERTIFICATE = hex_bytes_field(MAX_CERT_BYTES)
 Pairs = tuple[tuple[str, str], ...]
 
 
@@ -171,14 +194,106 @@ class SecaggUnmaskResult:
     }
 
 
+@dataclass(frozen=True)
+class SecaggSignedSetup(SecaggSetup):
+    """:class:`SecaggSetup` of a signed round, for ``secagg-signed`` sites only."""
+
+    type: ClassVar[str] = "secagg_setup_signed"
+
+
+@dataclass(frozen=True)
+class SecaggSignedAdvertise:
+    """:class:`SecaggAdvertise` with its ECDSA signature and the site's DER cert."""
+
+    type: ClassVar[str] = "secagg_advertise_signed"
+    run_id: int
+    server_round: int
+    c_public: str
+    s_public: str
+    signature: str
+    certificate: str
+
+    FIELDS: ClassVar[fields.Fields] = {
+        **_ROUND, "c_public": KEY, "s_public": KEY,
+        "signature": SIGNATURE, "certificate": CERTIFICATE,
+    }
+
+
+@dataclass(frozen=True)
+class SecaggSignedRoster:
+    """:class:`SecaggRoster` whose rows add (signature, certificate)."""
+
+    type: ClassVar[str] = "secagg_roster_signed"
+    run_id: int
+    server_round: int
+    advertisements: tuple[tuple[str, str, str, str, str], ...]
+    weight_cap: int
+
+    FIELDS: ClassVar[fields.Fields] = {
+        **_ROUND,
+        "advertisements": tuples_field(
+            PARTY, KEY, KEY, SIGNATURE, CERTIFICATE, most=MAX_SIGNED_PARTIES
+        ),
+        "weight_cap": fields.int_field(1, fields.MAX_EXAMPLES),
+    }
+
+
+@dataclass(frozen=True)
+class SecaggConsistency:
+    """Coordinator to each survivor of a signed round: sign these sets."""
+
+    type: ClassVar[str] = "secagg_consistency"
+    run_id: int
+    server_round: int
+    dropped: tuple[str, ...]
+    survivors: tuple[str, ...]
+
+    FIELDS: ClassVar[fields.Fields] = SecaggUnmask.FIELDS
+
+
+@dataclass(frozen=True)
+class SecaggConsistencySignature:
+    """Survivor to coordinator: its signature over the sets it was told."""
+
+    type: ClassVar[str] = "secagg_consistency_signature"
+    run_id: int
+    server_round: int
+    signature: str
+
+    FIELDS: ClassVar[fields.Fields] = {**_ROUND, "signature": SIGNATURE}
+
+
+@dataclass(frozen=True)
+class SecaggSignedUnmask:
+    """:class:`SecaggUnmask` with t or more survivors' (signer, signature)."""
+
+    type: ClassVar[str] = "secagg_unmask_signed"
+    run_id: int
+    server_round: int
+    dropped: tuple[str, ...]
+    survivors: tuple[str, ...]
+    signatures: Pairs
+
+    FIELDS: ClassVar[fields.Fields] = {
+        **_ROUND,
+        "dropped": PARTIES,
+        "survivors": PARTIES,
+        "signatures": tuples_field(PARTY, SIGNATURE),
+    }
+
+
 SecaggMessage = Union[
-    SecaggSetup,
-    SecaggAdvertise,
-    SecaggRoster,
-    SecaggShares,
-    SecaggUnmask,
-    SecaggUnmaskResult,
+    SecaggSetup, SecaggAdvertise, SecaggRoster, SecaggShares, SecaggUnmask,
+    SecaggUnmaskResult, SecaggSignedSetup, SecaggSignedAdvertise,
+    SecaggSignedRoster, SecaggConsistency, SecaggConsistencySignature,
+    SecaggSignedUnmask,
 ]
-SecaggInput = Union[SecaggAdvertise, SecaggShares, SecaggUnmaskResult]
+SecaggInput = Union[
+    SecaggAdvertise, SecaggShares, SecaggUnmaskResult,
+    SecaggSignedAdvertise, SecaggConsistencySignature,
+]
 """What a site sends in a secure round besides its masked ``fit_result``."""
-SECAGG_INPUTS = (SecaggAdvertise, SecaggShares, SecaggUnmaskResult)
+SECAGG_INPUTS = (
+    SecaggAdvertise, SecaggShares, SecaggUnmaskResult,
+    SecaggSignedAdvertise, SecaggConsistencySignature,
+)

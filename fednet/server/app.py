@@ -138,6 +138,7 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
     app[AUDIT] = AuditLog(store)
     app[SITES] = SiteBook(store)
     app[REGISTRY] = Registry(app[EVENTS], send_timeout_s=settings.send_timeout_s)
+    app[REGISTRY].test_swap_key = settings.test_secagg_swap_key  # TEST ONLY
     app[RUNS] = RunManager(store, app[REGISTRY], app[EVENTS], app[STATS])
     if settings.resume:
         app[RUNS].resume_unfinished()

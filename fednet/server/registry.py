@@ -198,6 +198,7 @@ class Registry:
     ) -> None:
         self._events = events
         self._send_timeout_s = send_timeout_s
+        self.test_swap_key = False  # TEST ONLY: fednet/server/tamper.py
         self._clients: OrderedDict[ClientId, ClientConn] = OrderedDict()
         self._departed: OrderedDict[ClientId, None] = OrderedDict()
         self.changed = asyncio.Event()

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from fednet.protocol import Message, serialize_parts
 from fednet.server.registry import ClientConn, Part, Registry
+from fednet.server.tamper import swap_key
 from fednet.typing import ClientId
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,11 @@ class Outbox:
         """
         if self._closed or not recipients:
             return
+        hook = self._registry.test_swap_key  # TEST ONLY: fednet/server/tamper.py
+        for to, sent in swap_key(tuple(recipients), message, hook):
+            self._post(to, sent)
+
+    def _post(self, recipients: Sequence[ClientId], message: Message) -> None:
         parts = serialize_parts(message)
         for client_id in recipients:
             conn = self._registry.get(client_id)

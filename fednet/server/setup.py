@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from fednet.server.store import Store
 from fednet.server.summaries import run_preprocess
 from fednet.server.warmstart import WarmStart, load_warm_start
 from fednet.strategies import strategy_from_config
-from fednet.typing import Metrics, NDArrays
+from fednet.typing import ClientId, Metrics, NDArrays
 
 logger = logging.getLogger(__name__)
 
@@ -213,9 +213,12 @@ def _warm_start(store: Store, config: RunConfig) -> WarmStart | None:
 
 
 def build_machine(
-    run_id: int, config: RunConfig, setup: RunSetup, completed_rounds: int
+    run_id: int, config: RunConfig, setup: RunSetup, completed_rounds: int,
+    signs: Callable[[ClientId], bool] = lambda client_id: False,
 ) -> RunMachine:
     """Return the machine that plays the run's mode from where it stands.
+
+    ``signs`` tells a secure run's machine which sites sign (secagg-signed).
 
     Raises:
         AggregationError: if a checkpointed strategy state does not fit the model.
@@ -241,8 +244,10 @@ def build_machine(
     strategy = strategy_from_config(config, scratch_dir=setup.scratch_dir)
     if setup.server_state is not None:
         strategy.load_server_state(setup.server_state, setup.parameters)
+    extra = {"signs": signs} if config.secure_aggregation else {}
     machine = SecureRoundMachine if config.secure_aggregation else RoundMachine
     return machine(
+        **extra,
         run_id=run_id,
         config=config,
         strategy=strategy,

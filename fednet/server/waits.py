@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from fednet.config import RunConfig
+from fednet.gossip import SIGNED
 from fednet.machine import RunMachine
 from fednet.server.registry import ClientConn, Registry
 from fednet.typing import ClientId
@@ -50,6 +51,11 @@ class Waits:
     def eligible(self) -> list[ClientId]:
         """Return the eligible connected clients now."""
         return [c.client_id for c in self._registry.connected() if c.eligible]
+
+    def signs(self, client_id: ClientId) -> bool:
+        """Return whether a client announced it signs secure rounds (its hello)."""
+        conn = self._registry.get(client_id)
+        return conn is not None and SIGNED in conn.hello.capabilities
 
     async def for_clients(self, run_id: int, wanted: int) -> list[ClientId]:
         """Return the eligible connected clients once there are ``wanted``."""

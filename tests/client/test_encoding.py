@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fednet.client.secure import CHUNK, encode_delta
+from fednet.client.encoding import CHUNK, encode_delta
 from fednet.secagg.errors import SecAggError
 from fednet.secagg.quantize import quantize
 
