@@ -43,15 +43,23 @@ def _ids(ids: Sequence[str]) -> bytes:
 
 
 def _round(context: RoundContext) -> bytes:
-    return _field(context.run_id.encode()) + _field(
-        context.server_round.to_bytes(8, "big")
+    """Encode the whole round context: run, round, parties and threshold.
+
+    Signing the parties and t too means sites shown different rounds (another
+    list of parties, a lower threshold) cannot verify each other.
+    """
+    return (
+        _field(context.run_id.encode())
+        + _field(context.server_round.to_bytes(8, "big"))
+        + _ids(context.parties)
+        + _field(context.threshold.to_bytes(4, "big"))
     )
 
 
 def advertisement_bytes(
     context: RoundContext, party_id: str, c_public: bytes, s_public: bytes
 ) -> bytes:
-    """Return what a site signs of its advertisement (run, round, id, keys)."""
+    """Return what a site signs of its advertisement (its round, id, keys)."""
     return (
         _field(_ADVERTISE) + _round(context) + _field(party_id.encode())
         + _field(c_public) + _field(s_public)

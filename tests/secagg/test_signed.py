@@ -62,6 +62,22 @@ def test_a_substituted_key_is_refused() -> None:
         advertisement_key(CONTEXT, rows[2])  # the coordinator's own check too
 
 
+@pytest.mark.parametrize(
+    "other",
+    [
+        RoundContext("7", 3, tuple(SITES[:3]), 2),  # a smaller world
+        RoundContext("7", 3, tuple(SITES), 4),  # another threshold
+    ],
+)
+def test_a_peer_shown_another_round_does_not_verify(other: RoundContext) -> None:
+    """A coordinator that shows sites different parties or t is caught."""
+    rows = _rows()
+    peer = SITES[1]
+    adv = Party(other, peer, random.Random(1).randbytes).advertise()
+    rows[1] = sign_advertisement(identity(peer), other, adv)
+    _refused(rows, "advertisement of site-01: signature does not verify")
+
+
 def test_a_certificate_of_another_name_is_refused() -> None:
     """site-01's row signed by site-00, with site-00's certificate."""
     rows = _rows()
