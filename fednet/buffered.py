@@ -19,7 +19,8 @@ from fednet.exceptions import RoundStateError
 from fednet.fedbuff import BufferedUpdate, StalenessBuffer, staleness_weight
 from fednet.fitconfig import FitConfig
 from fednet.learning.preprocess import Preprocess
-from fednet.machine import Fold, MachineOutputs, MachineProgress, Phase, Wait
+from fednet.machine import Fold, MachineProgress, Phase, Wait
+from fednet.phased import PhasedMachine
 from fednet.protocol import Error, Evaluate, EvaluateResult, Fit, FitResult
 from fednet.records import RoundFinished, RunFailed, RunFinished
 from fednet.roster import Roster, Task
@@ -34,7 +35,7 @@ TICKS = 4
 1.25 times ``round_timeout_s`` after it was sent."""
 
 
-class BufferedMachine(MachineOutputs):
+class BufferedMachine(PhasedMachine):
     """Drive an asynchronous (FedBuff) run: dispatch, fold, version, record.
 
     Args:
@@ -48,6 +49,8 @@ class BufferedMachine(MachineOutputs):
         preprocess: CSV sites' shared preprocessing, sent in every config.
     """
 
+    _LOGGER, _START = logger, Phase.FIT
+
     def __init__(
         self,
         *,
@@ -60,18 +63,21 @@ class BufferedMachine(MachineOutputs):
         federated_evaluate: bool = True,
         preprocess: Preprocess | None = None,
     ) -> None:
-        super().__init__()
-        self.run_id, self.config = run_id, config
-        self.version, self.parameters = next_version - 1, parameters
-        self.phase = Phase.FIT if next_version <= config.rounds else Phase.DONE
-        self._fit_inputs = (None if classes is None else tuple(classes), preprocess)
-        self._central_evaluate = central_evaluate
-        self._federated_evaluate = federated_evaluate
+        super().__init__(
+            run_id=run_id, config=config, parameters=parameters, classes=classes,
+            next_round=next_version, central_evaluate=central_evaluate,
+            federated_evaluate=federated_evaluate, preprocess=preprocess,
+        )
         self._buffer = StalenessBuffer(parameters)
         self._tally = VersionTally.for_run(config, self._fit_inputs[0])
         self._bases: dict[int, NDArrays] = {}
         self._roster = Roster()
         self._evaluation: VersionMade | None = None  # awaiting its evaluation
+
+    @property
+    def version(self) -> int:
+        """Return the current model version (``server_round``)."""
+        return self.server_round
 
     def clients_available(self, available: Sequence[ClientId]) -> None:
         """Take the eligible connected clients; give work to the idle ones."""
@@ -152,16 +158,6 @@ class BufferedMachine(MachineOutputs):
             self._drop(client_id, self._roster.tasks.pop(client_id), "timed out on")
         self._settle()
 
-    def fail(self, reason: str) -> None:
-        """End the run with a reason (e.g. stopped, or no clients in time)."""
-        if self.phase is not Phase.DONE:
-            self._end(RunFailed(reason))
-
-    @property
-    def done(self) -> bool:
-        """Return whether the run is over."""
-        return self.phase is Phase.DONE
-
     @property
     def clients_wanted(self) -> int:
         """Return how many eligible clients would bring one the machine lacks.
@@ -195,22 +191,11 @@ class BufferedMachine(MachineOutputs):
             pending=tuple(sorted({*tasks, *self._roster.folding})),
         )
 
-    def _room(self) -> int:
-        """Return how many more clients may train now."""
-        limit = self.config.max_concurrency or len(self._roster.known)
-        return max(0, limit - self._roster.training())
-
-    def _buffer_target(self) -> int:
-        """Return K: ``buffer_size``, at most the clients known without a limit."""
-        if self.config.max_concurrency:
-            return self.config.buffer_size
-        return max(1, min(self.config.buffer_size, len(self._roster.known)))
-
     def _dispatch(self) -> None:
         """Send the current version to idle clients, up to ``max_concurrency``."""
         if self.phase is not Phase.FIT:
             return
-        picks = tuple(self._roster.idle()[: self._room()])
+        picks = tuple(self._roster.idle()[: self._roster.room(self.config)])
         if not picks:
             return
         send = self._roster.assign(picks, "fit", self.version)
@@ -225,12 +210,11 @@ class BufferedMachine(MachineOutputs):
         """Apply the buffer to the model; evaluate the new version or record it."""
         parameters = self._buffer.apply(self.parameters)
         self._buffer.reset()
-        self.version, self.parameters = self.version + 1, parameters
+        self.server_round, self.parameters = self.version + 1, parameters
         tally = self._tally
         self._tally = VersionTally.for_run(self.config, self._fit_inputs[0])
         self._finish_evaluation()
-        if self._central_evaluate is not None:
-            tally.tally.set_test(*self._central_evaluate(parameters))
+        self._test(tally.tally, parameters)
         if self.version >= self.config.rounds:
             self.phase = Phase.EVALUATE  # in-flight updates are no longer wanted
             self._roster.drop_fits()
@@ -238,14 +222,14 @@ class BufferedMachine(MachineOutputs):
         self._evaluation = VersionMade(self.version, tally, parameters)
         if idle:
             self._roster.assign(idle, "evaluate", self.version)
-            config = FitConfig.for_round(self.config, self.version, *self._fit_inputs)
+            config = self._round_config()
             self._send(idle, Evaluate(self.run_id, self.version, config, parameters))
         self._prune_bases()
         self._settle()
 
     def _settle(self) -> None:
         """Make a version once the buffer is full, record evaluated ones, give work."""
-        full = self._buffer.count >= self._buffer_target()
+        full = self._buffer.count >= self._roster.buffer_target(self.config)
         if full and not self._roster.folding and self.phase is Phase.FIT:
             self._new_version()  # which settles again
             return
@@ -290,10 +274,5 @@ class BufferedMachine(MachineOutputs):
         self._send((client_id,), Error(code, why, self.run_id, version))
 
     def _end(self, event: RunFinished | RunFailed) -> None:
-        self.phase = Phase.DONE
         self._roster.tasks.clear()
-        self._record(event)
-
-    def _log(self, level: int, msg: str, *args: object, client_id: str = "") -> None:
-        extra = {"server_round": self.version, "client_id": client_id}
-        logger.log(level, msg, *args, extra={**extra, "run_id": self.run_id})
+        super()._end(event)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from fednet.config import RunConfig
 from fednet.typing import ClientId
 
 
@@ -51,6 +52,17 @@ class Roster:
         """Return how many clients train or have an update being folded."""
         fits = sum(1 for t in self.tasks.values() if t.kind == "fit")
         return fits + len(self.folding)
+
+    def room(self, config: RunConfig) -> int:
+        """Return how many more clients may train now (``max_concurrency``)."""
+        limit = config.max_concurrency or len(self.known)
+        return max(0, limit - self.training())
+
+    def buffer_target(self, config: RunConfig) -> int:
+        """Return K: ``buffer_size``, at most the clients known without a limit."""
+        if config.max_concurrency:
+            return config.buffer_size
+        return max(1, min(config.buffer_size, len(self.known)))
 
     def idle(self) -> list[ClientId]:
         """Return the known clients with nothing to do, longest idle first."""

@@ -13,24 +13,21 @@ import numpy as np
 from fednet.central_dp import budget_stop, round_epsilon
 from fednet.config import RunConfig
 from fednet.exceptions import RoundStateError
-from fednet.machine import Fold, MachineOutputs, MachineProgress, Phase, Wait
-from fednet.machine import round_finished
-from fednet.fitconfig import FitConfig
 from fednet.learning.preprocess import Preprocess
-from fednet.protocol import Error, Evaluate, EvaluateResult, Fit, FitResult
-from fednet.records import RunFailed, RunFinished
+from fednet.machine import Fold, Phase, round_finished
+from fednet.phased import ROUND_ATTEMPTS, LockstepMachine
+from fednet.protocol import Fit, FitResult
+from fednet.records import RunFinished
 from fednet.strategies import Aggregator, Strategy
 from fednet.tally import CentralEvaluate, RoundTally, stats_reading
 from fednet.typing import ClientId, NDArrays
 
+__all__ = ["ROUND_ATTEMPTS", "Phase", "RoundMachine"]
+
 logger = logging.getLogger(__name__)
 
-ROUND_ATTEMPTS = 3
-"""Plays of a round before too few valid updates fail the run: a round short of
-``min_clients`` changed nothing, so it is played again (same number and model)."""
 
-
-class RoundMachine(MachineOutputs):
+class RoundMachine(LockstepMachine):
     """Drive the rounds of one run: select, fit, aggregate, evaluate, record.
 
     Args:
@@ -47,6 +44,8 @@ class RoundMachine(MachineOutputs):
         preprocess: CSV sites' shared preprocessing, sent in every config.
     """
 
+    _LOGGER, _UNIT, _UPDATE = logger, "round", "update"
+
     def __init__(
         self,
         *,
@@ -61,21 +60,15 @@ class RoundMachine(MachineOutputs):
         federated_evaluate: bool = True,
         preprocess: Preprocess | None = None,
     ) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.config = config
+        super().__init__(
+            run_id=run_id, config=config, parameters=parameters, classes=classes,
+            next_round=next_round, central_evaluate=central_evaluate,
+            federated_evaluate=federated_evaluate, preprocess=preprocess,
+        )
         self.strategy = strategy
-        self.parameters = parameters
-        self.server_round = next_round - 1
-        self.phase = Phase.IDLE if next_round <= config.rounds else Phase.DONE
-        self._fit_inputs = (None if classes is None else tuple(classes), preprocess)
         self._rng = rng
-        self._central_evaluate = central_evaluate
-        self._federated_evaluate = federated_evaluate
-        self._tally = RoundTally()
         self._aggregator: Aggregator | None = None
         self._new_params: NDArrays | None = None
-        self._attempt = 0
 
     # -- inputs ---------------------------------------------------------------
 
@@ -139,113 +132,26 @@ class RoundMachine(MachineOutputs):
             self._reject(fold.client_id, fold.error)
         self._maybe_close()
 
-    def evaluate_received(self, client_id: ClientId, result: EvaluateResult) -> None:
-        """Take a client's ``evaluate_result`` for the current round."""
-        if self._expects(client_id, result.run_id, result.server_round, Phase.EVALUATE):
-            self._tally.pending.discard(client_id)
-            if refused := self._tally.add_evaluation(client_id, result):
-                self._reject(client_id, refused)
-            self._maybe_close()
-
-    def client_left(self, client_id: ClientId) -> None:
-        """Drop a disconnected client from the round in progress."""
-        if client_id not in self._tally.pending:
-            return
-        self._tally.pending.discard(client_id)
-        self._log(logging.INFO, "%s: client %s left round %d", self.phase.value,
-                  client_id, self.server_round, client_id=client_id)
-        if self.phase is Phase.FIT:
-            self._tally.dropped.append(client_id)
-        self._maybe_close()
-
-    def timed_out(self) -> None:
-        """Close the current phase with whatever has arrived (the round timeout)."""
-        gone = self._tally.drop_pending()
-        if self.phase is Phase.FIT:
-            self._tally.dropped.extend(gone)
-        self._maybe_close()
-
-    def fail(self, reason: str) -> None:
-        """End the run with a reason (e.g. stopped, or no clients in time)."""
-        if self.phase is not Phase.DONE:
-            self._end(RunFailed(reason))
-
     def clients_available(self, available: Sequence[ClientId]) -> None:
         """Start the next round when idle (the driver's entry point)."""
         if self.phase is Phase.IDLE:
             self.start_round(available)
 
     @property
-    def done(self) -> bool:
-        """Return whether the run is over."""
-        return self.phase is Phase.DONE
-
-    @property
     def clients_wanted(self) -> int:
         """Return ``min_clients`` between rounds, else 0."""
         return self.config.min_clients if self.phase is Phase.IDLE else 0
 
-    @property
-    def wait(self) -> Wait | None:
-        """Return the phase in progress with the round timeout, if any."""
-        if self.phase not in (Phase.FIT, Phase.EVALUATE):
-            return None
-        play = f" (play {self._attempt + 1})" if self._attempt else ""
-        key = f"{self.phase.value}: round {self.server_round}{play}"
-        return Wait(key, self.config.round_timeout_s)
-
-    def progress(self) -> MachineProgress:
-        """Return the phase, round and clients of the round in progress."""
-        return MachineProgress(
-            phase=self.phase.value,
-            server_round=self.server_round,
-            selected=self._tally.selected,
-            reported=tuple(self._tally.reported),
-            pending=tuple(sorted(self.pending)),
-        )
-
-    @property
-    def pending(self) -> frozenset[ClientId]:
-        """Return the clients the current phase still waits for."""
-        return frozenset(self._tally.pending | self._tally.folding)
-
     # -- internals ------------------------------------------------------------
 
-    def _expects(
+    def _log_ignored(
         self, client_id: ClientId, run_id: int, server_round: int, phase: Phase
-    ) -> bool:
-        if (run_id, server_round) == (self.run_id, self.server_round) and (
-            self.phase is phase and client_id in self._tally.pending
-        ):
-            return True
+    ) -> None:
         self._log(logging.WARNING,
                   "%s: ignored a result of client %s for run %d round %d "
                   "(current run %d round %d, late or duplicate)",
                   phase.value, client_id, run_id, server_round, self.run_id,
                   self.server_round, client_id=client_id)
-        return False
-
-    def _reject(self, client_id: ClientId, reason: str) -> None:
-        self._tally.rejected[client_id] = reason
-        self._log(logging.WARNING, "fit: rejected the update of client %s in round "
-                  "%d: %s", client_id, self.server_round, reason, client_id=client_id)
-        error = Error("invalid_update", reason, self.run_id, self.server_round)
-        self._send((client_id,), error)
-
-    def _log(self, level: int, msg: str, *args: object, client_id: str = "") -> None:
-        extra = {"server_round": self.server_round, "client_id": client_id}
-        logger.log(level, msg, *args, extra={**extra, "run_id": self.run_id})
-
-    def _round_config(self) -> FitConfig:
-        return FitConfig.for_round(self.config, self.server_round, *self._fit_inputs)
-
-    def _maybe_close(self) -> None:
-        if self._tally.waiting:
-            return
-        if self.phase is Phase.FIT:
-            self._close_fit()
-        elif self.phase is Phase.EVALUATE:
-            self._finish_round()
 
     def _close_fit(self) -> None:
         assert self._aggregator is not None
@@ -258,28 +164,12 @@ class RoundMachine(MachineOutputs):
         self._new_params = self._aggregator.result()
         self._tally.num_examples = self._aggregator.total_examples
         self._aggregator = None
-        if self._central_evaluate is not None:
-            self._tally.set_test(*self._central_evaluate(self._new_params))
-        if not self._federated_evaluate:
-            self._finish_round()
-            return
-        self.phase = Phase.EVALUATE
-        reported = tuple(self._tally.reported)
-        self._tally.pending = set(reported)
-        self._send(reported, Evaluate(self.run_id, self.server_round,
-                                      self._round_config(), self._new_params))
+        self._evaluate(self._new_params)
 
-    def _fall_short(self, why: str) -> None:
-        self._attempt += 1
-        if self._attempt >= ROUND_ATTEMPTS:
-            self.fail(f"{why} ({self._attempt} attempts)")
-            return
-        self._log(logging.WARNING, "%s; playing the round again (attempt %d of %d)",
-                  why, self._attempt + 1, ROUND_ATTEMPTS)
-        self.server_round -= 1
-        self._aggregator, self.phase = None, Phase.IDLE
+    def _clear_play(self) -> None:
+        self._aggregator = None
 
-    def _finish_round(self) -> None:
+    def _finish_play(self) -> None:
         assert self._new_params is not None
         self._attempt = 0
         record = self._tally.record(self.server_round)
@@ -293,7 +183,3 @@ class RoundMachine(MachineOutputs):
             self._end(RunFinished(stop))
         else:
             self.phase = Phase.IDLE
-
-    def _end(self, event: RunFinished | RunFailed) -> None:
-        self.phase = Phase.DONE
-        self._record(event)

@@ -18,6 +18,7 @@ CORE = [
     "fednet/reader.py",
     "fednet/buffers.py",
     "fednet/machine.py",
+    "fednet/phased.py",
     "fednet/tally.py",
     "fednet/views.py",
     "fednet/aggregation.py",
