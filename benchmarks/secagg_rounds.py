@@ -6,10 +6,10 @@ Plays a plain FedAvg run and then the same run with secure aggregation, each
 on a fresh coordinator with N fresh ``--dataset synthetic`` clients on
 127.0.0.1 (so neither run's peak memory or warm-up shows in the other's), and
 prints each run's median round time (the API's ``duration_s``), the ratio, the
-coordinator's peak memory per run and the secure model's error against the
-plain one. With ``--signed`` the secure run's sites get certificates of a
-fresh CA (``--tls-cert``, ``--tls-key``, ``--ca-file``, over plain ws://), so
-its rounds are signed and verified
+coordinator's peak memory and all processes' CPU time per run, and the
+secure model's error against the plain one. With ``--signed`` the secure
+run's sites get certificates of a fresh CA (``--tls-cert``, ``--tls-key``,
+``--ca-file``, over plain ws://), so its rounds are signed and verified
 (docs/privacy.md#signed-rounds-a-coordinator-that-lies-is-caught): compare
 its secure round with one of a run without ``--signed``.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import socket
 import sys
 import tempfile
@@ -106,7 +107,10 @@ def _session(
             config = {"task": "synthetic", "synthetic_params": args.params,
                       "rounds": args.rounds, "min_clients": args.sites,
                       "round_timeout_s": 600.0, "secure_aggregation": secure}
+            names = ["server"] + [f"site-{i}" for i in range(1, args.sites + 1)]
+            before = _cpu_s(procs, names)
             run = _play(base, config)
+            run["cpu_s"] = _cpu_s(procs, names) - before
             peak = peak_rss_mb(procs.pid("server"))
             if signed != ("is signed" in (Path(tmp) / "server.log").read_text()):
                 sys.exit(f"the secure rounds were {'not ' if signed else ''}signed")
@@ -126,6 +130,16 @@ def main() -> None:
     plain, plain_peak, want = _session(args, secure=False)
     secure, secure_peak, got = _session(args, secure=True)
     _report(args, (plain, plain_peak), (secure, secure_peak), got, want)
+
+
+def _cpu_s(procs: Processes, names: list[str]) -> float:
+    """Return the CPU seconds (user + system) the named children have used."""
+    total = 0
+    for name in names:
+        with open(f"/proc/{procs.pid(name)}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (man 5 proc)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _certificate(folder: Path, site: str) -> tuple[str, ...]:
@@ -167,6 +181,8 @@ def _report(
           f" {plain_peak or nan:.0f} MB")
     print(f"secure round  {s:8.2f} s  ({s / p:.2f}x)   coordinator peak RSS"
           f" {secure_peak or nan:.0f} MB")
+    print(f"CPU of all processes per round: plain {plain['cpu_s'] / args.rounds:.3f} s,"
+          f" secure {secure['cpu_s'] / args.rounds:.3f} s")
     print(f"secure vs plain model: max abs {error:.2e}, relative {diff / norm:.2e}")
 
 
