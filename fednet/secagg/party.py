@@ -62,6 +62,8 @@ class Party:
         # owner -> (share of its s key, share of its b seed), ours included
         self._held: dict[str, tuple[bytes, bytes]] = {}
         self._b_seed = b""
+        # peer -> X25519 secret of our c key and its c key, sealing both ways
+        self._c_secrets: dict[str, bytes] = {}
 
     def advertise(self) -> Advertisement:
         """Stage 0: publish the c (encryption) and s (masking) public keys."""
@@ -99,6 +101,7 @@ class Party:
                 self._held[peer] = (pair[:Y_BYTES], pair[Y_BYTES:])
                 continue
             secret = agree(self._c_key, adv.c_public, peer)
+            self._c_secrets[peer] = secret
             nonce = draw_bytes(self._rng, NONCE_BYTES)
             data = encrypt_shares(secret, ctx, self.party_id, peer, pair, nonce)
             sealed.append(EncryptedShares(self.party_id, peer, data))
@@ -256,8 +259,7 @@ class Party:
                 f"{len(senders) + 1} parties shared, threshold {self.context.threshold}"
             )
         for message in messages:
-            peer = self._peers[message.sender]
-            secret = agree(self._c_key, peer.c_public, peer.party_id)
+            secret = self._c_secrets[message.sender]
             pair = decrypt_shares(
                 secret, self.context, message.sender, self.party_id, message.ciphertext
             )
