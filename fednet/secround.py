@@ -222,7 +222,7 @@ class SecureRound:
         total = int(summed[-1][0])
         if total <= 0:
             raise SecAggError(f"the survivors' weights sum to {total}")
-        summands = len(self.collector.survivors)
+        summands, parties = len(self.collector.survivors), len(self.context.parties)
         # Each site sent x_i * n_i / cap (docs/privacy.md#secure-aggregation).
         scale = max(self._declared.values()) / total
         if denominator is not None:
@@ -233,13 +233,12 @@ class SecureRound:
             flat_ring, flat_param, flat_out = ring.ravel(), param.ravel(), out.ravel()
             for start in range(0, ring.size, CHUNK):  # float64 only chunk-sized
                 part = slice(start, start + CHUNK)
-                delta = dequantize([flat_ring[part]], self.clip,
-                                   len(self.context.parties), summands=summands)[0]
+                delta = dequantize([flat_ring[part]], self.clip, parties,
+                                   summands=summands)[0]
                 delta *= scale
                 np.add(delta, flat_param[part], out=delta)
                 flat_out[part] = delta
             new.append(out)
-        parties = len(self.context.parties)
         bound = max_error(self.clip, parties, summands=summands) * abs(scale)
         return SecureSum(summands, total, new, bound)
 

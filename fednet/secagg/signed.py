@@ -21,7 +21,6 @@ from fednet.secagg.context import Advertisement, RoundContext, check_advertiseme
 from fednet.secagg.context import check_id_set, check_sender
 from fednet.secagg.errors import SecAggError
 from fednet.secagg.signing import (
-    MAX_SIGNATURE_BYTES,
     SiteIdentity,
     advertisement_bytes,
     certificate_key,
@@ -47,7 +46,7 @@ def sign_advertisement(
     identity: SiteIdentity, context: RoundContext, adv: Advertisement
 ) -> SignedAdvertisement:
     """Sign this site's advertisement for the round."""
-    data = advertisement_bytes(context, adv.party_id, adv.c_public, adv.s_public)
+    data = advertisement_bytes(context, adv)
     return SignedAdvertisement(adv, identity.sign(data), identity.cert_der)
 
 
@@ -63,11 +62,9 @@ def advertisement_key(
     Raises:
         SecAggError: on a malformed advertisement, certificate or signature.
     """
-    adv = signed.advertisement
-    check_advertisement(context, adv)
-    _, key = certificate_key(signed.certificate, adv.party_id)
-    data = advertisement_bytes(context, adv.party_id, adv.c_public, adv.s_public)
-    check_signature(key, signed.signature, data, f"advertisement of {adv.party_id}")
+    check_advertisement(context, signed.advertisement)
+    _, key = certificate_key(signed.certificate, signed.advertisement.party_id)
+    _check_signed(context, signed, key)
     return key
 
 
@@ -88,13 +85,21 @@ def verify_roster(
         raise SecAggError("no CA to verify the roster against (--ca-file)")
     keys: dict[str, ec.EllipticCurvePublicKey] = {}
     for row in rows:
-        adv = row.advertisement
-        check_advertisement(context, adv)
-        key = check_certificate(row.certificate, adv.party_id, cas, now)
-        data = advertisement_bytes(context, adv.party_id, adv.c_public, adv.s_public)
-        check_signature(key, row.signature, data, f"advertisement of {adv.party_id}")
-        keys[adv.party_id] = key
+        party = row.advertisement.party_id
+        check_advertisement(context, row.advertisement)
+        key = check_certificate(row.certificate, party, cas, now)
+        _check_signed(context, row, key)
+        keys[party] = key
     return keys
+
+
+def _check_signed(
+    context: RoundContext, signed: SignedAdvertisement, key: ec.EllipticCurvePublicKey
+) -> None:
+    """Check an advertisement's signature over this round with its signer's key."""
+    adv = signed.advertisement
+    data = advertisement_bytes(context, adv)
+    check_signature(key, signed.signature, data, f"advertisement of {adv.party_id}")
 
 
 def verify_consistency(
@@ -170,8 +175,6 @@ class ConsistencyTally:
         check_sender(sender)
         if sender not in self._survivors or sender in self._signatures:
             raise SecAggError(f"unexpected consistency signature from {sender!r:.80}")
-        if len(signature) > MAX_SIGNATURE_BYTES:
-            raise SecAggError(f"consistency signature of {sender} too long")
         check_signature(self._keys[sender], signature, self._data,
                         f"consistency of {sender}")
         self._signatures[sender] = signature

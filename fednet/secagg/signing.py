@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from fednet.secagg.context import RoundContext
+from fednet.secagg.context import Advertisement, RoundContext
 from fednet.secagg.errors import SecAggError
 
 MAX_CERT_BYTES = 1536
@@ -56,13 +56,11 @@ def _round(context: RoundContext) -> bytes:
     )
 
 
-def advertisement_bytes(
-    context: RoundContext, party_id: str, c_public: bytes, s_public: bytes
-) -> bytes:
+def advertisement_bytes(context: RoundContext, adv: Advertisement) -> bytes:
     """Return what a site signs of its advertisement (its round, id, keys)."""
     return (
-        _field(_ADVERTISE) + _round(context) + _field(party_id.encode())
-        + _field(c_public) + _field(s_public)
+        _field(_ADVERTISE) + _round(context) + _field(adv.party_id.encode())
+        + _field(adv.c_public) + _field(adv.s_public)
     )
 
 
