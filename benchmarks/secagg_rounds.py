@@ -108,9 +108,10 @@ def _session(
                       "rounds": args.rounds, "min_clients": args.sites,
                       "round_timeout_s": 600.0, "secure_aggregation": secure}
             names = ["server"] + [f"site-{i}" for i in range(1, args.sites + 1)]
-            before = _cpu_s(procs, names)
+            before = _cpu_s(procs, names[:1]), _cpu_s(procs, names[1:])
             run = _play(base, config)
-            run["cpu_s"] = _cpu_s(procs, names) - before
+            run["cpu_s"] = (_cpu_s(procs, names[:1]) - before[0],
+                            _cpu_s(procs, names[1:]) - before[1])
             peak = peak_rss_mb(procs.pid("server"))
             if signed != ("is signed" in (Path(tmp) / "server.log").read_text()):
                 sys.exit(f"the secure rounds were {'not ' if signed else ''}signed")
@@ -181,8 +182,10 @@ def _report(
           f" {plain_peak or nan:.0f} MB")
     print(f"secure round  {s:8.2f} s  ({s / p:.2f}x)   coordinator peak RSS"
           f" {secure_peak or nan:.0f} MB")
-    print(f"CPU of all processes per round: plain {plain['cpu_s'] / args.rounds:.3f} s,"
-          f" secure {secure['cpu_s'] / args.rounds:.3f} s")
+    for name, run in (("plain", plain), ("secure", secure)):
+        server, sites = (cpu / args.rounds for cpu in run["cpu_s"])
+        print(f"CPU per round, {name:6}  {server + sites:.3f} s: coordinator"
+              f" {server:.3f} s, sites {sites:.3f} s")
     print(f"secure vs plain model: max abs {error:.2e}, relative {diff / norm:.2e}")
 
 

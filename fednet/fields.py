@@ -203,6 +203,28 @@ def str_tuple_field(max_items: int, max_len: int = MAX_TEXT) -> Convert:
     return convert
 
 
+def tuples_field(*converters: Convert, most: int) -> Convert:
+    """Return a converter accepting a list of at most ``most`` fixed-size lists.
+
+    Each row is converted member by member into a tuple.
+    """
+
+    def convert(value: Any) -> tuple[tuple[Any, ...], ...]:
+        if not isinstance(value, list) or len(value) > most:
+            raise ValueError(f"must be a list of at most {most} entries")
+        out: list[tuple[Any, ...]] = []
+        for index, entry in enumerate(value):
+            if not isinstance(entry, list) or len(entry) != len(converters):
+                raise ValueError(f"entry {index} must be a list of {len(converters)}")
+            try:
+                out.append(tuple(c(v) for c, v in zip(converters, entry)))
+            except ValueError as e:
+                raise ValueError(f"entry {index}: {e}") from None
+        return tuple(out)
+
+    return convert
+
+
 def optional_field(convert: Convert) -> Convert:
     """Return a converter accepting null (as None) or what ``convert`` accepts."""
 

@@ -21,11 +21,15 @@ from fednet.typing import ClientId, NDArray, NDArrays
 
 MAX_GOSSIP_PEERS = 16
 """Most peers' models one gossip ``fit`` relays (RunConfig's ``gossip_peers``)."""
-CLIENT_CAPABILITIES = ("gossip", "secagg")
+CLIENT_CAPABILITIES = ("gossip", "secagg", "secagg-aes128-ctr")
 """What this release's clients announce in ``hello``: ``gossip``, they can
 average a relay of peers' models; ``secagg``, they take part in secure
 aggregation (a client of an earlier release can neither: it would answer a
-secure round's ``fit`` with its update in the clear)."""
+secure round's ``fit`` with its update in the clear); :data:`AES_CTR`."""
+AES_CTR = "secagg-aes128-ctr"
+"""Announced by a client that can mask with AES-128-CTR keystreams; a
+coordinator uses them in a round only when every selected site announced it
+(docs/privacy.md#what-it-costs), and ChaCha20 otherwise."""
 SIGNED = "secagg-signed"
 """Announced by a client that holds a certificate (``--tls-cert``): it signs its
 secure-aggregation advertisements and takes part in the consistency check

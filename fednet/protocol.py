@@ -157,9 +157,7 @@ class FitResult:
     parameters: NDArrays = field(compare=False, repr=False)
 
     FIELDS: ClassVar[fields.Fields] = {
-        **_ROUND,
-        "num_examples": fields.INT,
-        "metrics": fields.metrics_field,
+        **_ROUND, "num_examples": fields.INT, "metrics": fields.metrics_field,
     }
 
 
@@ -226,10 +224,12 @@ for _cls in MESSAGE_TYPES.values():  # parameters travel as arrays, not as JSON
 
 
 def _header(message: Message) -> dict[str, Any]:
+    # OMIT_DEFAULTS: left out at the default, so earlier releases still parse it
+    omit = getattr(message, "OMIT_DEFAULTS", ())
     header: dict[str, Any] = {"type": message.type}
     for f in dataclasses.fields(message):
-        if f.name != "parameters":
-            value = getattr(message, f.name)
+        value = getattr(message, f.name)
+        if f.name != "parameters" and not (f.name in omit and value == f.default):
             header[f.name] = value.to_dict() if isinstance(value, FitConfig) else value
     try:
         json.dumps(header, allow_nan=False)

@@ -21,6 +21,7 @@ from fednet.secagg.context import (
     UnmaskResponse,
 )
 from fednet.secagg.errors import SecAggError
+from fednet.secagg.prg import CHACHA20
 from fednet.secagg.quantize import dequantize, max_error
 from fednet.secagg.rules import round_threshold
 from fednet.secagg.wire import (
@@ -69,6 +70,7 @@ class SecureRound:
         parameters: the global model the sites train from.
         signed: run the signed variant (every selected site signs and can
             verify: docs/privacy.md); at most MAX_SIGNED_PARTIES sites.
+        prg: the masks' keystream PRG (every selected site must know it).
 
     Raises:
         SecAggError: if the threshold exceeds the selected sites.
@@ -82,6 +84,7 @@ class SecureRound:
         selected: Sequence[ClientId],
         parameters: NDArrays,
         signed: bool = False,
+        prg: str = CHACHA20,
     ) -> None:
         parties = tuple(sorted(selected))
         threshold = round_threshold(config.secagg_threshold, len(parties))
@@ -89,7 +92,7 @@ class SecureRound:
             raise SecAggError(
                 f"threshold {threshold} exceeds the {len(parties)} sites of the round"
             )
-        self.context = RoundContext(str(run_id), server_round, parties, threshold)
+        self.context = RoundContext(str(run_id), server_round, parties, threshold, prg)
         self.clip = config.secagg_clip
         distributed = config.dp == "distributed"
         self._dp = (
@@ -119,7 +122,9 @@ class SecureRound:
         """Return the message that opens the round at every selected site."""
         ctx = self.context
         kind = SecaggSignedSetup if self.signed else SecaggSetup
-        return kind(*self._ids, ctx.parties, ctx.threshold, self.clip, *self._dp)
+        clip_norm, multiplier = self._dp
+        return kind(*self._ids, ctx.parties, ctx.threshold, self.clip, clip_norm,
+                    multiplier, ctx.prg)
 
     def expects(self, message: SecaggInput) -> bool:
         """Return whether the message belongs to the current stage (and variant)."""

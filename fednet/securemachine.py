@@ -20,10 +20,12 @@ from typing import Any
 
 from fednet.central_dp import CentralDP
 from fednet.exceptions import RoundStateError
+from fednet.gossip import AES_CTR, SIGNED
 from fednet.machine import Fold, Phase, Wait
 from fednet.protocol import FitResult
 from fednet.rounds import RoundMachine
 from fednet.secagg.errors import SecAggError
+from fednet.secagg.prg import AES128_CTR, CHACHA20
 from fednet.secagg.wire import SecaggInput
 from fednet.secround import SecureRound
 from fednet.typing import ClientId
@@ -35,16 +37,18 @@ class SecureRoundMachine(RoundMachine):
     """A :class:`RoundMachine` whose coordinator only ever holds the sum.
 
     Takes the arguments of :class:`RoundMachine`; ``config.secure_aggregation``
-    is on. ``signs`` tells whether a site announced ``secagg-signed``.
+    is on. ``capabilities`` tells what a site announced in its hello: a round
+    is signed, or masked with AES-128-CTR, when every selected site can.
     """
 
     def __init__(
-        self, signs: Callable[[ClientId], bool] = lambda client_id: False,
+        self,
+        capabilities: Callable[[ClientId], tuple[str, ...]] = lambda client_id: (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._secure: SecureRound | None = None
-        self._signs = signs
+        self._capabilities = capabilities
 
     def start_round(self, available: Sequence[ClientId]) -> None:
         """Begin a round: ``secagg_setup`` then ``fit`` to every selected site."""
@@ -54,11 +58,15 @@ class SecureRoundMachine(RoundMachine):
         fit = self._outgoing.pop()
         self._aggregator = None  # the secure sum replaces the plain one
         selected = self._tally.selected
-        signed = bool(selected) and all(self._signs(c) for c in selected)
+
+        def everyone(capability: str) -> bool:
+            return all(capability in self._capabilities(c) for c in selected)
+
         try:
             self._secure = SecureRound(
                 self.config, self.run_id, self.server_round, selected,
-                self.parameters, signed=signed,
+                self.parameters, signed=bool(selected) and everyone(SIGNED),
+                prg=AES128_CTR if everyone(AES_CTR) else CHACHA20,
             )
         except SecAggError as e:
             self._tally.pending.clear()
@@ -66,9 +74,9 @@ class SecureRoundMachine(RoundMachine):
             return
         self._send(selected, self._secure.setup_message())
         self._outgoing.append(fit)
-        if self._secure.signed:
-            self._log(logging.INFO, "fit: round %d is signed (secagg-signed)",
-                      self.server_round)
+        kind = "signed (secagg-signed)" if self._secure.signed else "secure"
+        self._log(logging.INFO, "fit: round %d is %s, %s masks", self.server_round,
+                  kind, self._secure.context.prg)
 
     def secagg_received(
         self, client_id: ClientId, message: SecaggInput, declared: int

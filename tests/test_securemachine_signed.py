@@ -58,7 +58,8 @@ def _machine(signs: bool, params: NDArrays) -> SecureRoundMachine:
         "secagg_threshold": 0.6,
     })
     return SecureRoundMachine(
-        signs=lambda client_id: signs, run_id=1, config=config,
+        capabilities=lambda client_id: ("secagg-signed",) if signs else (),
+        run_id=1, config=config,
         strategy=strategy_from_config(config), parameters=params, classes=None,
         federated_evaluate=False,
     )

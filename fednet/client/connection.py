@@ -82,7 +82,9 @@ class Connection:
         self._send_lock = asyncio.Lock()
         self._work = work.WorkQueue(buffers)
         self._wire_state = "idle"
-        self._secure = SecureSite(welcome.client_id, policy=policy)
+        self._secure = SecureSite(
+            welcome.client_id, policy=policy, release=buffers.release
+        )
 
     @classmethod
     async def open(
@@ -156,7 +158,10 @@ class Connection:
             reply: Message | None = None
             try:
                 reply = await self._answer(request)
-                if isinstance(request, (Fit, Evaluate)):
+                # Not after a secure round's fit: the round keeps the model.
+                if isinstance(request, Evaluate) or (
+                    isinstance(request, Fit) and isinstance(reply, FitResult)
+                ):
                     self._buffers.release(request.parameters)
                 parts = await asyncio.to_thread(
                     serialize_parts, reply, self.welcome.part_bytes

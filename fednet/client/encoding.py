@@ -11,7 +11,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fednet.secagg.quantize import F64, U32, quantize_into
+from fednet.secagg.quantize import (
+    F64,
+    U32,
+    in_range,
+    quantize_clipped_into,
+    quantize_into,
+)
 from fednet.typing import NDArray
 
 Noise = tuple[np.random.Generator, float]
@@ -83,14 +89,21 @@ def encode_delta(
     if out is None:
         out = np.empty(new.size, dtype=np.uint32)
     block = np.empty(min(new.size, CHUNK), dtype=np.float64)
+    # Clipped values times a weight of at most 1 stay in range: encode them
+    # without a second check (noise or a larger weight can leave the range).
+    known_in_range = noise is None and abs(weight) <= 1.0
     clipped = 0
     for start in range(0, new.size, CHUNK):
         stop = min(new.size, start + CHUNK)
         work: F64 = block[: stop - start]
         np.subtract(new[start:stop], old[start:stop], out=work, dtype=np.float64)
-        clipped += int(np.count_nonzero(np.abs(work) > clip))
-        np.clip(work, -clip, clip, out=work)
+        if not in_range(work, clip):
+            clipped += int(np.count_nonzero(np.abs(work) > clip))
+            np.clip(work, -clip, clip, out=work)
         work *= weight
+        if known_in_range:
+            quantize_clipped_into(work, clip, parties, out[start:stop])
+            continue
         if noise is not None:
             work += noise[0].standard_normal(stop - start) * noise[1]
         quantize_into(work, clip, parties, out[start:stop])

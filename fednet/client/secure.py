@@ -75,17 +75,26 @@ class SecureSite:
         name: the site's client id (its registered name), its party id.
         rng_bytes: a CSPRNG for keys, seeds and nonces (``os.urandom``).
         policy: whether it signs and verifies (signed rounds).
+        release: gives a global model's receive buffer back to its pool. With
+            it, a secure round keeps the ``fit``'s global model itself, without
+            a copy, and releases it once encoded; without it, it copies.
     """
 
     def __init__(
         self, name: str, rng_bytes: Callable[[int], bytes] = os.urandom,
         policy: SecaggPolicy = SecaggPolicy(),
+        release: Callable[[NDArrays], None] | None = None,
     ) -> None:
         self.name = name
         self.policy = policy
         self._rng = rng_bytes
+        self._release = release
         self._rounds: dict[tuple[int, int], _Round] = {}
         self._refused: set[tuple[int, int]] = set()
+        # The masked input's buffer, reused round after round: a connection
+        # sends a reply whole before it takes its next request, and a fresh
+        # model-sized buffer costs a page fault every 4 KiB.
+        self._out = np.empty(0, dtype=np.uint32)
 
     def setup(self, message: SecaggSetup) -> None:
         """Open a secure round; the next ``fit`` of it stays here.
@@ -102,7 +111,7 @@ class SecureSite:
         try:
             context = RoundContext(
                 str(message.run_id), message.server_round, message.parties,
-                message.threshold,
+                message.threshold, message.prg,
             )
             party = Party(context, self.name, self._rng)
         except SecAggError as e:
@@ -131,9 +140,10 @@ class SecureSite:
             return result
         if len(result.parameters) != len(request.parameters):
             raise SecAggError("the trained model has another number of arrays")
-        # The global model's buffer is reused once the fit is answered: copy it.
+        # Without ``release`` the connection reuses the global model's buffer
+        # once the fit is answered: copy it.
         held.pairs = [
-            (np.ravel(new), np.array(old, copy=True).ravel())
+            (np.ravel(new), np.ravel(old) if self._release else np.array(old).ravel())
             for new, old in zip(result.parameters, request.parameters)
         ]
         held.num_examples = result.num_examples
@@ -205,7 +215,10 @@ class SecureSite:
         if held.dp[0] > 0:
             factor, noise = dp_terms(held.pairs, *held.dp, held.party.context.threshold)
         # Every array end to end and the weight last, encoded and masked in place.
-        flat = np.empty(sum(new.size for new, _ in held.pairs) + 1, dtype=np.uint32)
+        size = sum(new.size for new, _ in held.pairs) + 1
+        if self._out.size != size:
+            self._out = np.empty(size, dtype=np.uint32)
+        flat = self._out
         masked: NDArrays = []
         start = clipped = 0
         for (new, old), shape in zip(held.pairs, held.shapes):
@@ -222,6 +235,8 @@ class SecureSite:
             )
         flat[-1] = weight
         masked.append(flat[-1:].view(np.int32))
+        if self._release is not None:
+            self._release([old for _, old in held.pairs])
         held.pairs = []
         held.party.mask_in_place(flat, shares)
         return masked

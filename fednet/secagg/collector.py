@@ -218,7 +218,7 @@ class Collector:
             masks += self._pair_masks(dropped, combine(self._s_shares[dropped], t))
         for survivor in self.survivors:
             masks.append((combine(self._b_shares[survivor], t), -1))
-        add_masks(self._sum, masks)
+        add_masks(self._sum, masks, self.context.prg)
         self._stage = 4
         out: list[U32] = []
         start = 0

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fednet.secagg.errors import SecAggError
-from fednet.secagg.prg import MAX_LENGTH
+from fednet.secagg.prg import CHACHA20, MAX_LENGTH, PRGS
 from fednet.secagg.shamir import MAX_SHARES, Y_BYTES
 
 Shape = tuple[int, ...]
@@ -33,16 +33,18 @@ class RoundContext:
         server_round: the round number.
         parties: the invited site ids; index i + 1 belongs to ``parties[i]``.
         threshold: t, the fewest parties that must remain at every stage.
+        prg: the keystream PRG of every mask (one of :data:`~fednet.secagg.prg.PRGS`).
 
     Raises:
         SecAggError: unless parties are distinct, sorted, non-empty strings,
-            at least 2 of them, and n/2 < threshold <= n.
+            at least 2 of them, n/2 < threshold <= n, and the PRG is known.
     """
 
     run_id: str
     server_round: int
     parties: tuple[str, ...]
     threshold: int
+    prg: str = CHACHA20
 
     def __post_init__(self) -> None:
         if not isinstance(self.run_id, str) or len(self.run_id) > MAX_ID_CHARS:
@@ -64,6 +66,8 @@ class RoundContext:
             raise SecAggError(
                 f"threshold must be in ({n / 2}, {n}], got {self.threshold!r}"
             )
+        if self.prg not in PRGS:
+            raise SecAggError(f"unknown PRG {self.prg!r:.40}")
 
     def index(self, party_id: str) -> int:
         """Return the 1-based index of a party (its Shamir x).

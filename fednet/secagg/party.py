@@ -163,7 +163,7 @@ class Party:
                 party_b=peer,
             )
             masks.append((seed, 1 if ctx.index(peer) > self._index else -1))
-        add_masks(flat, masks)
+        add_masks(flat, masks, ctx.prg)
 
     def unmask(self, request: UnmaskRequest) -> UnmaskResponse:
         """Stage 3: reveal s-key shares of the dropped and b shares of survivors.

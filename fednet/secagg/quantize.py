@@ -80,9 +80,41 @@ def quantize_into(
             (``out`` is then unchanged).
     """
     top = _top(clip, n)
-    if not np.isfinite(work).all():
+    if not in_range(work, clip):
+        np.clip(work, -clip, clip, out=work)
+    _encode(work, clip, top, out, rng)
+
+
+def quantize_clipped_into(work: F64, clip: float, n: int, out: U32) -> None:
+    """Quantise, as :func:`quantize_into` does, values already in [-clip, clip].
+
+    The caller has checked the range (with :func:`in_range`), so no pass
+    checks it again; a value outside it would be encoded wrongly.
+
+    Raises:
+        SecAggError: on a bad clip or n.
+    """
+    _encode(work, clip, _top(clip, n), out, None)
+
+
+def in_range(work: F64, clip: float) -> bool:
+    """Tell whether every value lies in [-clip, clip], in two passes, no copy.
+
+    Raises:
+        SecAggError: on a NaN or infinite value (a NaN makes min and max NaN).
+    """
+    if not work.size:
+        return True
+    low, high = float(work.min()), float(work.max())
+    if not (math.isfinite(low) and math.isfinite(high)):
         raise SecAggError("NaN or infinite value")
-    np.clip(work, -clip, clip, out=work)
+    return -clip <= low and high <= clip
+
+
+def _encode(
+    work: F64, clip: float, top: int, out: U32, rng: np.random.Generator | None
+) -> None:
+    """Map values in [-clip, clip] to [0, top] and write them into ``out``."""
     work += clip
     work *= top / (2.0 * clip)
     if rng is None:

@@ -24,6 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from fednet.secagg.context import Advertisement, RoundContext
 from fednet.secagg.errors import SecAggError
+from fednet.secagg.prg import CHACHA20
 
 MAX_CERT_BYTES = 1536
 """Largest DER certificate a site may present (``fednet ca`` issues ~600)."""
@@ -43,16 +44,18 @@ def _ids(ids: Sequence[str]) -> bytes:
 
 
 def _round(context: RoundContext) -> bytes:
-    """Encode the whole round context: run, round, parties and threshold.
+    """Encode the whole round context: run, round, parties, threshold, PRG.
 
     Signing the parties and t too means sites shown different rounds (another
-    list of parties, a lower threshold) cannot verify each other.
+    list of parties, a lower threshold, another PRG) cannot verify each other.
+    The PRG is left out when ChaCha20, as releases before AES-CTR signed.
     """
     return (
         _field(context.run_id.encode())
         + _field(context.server_round.to_bytes(8, "big"))
         + _ids(context.parties)
         + _field(context.threshold.to_bytes(4, "big"))
+        + (b"" if context.prg == CHACHA20 else _field(context.prg.encode()))
     )
 
 

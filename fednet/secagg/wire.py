@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Union
 
 from fednet import fields
 from fednet.secagg.context import CIPHERTEXT_BYTES, KEY_BYTES, MAX_ID_CHARS
+from fednet.secagg.prg import CHACHA20, PRGS
 from fednet.secagg.shamir import Y_BYTES
 from fednet.secagg.signing import MAX_CERT_BYTES, MAX_SIGNATURE_BYTES
 
@@ -58,22 +59,14 @@ def hex_bytes_field(max_bytes: int) -> fields.Convert:
 def tuples_field(
     *converters: fields.Convert, most: int = MAX_PARTIES
 ) -> fields.Convert:
-    """Return a converter accepting a list of at most ``most`` fixed-size lists."""
+    """Return :func:`fednet.fields.tuples_field` with at most MAX_PARTIES rows."""
+    return fields.tuples_field(*converters, most=most)
 
-    def convert(value: Any) -> tuple[tuple[Any, ...], ...]:
-        if not isinstance(value, list) or len(value) > most:
-            raise ValueError(f"must be a list of at most {most} entries")
-        out: list[tuple[Any, ...]] = []
-        for index, entry in enumerate(value):
-            if not isinstance(entry, list) or len(entry) != len(converters):
-                raise ValueError(f"entry {index} must be a list of {len(converters)}")
-            try:
-                out.append(tuple(c(v) for c, v in zip(converters, entry)))
-            except ValueError as e:
-                raise ValueError(f"entry {index}: {e}") from None
-        return tuple(out)
 
-    return convert
+def _prg(value: Any) -> str:
+    if value not in PRGS:
+        raise ValueError(f"must be one of {', '.join(PRGS)}")
+    return str(value)
 
 
 PARTY = fields.str_field(MAX_ID_CHARS)
@@ -90,6 +83,8 @@ class SecaggSetup:
 
     With distributed DP, ``dp_clip_norm`` (> 0) bounds the L2 norm of a site's
     delta and ``dp_noise_multiplier`` sets its noise share; 0 means no DP.
+    ``prg`` names the masks' keystream; left out when ChaCha20, so sites of
+    earlier releases (which know no other, nor the field) still parse it.
     """
 
     type: ClassVar[str] = "secagg_setup"
@@ -100,6 +95,7 @@ class SecaggSetup:
     clip: float
     dp_clip_norm: float = 0.0
     dp_noise_multiplier: float = 0.0
+    prg: str = CHACHA20
 
     FIELDS: ClassVar[fields.Fields] = {
         **_ROUND,
@@ -108,7 +104,9 @@ class SecaggSetup:
         "clip": fields.float_field(positive=True),
         "dp_clip_norm": fields.float_field(),
         "dp_noise_multiplier": fields.float_field(),
+        "prg": _prg,
     }
+    OMIT_DEFAULTS: ClassVar[tuple[str, ...]] = ("prg",)
 
 
 @dataclass(frozen=True)

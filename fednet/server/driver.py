@@ -236,7 +236,7 @@ class RunDriver:
         )
         await self._recorder.mark_running(setup.schema_dict)
         self._machine = build_machine(self.run_id, self.config, setup,
-                                      self.completed_rounds, self._waits.signs)
+                                      self.completed_rounds, self._waits.capabilities)
         self.publish_status()
         return self._machine
 

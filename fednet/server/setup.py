@@ -214,11 +214,11 @@ def _warm_start(store: Store, config: RunConfig) -> WarmStart | None:
 
 def build_machine(
     run_id: int, config: RunConfig, setup: RunSetup, completed_rounds: int,
-    signs: Callable[[ClientId], bool] = lambda client_id: False,
+    capabilities: Callable[[ClientId], tuple[str, ...]] = lambda client_id: (),
 ) -> RunMachine:
     """Return the machine that plays the run's mode from where it stands.
 
-    ``signs`` tells a secure run's machine which sites sign (secagg-signed).
+    ``capabilities`` tells a secure run's machine what each site announced.
 
     Raises:
         AggregationError: if a checkpointed strategy state does not fit the model.
@@ -244,7 +244,7 @@ def build_machine(
     strategy = strategy_from_config(config, scratch_dir=setup.scratch_dir)
     if setup.server_state is not None:
         strategy.load_server_state(setup.server_state, setup.parameters)
-    extra = {"signs": signs} if config.secure_aggregation else {}
+    extra = {"capabilities": capabilities} if config.secure_aggregation else {}
     machine = SecureRoundMachine if config.secure_aggregation else RoundMachine
     return machine(
         **extra,

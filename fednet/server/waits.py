@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 
 from fednet.config import RunConfig
-from fednet.gossip import SIGNED
 from fednet.machine import RunMachine
 from fednet.server.registry import ClientConn, Registry
 from fednet.typing import ClientId
@@ -52,10 +51,10 @@ class Waits:
         """Return the eligible connected clients now."""
         return [c.client_id for c in self._registry.connected() if c.eligible]
 
-    def signs(self, client_id: ClientId) -> bool:
-        """Return whether a client announced it signs secure rounds (its hello)."""
+    def capabilities(self, client_id: ClientId) -> tuple[str, ...]:
+        """Return what a connected client announced it can do (its hello)."""
         conn = self._registry.get(client_id)
-        return conn is not None and SIGNED in conn.hello.capabilities
+        return () if conn is None else conn.hello.capabilities
 
     async def for_clients(self, run_id: int, wanted: int) -> list[ClientId]:
         """Return the eligible connected clients once there are ``wanted``."""

@@ -32,3 +32,15 @@ def test_encode_delta_refuses_a_nan() -> None:
     new = np.array([0.5, np.nan], np.float32)
     with pytest.raises(SecAggError, match="NaN"):
         encode_delta(new, np.zeros(2, np.float32), 1.0, 1.0, 3)
+
+
+@pytest.mark.parametrize("weight", [1.0, 2.0])
+def test_encode_delta_at_and_beyond_the_clip_range(weight: float) -> None:
+    """Changes at +-clip stay, larger ones are cut and counted; a weight above 1
+    (which leaves the range again) is clipped a second time, as quantize does."""
+    old = np.zeros(6, np.float32)
+    new = np.array([-1.0, 1.0, 0.5, -0.25, 3.0, -7.0], np.float32)
+    out, clipped = encode_delta(new, old, 1.0, weight, 4)
+    delta = np.clip(new.astype(np.float64), -1.0, 1.0) * weight
+    np.testing.assert_array_equal(out, quantize([delta], 1.0, 4)[0])
+    assert clipped == 2

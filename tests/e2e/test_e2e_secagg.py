@@ -35,6 +35,8 @@ def test_a_secure_run_matches_plaintext_fedavg_of_the_same_seed(
     # 3 sites at the default clip: each bound about 3 * 1 / ((2^32 - 1) / 3) or less.
     assert all(0 < r["quantization_error"] < 3e-9 for r in run["rounds"])
     assert run["privacy"]["secure_aggregation"] is True
+    # This release's sites all announce AES-128-CTR, so the coordinator uses it.
+    assert "round 3 is secure, aes128-ctr masks" in cluster.logs()
     error = _relative_error(server.api.model(secure), server.api.model(plain))
     assert 0 < error <= 1e-6, error
 

@@ -12,6 +12,7 @@ import numpy.typing as npt
 from fednet.secagg.collector import Collector
 from fednet.secagg.context import EncryptedShares, RoundContext, UnmaskRequest
 from fednet.secagg.party import Party
+from fednet.secagg.prg import CHACHA20
 
 U32 = npt.NDArray[np.uint32]
 
@@ -57,10 +58,11 @@ class Shared:
 
 
 def stage_shares(
-    sites: Collection[str], shapes: list[tuple[int, ...]], threshold: int, seed: int
+    sites: Collection[str], shapes: list[tuple[int, ...]], threshold: int, seed: int,
+    prg: str = CHACHA20,
 ) -> Shared:
     """Run advertise and share keys for every site; return the routed shares."""
-    context = RoundContext("run-1", 3, tuple(sorted(sites)), threshold)
+    context = RoundContext("run-1", 3, tuple(sorted(sites)), threshold, prg)
     rng = random.Random(seed)
     parties = {p: Party(context, p, rng.randbytes) for p in context.parties}
     collector = Collector(context, shapes)
@@ -78,10 +80,11 @@ def stage_round(
     *,
     drop_before_input: Collection[str] = (),
     seed: int = 0,
+    prg: str = CHACHA20,
 ) -> Staged:
     """Run advertise, share keys and masked input; return the unmask request."""
     shapes = [a.shape for a in next(iter(updates.values()))]
-    shared = stage_shares(updates, shapes, threshold, seed)
+    shared = stage_shares(updates, shapes, threshold, seed, prg)
     collector, parties = shared.collector, shared.parties
     for pid, party in parties.items():
         if pid not in drop_before_input:

@@ -1,14 +1,17 @@
-"""The ChaCha20 mask PRG and HKDF seed derivation."""
+"""The mask PRGs (ChaCha20, AES-128-CTR) and HKDF seed derivation."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from fednet.secagg.errors import SecAggError
+from fednet.secagg.context import RoundContext
 from fednet.secagg.prg import (
+    AES128_CTR,
     CHUNK,
+    PRGS,
     add_mask,
     add_masks,
     derive_key,
@@ -25,6 +28,21 @@ def test_expand_seed_is_the_chacha20_keystream_as_little_endian_words() -> None:
     encryptor = Cipher(algorithms.ChaCha20(SEED, bytes(16)), mode=None).encryptor()
     expected = np.frombuffer(encryptor.update(bytes(4 * length)), "<u4")
     np.testing.assert_array_equal(expand_seed(SEED, length), expected)
+
+
+def test_aes_ctr_mask_is_aes_of_a_big_endian_counter_from_zero() -> None:
+    """Block i of the mask is AES-128 (the seed's first 16 bytes) of i, as <u4.
+
+    Built from single-block AES, so it checks the counter, its byte order
+    across a chunk boundary and the key half, not a second CTR mode.
+    """
+    length = CHUNK + 12  # past a chunk of the one-pass loop
+    encrypt = Cipher(algorithms.AES(SEED[:16]), modes.ECB()).encryptor()
+    blocks = (i.to_bytes(16, "big") for i in range(length // 4))
+    expected = np.frombuffer(b"".join(encrypt.update(b) for b in blocks), "<u4")
+    np.testing.assert_array_equal(expand_seed(SEED, length, AES128_CTR), expected)
+    chacha = expand_seed(SEED, length)
+    assert np.count_nonzero(chacha == expected) < 5
 
 
 def test_same_seed_same_mask_and_prefix_property() -> None:
@@ -121,9 +139,22 @@ def test_derive_key_fields_are_length_prefixed() -> None:
         (lambda: expand_seed(SEED, 2.0), "length must be an int"),  # type: ignore
         (lambda: add_mask(np.zeros(3, np.int64), SEED, 1), "flat uint32"),
         (lambda: add_mask(np.zeros(3, np.uint32), SEED, 0), "sign must be"),
+        (lambda: expand_seed(SEED, 4, "rc4"), "unknown PRG 'rc4'"),
+        (lambda: RoundContext("r", 1, ("a", "b"), 2, "rc4"), "unknown PRG 'rc4'"),
     ],
 )
 def test_bad_prg_input_raises(call: object, message: str) -> None:
     """Each kind of bad input raises SecAggError naming it."""
     with pytest.raises(SecAggError, match=message):
         call()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("prg", PRGS)
+def test_masks_of_either_prg_cancel(prg: str) -> None:
+    """Adding then subtracting masks of one PRG restores the input exactly."""
+    acc = np.arange(CHUNK + 3, dtype=np.uint32)
+    other = bytes(reversed(SEED))
+    add_masks(acc, [(SEED, 1), (other, -1)], prg)
+    assert not np.array_equal(acc, np.arange(CHUNK + 3, dtype=np.uint32))
+    add_masks(acc, [(other, 1), (SEED, -1)], prg)
+    np.testing.assert_array_equal(acc, np.arange(CHUNK + 3, dtype=np.uint32))

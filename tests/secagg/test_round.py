@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fednet.secagg.errors import SecAggError
+from fednet.secagg.prg import PRGS
 from fednet.secagg.quantize import choose_clip, dequantize, max_error, quantize
 from tests.secagg.harness import (
     finish_round,
@@ -24,29 +25,32 @@ def _assert_equal(result: list[np.ndarray], expected: list[np.ndarray]) -> None:
         np.testing.assert_array_equal(r, e)
 
 
-def test_no_dropout_gives_the_exact_quantised_sum() -> None:
+@pytest.mark.parametrize("prg", PRGS)
+def test_no_dropout_gives_the_exact_quantised_sum(prg: str) -> None:
     """All 10 parties stay: the unmasked result equals the plain ring sum."""
     updates = make_updates(10, 1001)
-    staged = stage_round(updates, 7)
+    staged = stage_round(updates, 7, prg=prg)
     assert staged.request.dropped == ()
     _assert_equal(finish_round(staged), ring_sum(updates.values()))
 
 
-def test_three_dropped_before_masked_input_are_recovered() -> None:
+@pytest.mark.parametrize("prg", PRGS)
+def test_three_dropped_before_masked_input_are_recovered(prg: str) -> None:
     """3 parties vanish after sharing keys: the sum of the other 7 comes out."""
     updates = make_updates(10, 500, seed=1)
     gone = set(SITES[2:5])
-    staged = stage_round(updates, 7, drop_before_input=gone)
+    staged = stage_round(updates, 7, drop_before_input=gone, prg=prg)
     assert set(staged.request.dropped) == gone
     expected = ring_sum([u for p, u in updates.items() if p not in gone])
     _assert_equal(finish_round(staged), expected)
     assert staged.collector.survivors == tuple(p for p in SITES if p not in gone)
 
 
-def test_three_dropped_after_masked_input_are_recovered() -> None:
+@pytest.mark.parametrize("prg", PRGS)
+def test_three_dropped_after_masked_input_are_recovered(prg: str) -> None:
     """3 parties vanish after sending masked input: the sum of all 10 comes out."""
     updates = make_updates(10, 500, seed=2)
-    staged = stage_round(updates, 7)
+    staged = stage_round(updates, 7, prg=prg)
     result = finish_round(staged, drop_after_input=SITES[-3:])
     _assert_equal(result, ring_sum(updates.values()))
 

@@ -52,6 +52,12 @@ def test_a_signed_roster_verifies_and_gives_each_certified_key() -> None:
     assert keys["site-01"] == advertisement_key(CONTEXT, rows[1])
 
 
+def test_a_roster_of_an_aes_round_verifies_in_that_round() -> None:
+    """The PRG is signed with the round: an AES-CTR round verifies as itself."""
+    aes = RoundContext("7", 3, tuple(SITES), 3, "aes128-ctr")
+    assert sorted(verify_roster(aes, _rows(aes), CAS, NOW)) == SITES
+
+
 def test_a_substituted_key_is_refused() -> None:
     rows = _rows()
     adv = rows[2].advertisement
@@ -67,6 +73,7 @@ def test_a_substituted_key_is_refused() -> None:
     [
         RoundContext("7", 3, tuple(SITES[:3]), 2),  # a smaller world
         RoundContext("7", 3, tuple(SITES), 4),  # another threshold
+        RoundContext("7", 3, tuple(SITES), 3, "aes128-ctr"),  # another PRG
     ],
 )
 def test_a_peer_shown_another_round_does_not_verify(other: RoundContext) -> None:

@@ -9,7 +9,13 @@ import pytest
 
 from fednet.exceptions import ProtocolError
 from fednet.protocol import parse, serialize
-from fednet.secagg.wire import MAX_PARTIES, SecaggAdvertise, SecaggShares
+from fednet.secagg.wire import (
+    MAX_PARTIES,
+    SecaggAdvertise,
+    SecaggSetup,
+    SecaggShares,
+    SecaggSignedSetup,
+)
 
 KEY = "ab" * 32
 CIPHERTEXT = "0f" * 160
@@ -60,3 +66,22 @@ def test_shares_at_the_bound_parse() -> None:
     entries = tuple((f"{i:0256d}", CIPHERTEXT) for i in range(MAX_PARTIES))
     message = SecaggShares(1, 2, entries)
     assert parse(serialize(message)) == message
+
+
+def test_a_setup_names_its_prg_only_when_not_chacha20() -> None:
+    """Sites of earlier releases refuse unknown fields: a ChaCha20 setup has none."""
+    plain = SecaggSetup(1, 2, ("a", "b"), 2, 1.0)
+    assert "prg" not in json.loads(serialize(plain))  # type: ignore[arg-type]
+    assert parse(serialize(plain)) == plain
+    aes = SecaggSetup(1, 2, ("a", "b"), 2, 1.0, prg="aes128-ctr")
+    assert json.loads(serialize(aes))["prg"] == "aes128-ctr"  # type: ignore[arg-type]
+    assert parse(serialize(aes)) == aes
+    signed = SecaggSignedSetup(1, 2, ("a", "b"), 2, 1.0, prg="aes128-ctr")
+    assert parse(serialize(signed)) == signed
+
+
+def test_a_setup_with_an_unknown_prg_is_refused() -> None:
+    """A PRG no site knows is a ProtocolError naming the field."""
+    text = _text("secagg_setup", parties=["a", "b"], threshold=2, clip=1.0, prg="rc4")
+    with pytest.raises(ProtocolError, match="secagg_setup: invalid prg: must be one"):
+        parse(text)
