@@ -11,7 +11,9 @@ secure model's error against the plain one. With ``--signed`` the secure
 run's sites get certificates of a fresh CA (``--tls-cert``, ``--tls-key``,
 ``--ca-file``, over plain ws://), so its rounds are signed and verified
 (docs/privacy.md#signed-rounds-a-coordinator-that-lies-is-caught): compare
-its secure round with one of a run without ``--signed``.
+its secure round with one of a run without ``--signed``. With ``--repeat K``
+it plays K plain and K secure runs, alternating, and takes the medians over
+every round of each kind (the machine's noise then shows in each pair's ratio).
 """
 
 from __future__ import annotations
@@ -127,10 +129,14 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--signed", action="store_true", help="sign secure rounds")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="play this many plain and secure runs, alternating")
     args = parser.parse_args()
-    plain, plain_peak, want = _session(args, secure=False)
-    secure, secure_peak, got = _session(args, secure=True)
-    _report(args, (plain, plain_peak), (secure, secure_peak), got, want)
+    plains, secures = [], []
+    for _ in range(args.repeat):
+        plains.append(_session(args, secure=False))
+        secures.append(_session(args, secure=True))
+    _report(args, plains, secures)
 
 
 def _cpu_s(procs: Processes, names: list[str]) -> float:
@@ -158,35 +164,49 @@ def _certificate(folder: Path, site: str) -> tuple[str, ...]:
             str(folder / f"{site}.key"), "--ca-file", str(folder / "ca.crt"))
 
 
-def _report(
-    args: argparse.Namespace,
-    plain_run: tuple[dict[str, Any], float | None],
-    secure_run: tuple[dict[str, Any], float | None],
-    got: list[np.ndarray],
-    want: list[np.ndarray],
-) -> None:
-    def median_round(run: dict[str, Any]) -> float:
-        return float(np.median([r["duration_s"] for r in run["rounds"]]))
+Session = tuple[dict[str, Any], "float | None", list[np.ndarray]]
 
-    (plain, plain_peak), (secure, secure_peak) = plain_run, secure_run
+
+def _report(
+    args: argparse.Namespace, plains: list[Session], secures: list[Session]
+) -> None:
+    """Print the medians over every round of every run, peaks, CPU and error."""
+    def median_round(sessions: list[Session]) -> float:
+        return float(np.median([r["duration_s"] for run, _, _ in sessions
+                                for r in run["rounds"]]))
+
+    nan = float("nan")
+    p, s = median_round(plains), median_round(secures)
+    print(f"P={args.params} N={args.sites} rounds={args.rounds}"
+          f"{' signed' if args.signed else ''}"
+          f"{f' runs={args.repeat} each, alternating' if args.repeat > 1 else ''}")
+    for name, sessions, note in (("plain", plains, "(median)"),
+                                 ("secure", secures, f"({s / p:.2f}x)")):
+        peaks = [peak or nan for _, peak, _ in sessions]
+        print(f"{name + ' round':13} {median_round(sessions):8.2f} s  {note:9}"
+              f" coordinator peak RSS {max(peaks):.0f} MB")
+    if args.repeat > 1:
+        pairs = [median_round([a]) / median_round([b])
+                 for a, b in zip(secures, plains)]
+        print("ratio of each pair: " + " ".join(f"{r:.2f}x" for r in pairs))
+    for name, sessions in (("plain", plains), ("secure", secures)):
+        server, sites = (sum(run["cpu_s"][i] for run, _, _ in sessions)
+                         / (args.rounds * args.repeat) for i in (0, 1))
+        print(f"CPU per round, {name:6}  {server + sites:.3f} s: coordinator"
+              f" {server:.3f} s, sites {sites:.3f} s")
+    errors = [_error(got, want) for (_, _, got), (_, _, want) in zip(secures, plains)]
+    print(f"secure vs plain model: max abs {max(e[0] for e in errors):.2e},"
+          f" relative {max(e[1] for e in errors):.2e}")
+
+
+def _error(got: list[np.ndarray], want: list[np.ndarray]) -> tuple[float, float]:
+    """Return the largest absolute and the relative L2 error of got against want."""
     error = max(float(np.max(np.abs(g.astype(np.float64) - w)))
                 for g, w in zip(got, want))
     norm = np.sqrt(sum(float(np.sum(w.astype(np.float64) ** 2)) for w in want))
     diff = np.sqrt(sum(float(np.sum((g.astype(np.float64) - w) ** 2))
                        for g, w in zip(got, want)))
-    p, s = median_round(plain), median_round(secure)
-    nan = float("nan")
-    print(f"P={args.params} N={args.sites} rounds={args.rounds}"
-          f"{' signed' if args.signed else ''}")
-    print(f"plain round   {p:8.2f} s  (median)   coordinator peak RSS"
-          f" {plain_peak or nan:.0f} MB")
-    print(f"secure round  {s:8.2f} s  ({s / p:.2f}x)   coordinator peak RSS"
-          f" {secure_peak or nan:.0f} MB")
-    for name, run in (("plain", plain), ("secure", secure)):
-        server, sites = (cpu / args.rounds for cpu in run["cpu_s"])
-        print(f"CPU per round, {name:6}  {server + sites:.3f} s: coordinator"
-              f" {server:.3f} s, sites {sites:.3f} s")
-    print(f"secure vs plain model: max abs {error:.2e}, relative {diff / norm:.2e}")
+    return error, float(diff / norm)
 
 
 if __name__ == "__main__":

@@ -163,9 +163,7 @@ class Connection:
                     isinstance(request, Fit) and isinstance(reply, FitResult)
                 ):
                     self._buffers.release(request.parameters)
-                parts = await asyncio.to_thread(
-                    serialize_parts, reply, self.welcome.part_bytes
-                )
+                parts = await work.reply_parts(reply, self.welcome.part_bytes)
             except Exception as e:  # noqa: BLE001 - a trainer bug must not mute us
                 logger.error(
                     "cannot answer %s of round %d: %s",

@@ -6,7 +6,14 @@ import asyncio
 import logging
 
 from fednet.buffers import BufferPool
-from fednet.protocol import Evaluate, Fit, InitRequest
+from fednet.protocol import (
+    BINARY_TYPES,
+    Evaluate,
+    Fit,
+    InitRequest,
+    Message,
+    serialize_parts,
+)
 from fednet.secagg.wire import (
     SecaggConsistency,
     SecaggRoster,
@@ -122,3 +129,17 @@ class UploadGrants:
             self._refused.discard(key)
             return False
         return True
+
+
+async def reply_parts(
+    reply: Message, part_bytes: int
+) -> list[str | bytes | memoryview]:
+    """Encode a reply into the WebSocket messages that carry it.
+
+    A binary reply (a model) is encoded in a worker thread; a text one (at most
+    1 MiB of JSON, mostly a few hundred bytes) right here, where the thread
+    hop would cost more than the encoding: a secure round has three of them.
+    """
+    if reply.type in BINARY_TYPES:
+        return await asyncio.to_thread(serialize_parts, reply, part_bytes)
+    return serialize_parts(reply)

@@ -1,11 +1,17 @@
-"""A site encodes its delta chunk by chunk, as quantising the whole would."""
+"""A site encodes its delta chunk by chunk, as quantising the whole would, and
+its replies whole."""
 
 from __future__ import annotations
+
+import asyncio
 
 import numpy as np
 import pytest
 
+from fednet.client import work
 from fednet.client.encoding import CHUNK, encode_delta
+from fednet.protocol import FitResult, serialize_parts
+from fednet.secagg.wire import SecaggUnmaskResult
 from fednet.secagg.errors import SecAggError
 from fednet.secagg.quantize import quantize
 
@@ -44,3 +50,15 @@ def test_encode_delta_at_and_beyond_the_clip_range(weight: float) -> None:
     delta = np.clip(new.astype(np.float64), -1.0, 1.0) * weight
     np.testing.assert_array_equal(out, quantize([delta], 1.0, 4)[0])
     assert clipped == 2
+
+
+def test_a_reply_is_encoded_whole_whether_text_or_binary() -> None:
+    """Text replies (encoded on the loop) and model frames (in a thread) alike."""
+    text = SecaggUnmaskResult(1, 2, (("a", "0f" * 66),), ())
+    model = FitResult(1, 2, 5, {}, [np.arange(300_000, dtype=np.float32)])
+    assert asyncio.run(work.reply_parts(text, 1 << 20)) == serialize_parts(text)
+    parts = asyncio.run(work.reply_parts(model, 1 << 18))
+    assert len(parts) > 1
+    assert [bytes(p) for p in parts] == [
+        bytes(p) for p in serialize_parts(model, 1 << 18)  # type: ignore[arg-type]
+    ]
