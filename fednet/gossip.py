@@ -29,7 +29,7 @@ secure round's ``fit`` with its update in the clear); :data:`AES_CTR`."""
 AES_CTR = "secagg-aes128-ctr"
 """Announced by a client that can mask with AES-128-CTR keystreams; a
 coordinator uses them in a round only when every selected site announced it
-(docs/privacy.md#what-it-costs), and ChaCha20 otherwise."""
+(docs/privacy.md#cost), and ChaCha20 otherwise."""
 SIGNED = "secagg-signed"
 """Announced by a client that holds a certificate (``--tls-cert``): it signs its
 secure-aggregation advertisements and takes part in the consistency check

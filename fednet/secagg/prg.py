@@ -7,7 +7,7 @@ A mask is a keystream read as little-endian uint32 words, of one of two PRGs
 - ``aes128-ctr``: AES-128 in counter mode (NIST SP 800-38A) under the seed's
   first 16 bytes, counter block starting at zero and counting up as one
   big-endian 128-bit integer. With AES instructions it is about 1.5 times
-  ChaCha20's speed (docs/privacy.md#what-it-costs).
+  ChaCha20's speed (docs/privacy.md#cost).
 
 Each seed is used for exactly one mask, so the fixed nonce or initial counter
 is safe: pairwise seeds are bound by HKDF (RFC 5869) to the run, the round and
