@@ -25,7 +25,8 @@ CLIENT_CAPABILITIES = ("gossip", "secagg", "secagg-aes128-ctr")
 """What this release's clients announce in ``hello``: ``gossip``, they can
 average a relay of peers' models; ``secagg``, they take part in secure
 aggregation (a client of an earlier release can neither: it would answer a
-secure round's ``fit`` with its update in the clear); :data:`AES_CTR`."""
+secure round's ``fit`` with its update in the clear); :data:`AES_CTR`, they
+can draw secure aggregation's masks from AES-128-CTR."""
 AES_CTR = "secagg-aes128-ctr"
 """Announced by a client that can mask with AES-128-CTR keystreams; a
 coordinator uses them in a round only when every selected site announced it

@@ -82,9 +82,12 @@ class Connection:
         self._send_lock = asyncio.Lock()
         self._work = work.WorkQueue(buffers)
         self._wire_state = "idle"
-        self._secure = SecureSite(
-            welcome.client_id, policy=policy, release=buffers.release
-        )
+        loop = asyncio.get_running_loop()
+
+        def release(arrays: NDArrays) -> None:  # from the thread that encodes
+            loop.call_soon_threadsafe(buffers.release, arrays)
+
+        self._secure = SecureSite(welcome.client_id, policy=policy, release=release)
 
     @classmethod
     async def open(

@@ -75,9 +75,10 @@ class SecureSite:
         name: the site's client id (its registered name), its party id.
         rng_bytes: a CSPRNG for keys, seeds and nonces (``os.urandom``).
         policy: whether it signs and verifies (signed rounds).
-        release: gives a global model's receive buffer back to its pool. With
-            it, a secure round keeps the ``fit``'s global model itself, without
-            a copy, and releases it once encoded; without it, it copies.
+        release: gives a global model's receive buffer back to its pool (from
+            the thread :meth:`step` runs in). With it, a secure round keeps the
+            ``fit``'s global model itself, without a copy, and releases it once
+            encoded; without it, it copies.
     """
 
     def __init__(
