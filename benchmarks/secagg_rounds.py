@@ -86,9 +86,11 @@ def _model(base: str, run_id: int) -> list[np.ndarray]:
             return [npz[k] for k in npz.files]
 
 
-def _session(
-    args: argparse.Namespace, secure: bool
-) -> tuple[dict[str, Any], float | None, list[np.ndarray]]:
+Session = tuple[dict[str, Any], float | None, list[np.ndarray]]
+"""One run's API record, its coordinator's peak RSS (MB) and its final model."""
+
+
+def _session(args: argparse.Namespace, secure: bool) -> Session:
     """Play one run on a fresh coordinator and sites; return it, the peak, the model."""
     signed = secure and args.signed
     port = _free_port()
@@ -162,9 +164,6 @@ def _certificate(folder: Path, site: str) -> tuple[str, ...]:
     (folder / f"{site}.key").write_bytes(leaf.key_pem())
     return ("--tls-cert", str(folder / f"{site}.crt"), "--tls-key",
             str(folder / f"{site}.key"), "--ca-file", str(folder / "ca.crt"))
-
-
-Session = tuple[dict[str, Any], "float | None", list[np.ndarray]]
 
 
 def _report(

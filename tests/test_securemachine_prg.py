@@ -7,6 +7,7 @@ masked input it reuses).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,10 +32,11 @@ from tests.test_securemachine import (
 )
 
 
+@dataclass
 class Recording(Harness):
     """A harness that notes the PRG each site was told."""
 
-    prgs: dict[ClientId, str] = {}
+    prgs: dict[ClientId, str] = field(default_factory=dict)
 
     def _deliver(self, client_id: ClientId, message: Message) -> None:
         if isinstance(message, SecaggSetup):
@@ -54,7 +56,6 @@ def _play_with(
         federated_evaluate=False,
     )
     harness = Recording(machine, _updates(params, SITES))
-    harness.prgs = {}
     machine.start_round(SITES)
     harness.run()
     (end,) = [e for e in machine.events() if isinstance(e, RoundFinished)]
