@@ -6,8 +6,12 @@ A mask is a keystream read as little-endian uint32 words, of one of two PRGs
 - ``chacha20``: ChaCha20 (RFC 8439) under the 256-bit seed, zero nonce;
 - ``aes128-ctr``: AES-128 in counter mode (NIST SP 800-38A) under the seed's
   first 16 bytes, counter block starting at zero and counting up as one
-  big-endian 128-bit integer. With AES instructions it is about 1.5 times
-  ChaCha20's speed (docs/privacy.md#cost).
+  big-endian 128-bit integer. Past its first two blocks it is read from
+  AES-GCM's encryption of zeros under a zero 96-bit IV, whose counter blocks
+  are the same (NIST SP 800-38D: block i is IV || i as a 32-bit big-endian
+  counter, from 2), so OpenSSL's stitched GCM code makes it; with AES
+  instructions that is about three times ChaCha20's speed
+  (docs/privacy.md#cost).
 
 Each seed is used for exactly one mask, so the fixed nonce or initial counter
 is safe: pairwise seeds are bound by HKDF (RFC 5869) to the run, the round and
@@ -18,16 +22,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers import (
-    Cipher,
-    CipherContext,
-    algorithms,
-    modes,
-)
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from fednet.secagg.errors import SecAggError
@@ -40,9 +40,10 @@ PRGS = (CHACHA20, AES128_CTR)
 """The keystream PRGs a round can use; ChaCha20 is every release's default."""
 # 2^16 words (256 KiB) per chunk stays in cache and measured fastest.
 CHUNK = 1 << 16
-# The 32-bit ChaCha20 block counter allows 2^32 blocks of 16 words (AES-CTR's
-# 128-bit counter allows more).
+# The 32-bit ChaCha20 block counter allows 2^32 blocks of 16 words; AES-CTR
+# read from GCM allows its two blocks plus GCM's 2^32 - 2 blocks of 4 words.
 MAX_LENGTH = 1 << 34
+_HEAD = 32  # bytes: AES-CTR's counter blocks 0 and 1, before GCM's first
 _ZEROS = memoryview(bytes(4 * CHUNK))
 _DOMAIN = b"fednet-secagg-v1"
 _BIG_ENDIAN = not np.little_endian
@@ -155,14 +156,48 @@ def derive_mask_seed(
     )
 
 
-def _encryptor(seed: bytes, prg: str) -> CipherContext:
+class _Keystream(Protocol):
+    """XOR a PRG's next keystream bytes into a buffer (a cipher context's API)."""
+
+    def update_into(self, data: memoryview, buf: memoryview) -> int: ...
+
+
+class _AesCtr:
+    """AES-128-CTR from counter 0: two blocks of CTR, then GCM's keystream.
+
+    GCM encrypts block i (i >= 2) of a message under a 96-bit IV with the
+    counter block IV || i, so under a zero IV its ciphertext of zeros is
+    CTR's keystream from block 2 for as long as i fits 32 bits, which
+    :data:`MAX_LENGTH` keeps. Its tag is never computed.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        ctr = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
+        self._head = memoryview(ctr.update(bytes(_HEAD)))
+        self._body = Cipher(algorithms.AES(key), modes.GCM(bytes(12))).encryptor()
+
+    def update_into(self, data: memoryview, buf: memoryview) -> int:
+        """Write ``data`` XOR the next keystream bytes into ``buf``."""
+        size = len(data)
+        first = min(size, len(self._head))
+        if first:
+            head = np.frombuffer(self._head[:first], dtype=np.uint8)
+            np.bitwise_xor(np.frombuffer(data[:first], dtype=np.uint8), head,
+                           out=np.frombuffer(buf[:first], dtype=np.uint8))
+            self._head = self._head[first:]
+        if size > first:
+            self._body.update_into(data[first:], buf[first:size])
+        return size
+
+
+def _encryptor(seed: bytes, prg: str) -> _Keystream:
     """Return a keystream generator of the PRG keyed by the seed."""
     if not isinstance(seed, bytes) or len(seed) != SEED_BYTES:
         raise SecAggError(f"seed must be {SEED_BYTES} bytes")
     if prg == CHACHA20:
         return Cipher(algorithms.ChaCha20(seed, bytes(16)), mode=None).encryptor()
     if prg == AES128_CTR:
-        return Cipher(algorithms.AES(seed[:16]), modes.CTR(bytes(16))).encryptor()
+        return _AesCtr(seed[:16])
     raise SecAggError(f"unknown PRG {prg!r:.40}")
 
 

@@ -114,7 +114,13 @@ def in_range(work: F64, clip: float) -> bool:
 def _encode(
     work: F64, clip: float, top: int, out: U32, rng: np.random.Generator | None
 ) -> None:
-    """Map values in [-clip, clip] to [0, top] and write them into ``out``."""
+    """Map values in [-clip, clip] to [0, top] and write them into ``out``.
+
+    Rounded to nearest, no value leaves [0, top]: rounding is monotone, so
+    x + clip lies in [0, 2 clip] and times the scale at most a float64 ulp
+    past ``top`` (below 2^32), which rint brings back. Stochastic rounding
+    adds up to 1 and is clipped.
+    """
     work += clip
     work *= top / (2.0 * clip)
     if rng is None:
@@ -122,7 +128,7 @@ def _encode(
     else:
         work += rng.random(work.shape)
         np.floor(work, out=work)
-    np.clip(work, 0, top, out=work)
+        np.clip(work, 0, top, out=work)
     out[...] = work
 
 

@@ -45,6 +45,20 @@ def test_aes_ctr_mask_is_aes_of_a_big_endian_counter_from_zero() -> None:
     assert np.count_nonzero(chacha == expected) < 5
 
 
+@pytest.mark.parametrize("length", [1, 3, 7, 8, 9, 13, CHUNK - 1])
+def test_aes_ctr_mask_of_any_length_starts_at_counter_zero(length: int) -> None:
+    """Short masks too: ending inside, at and just past the first two blocks.
+
+    Those two blocks come from CTR and the rest from GCM's counter blocks
+    (which start at 2), so each length meets that seam differently.
+    """
+    encrypt = Cipher(algorithms.AES(SEED[:16]), modes.ECB()).encryptor()
+    blocks = (i.to_bytes(16, "big") for i in range(length // 4 + 1))
+    stream = b"".join(encrypt.update(b) for b in blocks)
+    expected = np.frombuffer(stream[: 4 * length], "<u4")
+    np.testing.assert_array_equal(expand_seed(SEED, length, AES128_CTR), expected)
+
+
 def test_same_seed_same_mask_and_prefix_property() -> None:
     """One seed always gives the same words; a shorter mask is a prefix."""
     np.testing.assert_array_equal(expand_seed(SEED, 1000), expand_seed(SEED, 1000))

@@ -62,6 +62,21 @@ def test_full_scale_inputs_do_not_wrap() -> None:
         )
 
 
+@settings(max_examples=200, deadline=None)
+@given(clip=st.floats(1e-30, 1e30), n=st.integers(1, 1 << 16))
+def test_the_ends_of_the_range_encode_to_zero_and_the_top(clip: float, n: int) -> None:
+    """-clip and clip (and their neighbours inside) land in [0, M], never past.
+
+    Any clip, not only a power of two, and any n: a value past M would carry
+    into the next summand's bits of the ring sum.
+    """
+    top = (2**32 - 1) // n
+    edge = np.array([-clip, np.nextafter(-clip, 0), np.nextafter(clip, 0), clip])
+    encoded = quantize([edge], clip, n)[0]
+    assert encoded[0] == 0 and encoded[-1] == top
+    assert encoded.max() <= top
+
+
 def test_fewer_summands_after_dropout_decode_with_summands() -> None:
     """Seven of ten planned summands decode with summands=7."""
     n, clip = 10, 1.0
