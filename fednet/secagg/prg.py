@@ -44,6 +44,9 @@ CHUNK = 1 << 16
 # read from GCM allows its two blocks plus GCM's 2^32 - 2 blocks of 4 words.
 MAX_LENGTH = 1 << 34
 _HEAD = 32  # bytes: AES-CTR's counter blocks 0 and 1, before GCM's first
+# cryptography before 43 wants room for one block (16 bytes) less a byte
+# beyond the data in ``update_into``'s buffer, even in counter modes.
+_SLACK = 4  # words
 _ZEROS = memoryview(bytes(4 * CHUNK))
 _DOMAIN = b"fednet-secagg-v1"
 _BIG_ENDIAN = not np.little_endian
@@ -95,13 +98,13 @@ def add_masks(
         if sign not in (1, -1):
             raise SecAggError(f"sign must be 1 or -1, got {sign!r}")
         streams.append((_encryptor(seed, prg), np.add if sign == 1 else np.subtract))
-    words = np.empty(min(acc.size, CHUNK), dtype=np.uint32)
+    words = np.empty(min(acc.size, CHUNK) + _SLACK, dtype=np.uint32)
     view = words.data.cast("B")
     for start in range(0, acc.size, CHUNK):
         part = acc[start : start + CHUNK]
         count = part.size
         for encryptor, op in streams:
-            encryptor.update_into(_ZEROS[: 4 * count], view[: 4 * count])
+            encryptor.update_into(_ZEROS[: 4 * count], view[: 4 * (count + _SLACK)])
             if _BIG_ENDIAN:
                 words.byteswap(inplace=True)
             op(part, words[:count], out=part)
@@ -177,7 +180,7 @@ class _AesCtr:
         self._body = Cipher(algorithms.AES(key), modes.GCM(bytes(12))).encryptor()
 
     def update_into(self, data: memoryview, buf: memoryview) -> int:
-        """Write ``data`` XOR the next keystream bytes into ``buf``."""
+        """Write ``data`` XOR the next keystream bytes into ``buf`` (a block longer)."""
         size = len(data)
         first = min(size, len(self._head))
         if first:
@@ -186,7 +189,7 @@ class _AesCtr:
                            out=np.frombuffer(buf[:first], dtype=np.uint8))
             self._head = self._head[first:]
         if size > first:
-            self._body.update_into(data[first:], buf[first:size])
+            self._body.update_into(data[first:], buf[first:])
         return size
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from fednet.secagg import prg as prg_module
 from fednet.secagg.errors import SecAggError
 from fednet.secagg.context import RoundContext
 from fednet.secagg.prg import (
@@ -57,6 +58,33 @@ def test_aes_ctr_mask_of_any_length_starts_at_counter_zero(length: int) -> None:
     stream = b"".join(encrypt.update(b) for b in blocks)
     expected = np.frombuffer(stream[: 4 * length], "<u4")
     np.testing.assert_array_equal(expand_seed(SEED, length, AES128_CTR), expected)
+
+
+@pytest.mark.parametrize("prg", PRGS)
+def test_keystream_buffers_leave_room_for_a_block(
+    prg: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ``update_into`` gets a buffer 15 bytes longer than its data.
+
+    cryptography before 43 (``>=42`` is allowed) refuses a shorter one, even
+    in counter modes; later versions accept either.
+    """
+    made = prg_module._encryptor
+
+    class Strict:
+        def __init__(self, seed: bytes, name: str) -> None:
+            self.inner = made(seed, name)
+
+        def update_into(self, data: memoryview, buf: memoryview) -> int:
+            assert len(buf) >= len(data) + 15
+            return self.inner.update_into(data, buf)
+
+    monkeypatch.setattr(prg_module, "_encryptor", Strict)
+    length = CHUNK + 5
+    acc = np.zeros(length, dtype=np.uint32)
+    add_masks(acc, [(SEED, 1)], prg)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(acc, expand_seed(SEED, length, prg))
 
 
 def test_same_seed_same_mask_and_prefix_property() -> None:
