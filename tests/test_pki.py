@@ -120,7 +120,8 @@ def test_ca_and_leaves_carry_what_tls_needs(ca_dir: Path) -> None:
     verifier = PolicyBuilder().store(Store([ca]))
     chain = verifier.build_server_verifier(x509.DNSName("localhost")).verify(host, [])
     assert chain[-1] == ca
-    assert verifier.build_client_verifier().verify(site, []).subjects
+    if hasattr(verifier, "build_client_verifier"):  # cryptography 43 and later
+        assert verifier.build_client_verifier().verify(site, []).subjects
 
 
 def test_mutual_tls_handshake_with_the_ca_names_the_site(ca_dir: Path) -> None:
