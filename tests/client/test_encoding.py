@@ -7,6 +7,8 @@ import asyncio
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from fednet.client import work
 from fednet.client.encoding import CHUNK, encode_delta
@@ -50,6 +52,34 @@ def test_encode_delta_at_and_beyond_the_clip_range(weight: float) -> None:
     delta = np.clip(new.astype(np.float64), -1.0, 1.0) * weight
     np.testing.assert_array_equal(out, quantize([delta], 1.0, 4)[0])
     assert clipped == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    clip=st.floats(2.0**-20, 2.0**20, width=32),
+    weight=st.floats(1e-9, 1.0),
+    n=st.integers(1, 1 << 16),
+)
+@example(clip=1.0, weight=1.0, n=1)
+@example(clip=0.75, weight=1.0, n=3)
+@example(clip=3.0, weight=1.0, n=10)
+def test_weighted_changes_at_the_clip_range_stay_in_the_ring_range(
+    clip: float, weight: float, n: int
+) -> None:
+    """Any clip, weight up to 1 and n: codes stay in [0, M] (none carries).
+
+    The fast path skips the range check after weighting and the clipping
+    pass after rounding; this is what it relies on.
+    """
+    top = (2**32 - 1) // n
+    old = np.zeros(4, np.float32)
+    new = np.array([-clip, clip, -3 * clip, 3 * clip], np.float32)
+    out, clipped = encode_delta(new, old, clip, weight, n)
+    assert clipped == 2
+    assert int(out.max()) <= top
+    assert out[0] == out[2] and out[1] == out[3]
+    if weight == 1.0:
+        assert out[0] == 0 and out[1] == top
 
 
 def test_a_reply_is_encoded_whole_whether_text_or_binary() -> None:
